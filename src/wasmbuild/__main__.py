@@ -1,0 +1,3 @@
+from wasmbuild.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,115 @@
+"""The cache directory: downloads, toolchains, sources, build trees, compiled wasm modules.
+
+Every entry is a directory that is valid only when it holds a stamp written last (`.wasmbuild-stamp.json`)
+whose key matches the hash of the entry's inputs. A run that finds an entry without a valid stamp (an
+interrupted earlier run, a changed input) deletes it and builds it again. Failed steps delete their entry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from wasmbuild.errors import LockError
+
+STAMP_NAME = ".wasmbuild-stamp.json"
+CACHEDIR_TAG = (
+    "Signature: 8a477f597d28d172789f06886806bc55\n"
+    "# This file is a cache directory tag created by wasmbuild.\n"
+    "# For information about cache directory tags, see https://bford.info/cachedir/\n"
+)
+
+
+def default_cache_dir() -> Path:
+    if env := os.environ.get("WASMBUILD_CACHE_DIR"):
+        return Path(env).expanduser().resolve()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return (Path(base) / "wasmbuild").resolve()
+
+
+def ensure_cache_root(root: Path) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    tag = root / "CACHEDIR.TAG"
+    if not tag.exists():
+        tmp = tag.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(CACHEDIR_TAG)
+        tmp.replace(tag)
+    return root
+
+
+def hash_key(data: Any) -> str:
+    """A stable hash of JSON-serialisable inputs (dict order does not matter)."""
+    blob = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_stamp(entry: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((entry / STAMP_NAME).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def is_valid(entry: Path, key: str) -> bool:
+    stamp = read_stamp(entry)
+    return bool(stamp) and stamp.get("key") == key
+
+
+def write_stamp(entry: Path, key: str, **extra: Any) -> None:
+    tmp = entry / (STAMP_NAME + ".tmp")
+    tmp.write_text(json.dumps({"key": key, **extra}, sort_keys=True, indent=1))
+    tmp.replace(entry / STAMP_NAME)
+
+
+def remove_tree(path: Path) -> None:
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path)
+
+
+@contextlib.contextmanager
+def fresh_entry(entry: Path, key: str, **stamp_extra: Any) -> Iterator[Path]:
+    """Create `entry` from scratch; stamp it on success, delete it on any failure (Ctrl-C included)."""
+    remove_tree(entry)
+    entry.mkdir(parents=True)
+    try:
+        yield entry
+    except BaseException:
+        remove_tree(entry)
+        raise
+    write_stamp(entry, key, **stamp_extra)
+
+
+@contextlib.contextmanager
+def lock(root: Path, name: str = "wasmbuild") -> Iterator[None]:
+    """An exclusive, non-blocking lock so two runs never write the same cache at once."""
+    ensure_cache_root(root)
+    path = root / f".{name}.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LockError(
+                f"another wasmbuild run is using the cache {root}",
+                hint="wait for it to finish, or use another --cache-dir",
+            ) from None
+        yield
+    finally:
+        os.close(fd)

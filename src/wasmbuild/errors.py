@@ -1,0 +1,84 @@
+"""One exception hierarchy; each error carries the exit code and a message that says what to do.
+
+The CLI catches `WasmbuildError` in one place (cli.main) and prints `error: <message>`.
+"""
+
+from __future__ import annotations
+
+
+class WasmbuildError(Exception):
+    """Base class: a failure the user can act on."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        self.hint = hint
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        message = super().__str__()
+        return f"{message}\n  hint: {self.hint}" if self.hint else message
+
+
+class UsageError(WasmbuildError):
+    """Bad command line: unknown version, target, option."""
+
+    exit_code = 2
+
+
+class RecipeError(WasmbuildError):
+    """A recipe or toolchain manifest is malformed; the message names the file and the YAML path."""
+
+    exit_code = 3
+
+
+class DownloadError(WasmbuildError):
+    """No route delivered the expected bytes."""
+
+    exit_code = 4
+
+
+class ChecksumError(DownloadError):
+    """Bytes arrived but their sha256 or size is not the pinned one."""
+
+
+class ToolchainError(WasmbuildError):
+    """A toolchain could not be provisioned or is unusable."""
+
+    exit_code = 5
+
+
+class MissingToolError(WasmbuildError):
+    """A host tool (cc, make, ...) is not installed."""
+
+    exit_code = 5
+
+
+class PatchError(WasmbuildError):
+    """A patch no longer applies."""
+
+    exit_code = 6
+
+
+class BuildError(WasmbuildError):
+    """A build command failed; the message names the log file."""
+
+    exit_code = 7
+
+
+class ArchiveError(WasmbuildError):
+    """An archive is unsafe (members leaving the tree) or unreadable."""
+
+    exit_code = 8
+
+
+class SmokeTestError(WasmbuildError):
+    """The built artifact does not behave."""
+
+    exit_code = 9
+
+
+class LockError(WasmbuildError):
+    """Another wasmbuild run holds the cache lock."""
+
+    exit_code = 10

@@ -1,0 +1,240 @@
+"""WASI SDK: the official release tarball, the same SDK assembled from pinned Debian packages, or a local one.
+
+All routes give one layout: `bin/clang`, `bin/clang++`, `bin/clang-cpp`, `bin/wasm-ld`, `bin/llvm-ar`,
+`bin/ranlib`, `bin/llvm-strip`, `share/wasi-sysroot/{include,lib}`.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+from wasmbuild import cache, log
+from wasmbuild.archive import extract_tarball
+from wasmbuild.debian import extract_deb
+from wasmbuild.download import DownloadError, Sources, fetch
+from wasmbuild.errors import ChecksumError, ToolchainError, UsageError
+from wasmbuild.recipe import DebPackage, Download, ToolchainManifest
+from wasmbuild.toolchain import ROUTES, Toolchain, host_platform
+
+# Bump when the code that arranges a provisioned SDK changes, so cached SDKs are rebuilt.
+LAYOUT_VERSION = 1
+TARGET = "wasm32-wasip1"
+REQUIRED = ("bin/clang", "bin/wasm-ld", "bin/llvm-ar", "bin/ranlib", "share/wasi-sysroot")
+TOOL_LINKS = {
+    "wasm-ld": "lld",
+    "llvm-ar": "llvm-ar",
+    "ranlib": "llvm-ranlib",
+    "llvm-ranlib": "llvm-ranlib",
+    "llvm-strip": "llvm-strip",
+    "llvm-nm": "llvm-nm",
+    "llvm-objdump": "llvm-objdump",
+}
+WRAPPER = """#!/bin/sh
+# wasmbuild: Debian's clang defaults to the host target; this SDK's {name} targets WASI.
+sdk=$(cd "$(dirname "$0")/.." && pwd)
+exec "$sdk/{llvm}/bin/{name}" --target={target} --sysroot="$sdk/share/wasi-sysroot" "$@"
+"""
+
+
+def check_layout(path: Path, label: str) -> None:
+    missing = [p for p in REQUIRED if not (path / p).exists()]
+    if missing:
+        raise ToolchainError(
+            f"{label} at {path} is not a WASI SDK: missing {', '.join(missing)}",
+            hint="point WASI_SDK_PATH at an extracted wasi-sdk release (it has bin/clang and "
+            "share/wasi-sysroot), or unset it to let wasmbuild provision one",
+        )
+
+
+def sanity_check(sdk: Path) -> str:
+    """Compile and link a tiny program; return `clang --version`'s first line."""
+    clang = sdk / "bin" / "clang"
+    try:
+        version = subprocess.run([clang, "--version"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError) as exc:
+        detail = getattr(exc, "stderr", "") or str(exc)
+        raise ToolchainError(f"{clang} does not run: {detail.strip()}", hint=_ldd_hint(sdk)) from None
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "t.c"
+        src.write_text('#include <stdio.h>\nint main(void) { puts("ok"); return 0; }\n')
+        proc = subprocess.run(
+            [clang, f"--target={TARGET}", f"--sysroot={sdk / 'share' / 'wasi-sysroot'}", "-O2", src,
+             "-o", Path(tmp) / "t.wasm"],
+            capture_output=True, text=True,
+        )
+        if proc.returncode != 0 or not (Path(tmp) / "t.wasm").exists():
+            raise ToolchainError(
+                f"the WASI SDK at {sdk} cannot compile a test program:\n{proc.stderr.strip()}",
+                hint=_ldd_hint(sdk),
+            )
+    return version.splitlines()[0] if version else "unknown"
+
+
+def _ldd_hint(sdk: Path) -> str:
+    missing = set()
+    for exe in (sdk / "bin").glob("*"):
+        real = exe.resolve()
+        if not real.is_file() or real.read_bytes()[:4] != b"\x7fELF":
+            continue
+        try:
+            out = subprocess.run(["ldd", real], capture_output=True, text=True).stdout
+        except OSError:
+            continue
+        missing |= {line.split()[0] for line in out.splitlines() if "not found" in line}
+    if missing:
+        return f"shared libraries not found: {', '.join(sorted(missing))}; install them with your package manager"
+    return "remove the SDK's cache folder and try again, or use --wasi-sdk-route"
+
+
+def _arrange_debian(root: Path, sdk: Path, arch_triple: str) -> None:
+    """Turn extracted Debian packages (root/usr/...) into a WASI-SDK-shaped folder."""
+    llvm_dirs = sorted((root / "usr" / "lib").glob("llvm-*"))
+    if not llvm_dirs:
+        raise ToolchainError("the Debian packages hold no usr/lib/llvm-*: wrong package list in the manifest")
+    llvm = llvm_dirs[-1]
+    major = llvm.name.split("-", 1)[1]
+    llvm_rel = llvm.relative_to(sdk).as_posix()
+    # Pitfall: RUNPATH is $ORIGIN/../lib, which lacks libLLVM; link it there.
+    for lib in (root / "usr" / "lib" / arch_triple).glob("libLLVM*.so*"):
+        link = llvm / "lib" / lib.name
+        if not link.exists():
+            link.symlink_to(os.path.relpath(lib, link.parent))
+    # Pitfall: Debian's clang execs wasm-ld-<major>; give it one next to clang.
+    (llvm / "bin" / f"wasm-ld-{major}").symlink_to("lld")
+    # Pitfall: clang looks for builtins in lib/<os>p1; Debian ships lib/wasi.
+    for builtins in (llvm / "lib" / "clang").glob("*/lib"):
+        if (builtins / "wasi").is_dir() and not (builtins / "wasip1").exists():
+            (builtins / "wasip1").symlink_to("wasi")
+    sysroot = sdk / "share" / "wasi-sysroot"
+    for kind in ("include", "lib", "share"):
+        (sysroot / kind).mkdir(parents=True, exist_ok=True)
+        for entry in sorted((root / "usr" / kind).glob("wasm32-wasi*")):
+            entry.rename(sysroot / kind / entry.name)
+    if not (sysroot / "lib" / "wasm32-wasi" / "libc.a").exists():
+        raise ToolchainError("the Debian packages hold no wasm32-wasi libc.a: wrong package list in the manifest")
+    bindir = sdk / "bin"
+    bindir.mkdir()
+    for name in ("clang", "clang++", "clang-cpp"):
+        wrapper = bindir / name
+        wrapper.write_text(WRAPPER.format(name=name, llvm=llvm_rel, target=TARGET))
+        wrapper.chmod(0o755)
+    for name, real in TOOL_LINKS.items():
+        (bindir / name).symlink_to(os.path.relpath(llvm / "bin" / real, bindir))
+
+
+def _deb_download(pkg: DebPackage, mirror: str | None) -> Download:
+    if not mirror:
+        raise ToolchainError(
+            "the Debian route needs a Debian mirror and none is configured",
+            hint="set --debian-mirror / WASMBUILD_DEBIAN_MIRROR, or configure apt",
+        )
+    return Download(url=f"{mirror.rstrip('/')}/{pkg.path}", sha256=pkg.sha256, size=pkg.size)
+
+
+def provision_debian(manifest: ToolchainManifest, cache_root: Path, sources: Sources) -> Toolchain:
+    plat = host_platform()
+    if not manifest.debian_packages or manifest.debian_platform != plat:
+        raise ToolchainError(
+            f"{manifest.file.name}: the Debian route serves {manifest.debian_platform}, this host is {plat}",
+            hint="use the release route or set WASI_SDK_PATH",
+        )
+    key = cache.hash_key({"layout": LAYOUT_VERSION, "packages": [p.__dict__ for p in manifest.debian_packages]})
+    entry = cache_root / "toolchains" / f"{manifest.name}-{manifest.version}-debian-{key[:12]}"
+    inputs = [
+        {"name": p.filename, "package": p.name, "version": p.version, "suite": p.suite, "sha256": p.sha256,
+         "size": p.size, "route": "debian", "url": f"debian:{p.path}"}
+        for p in manifest.debian_packages
+    ]
+    if cache.is_valid(entry, key):
+        return Toolchain(manifest.name, manifest.version, entry, "debian", manifest.components, inputs)
+    debs = []
+    # The deb's own url is the mirror; a local mirror directory may hold it too.
+    deb_sources = Sources(mirror_dir=sources.mirror_dir, debian_mirror=None, upstream=True)
+    for pkg in manifest.debian_packages:
+        debs.append(fetch(_deb_download(pkg, sources.debian_mirror), cache_root, deb_sources).path)
+    arch_triple = {"amd64": "x86_64-linux-gnu", "arm64": "aarch64-linux-gnu"}[manifest.debian_arch or "amd64"]
+    with cache.fresh_entry(entry, key, route="debian") as sdk:
+        root = sdk / "debian-root"
+        for deb in debs:
+            extract_deb(deb, root)
+        _arrange_debian(root, sdk, arch_triple)
+        clang = sanity_check(sdk)
+        log.info(f"  assembled WASI SDK from {len(debs)} Debian packages: {clang}")
+    return Toolchain(manifest.name, manifest.version, entry, "debian", manifest.components, inputs)
+
+
+def provision_release(manifest: ToolchainManifest, cache_root: Path, sources: Sources) -> Toolchain:
+    plat = host_platform()
+    assets = [a for a in manifest.release if a.platform == plat]
+    if not assets:
+        have = ", ".join(a.platform for a in manifest.release) or "none"
+        raise ToolchainError(
+            f"{manifest.file.name}: no pinned release of {manifest.name} {manifest.version} for {plat} "
+            f"(pinned: {have})",
+            hint="use the Debian route (--wasi-sdk-route debian) or set WASI_SDK_PATH",
+        )
+    asset = assets[0]
+    key = cache.hash_key({"layout": LAYOUT_VERSION, "sha256": asset.download.sha256})
+    entry = cache_root / "toolchains" / f"{manifest.name}-{manifest.version}-release-{key[:12]}"
+    record = {"name": asset.download.name, "sha256": asset.download.sha256, "size": asset.download.size}
+    if cache.is_valid(entry, key):
+        stamp = cache.read_stamp(entry) or {}
+        inputs = [{**record, "route": stamp.get("fetch_route", "cache"), "url": stamp.get("url", asset.download.url)}]
+        return Toolchain(manifest.name, manifest.version, entry, "release", manifest.components, inputs)
+    release_sources = Sources(mirror_dir=sources.mirror_dir, debian_mirror=None, upstream=sources.upstream)
+    got = fetch(asset.download, cache_root, release_sources)
+    with cache.fresh_entry(entry, key, route="release", fetch_route=got.route, url=got.url) as sdk:
+        extract_tarball(got.path, sdk, strip_components=asset.strip_components)
+        check_layout(sdk, "the release archive")
+        clang = sanity_check(sdk)
+        log.info(f"  installed WASI SDK release: {clang}")
+    inputs = [{**record, "route": got.route, "url": got.url}]
+    return Toolchain(manifest.name, manifest.version, entry, "release", manifest.components, inputs)
+
+
+def provision_path(manifest: ToolchainManifest, path: Path) -> Toolchain:
+    path = path.expanduser().resolve()
+    check_layout(path, "WASI_SDK_PATH")
+    clang = sanity_check(path)
+    return Toolchain(
+        manifest.name, f"local ({clang})", path, "path", {},
+        [{"name": "WASI_SDK_PATH", "path": str(path), "clang": clang, "route": "path"}],
+    )
+
+
+def provision(manifest: ToolchainManifest, cache_root: Path, sources: Sources, route: str = "auto",
+              sdk_path: Path | None = None) -> Toolchain:
+    if route not in ROUTES:
+        raise UsageError(f"unknown toolchain route '{route}'", hint=f"choose one of: {', '.join(ROUTES)}")
+    sdk_path = sdk_path or (Path(os.environ["WASI_SDK_PATH"]) if os.environ.get("WASI_SDK_PATH") else None)
+    if route == "path" or (route == "auto" and sdk_path):
+        if not sdk_path:
+            raise UsageError("--wasi-sdk-route path needs WASI_SDK_PATH or --wasi-sdk-path")
+        return provision_path(manifest, sdk_path)
+    if route == "release":
+        return provision_release(manifest, cache_root, sources)
+    if route == "debian":
+        return provision_debian(manifest, cache_root, sources)
+    # auto: the upstream release where one is pinned for this host and reachable, else Debian.
+    errors = []
+    if sources.upstream or sources.mirror_dir:
+        try:
+            return provision_release(manifest, cache_root, sources)
+        except ChecksumError:
+            raise
+        except (ToolchainError, DownloadError) as exc:
+            errors.append(f"release route: {exc}")
+            log.info("  release route unavailable; trying the Debian route")
+    try:
+        return provision_debian(manifest, cache_root, sources)
+    except (ToolchainError, DownloadError) as exc:
+        errors.append(f"debian route: {exc}")
+    raise ToolchainError(
+        f"could not provision {manifest.name} {manifest.version}:\n" + "\n".join(f"  - {e}" for e in errors),
+        hint="set WASI_SDK_PATH to an installed WASI SDK, or give --mirror-dir / --debian-mirror",
+    )
+
+
