@@ -1,0 +1,57 @@
+"""Thin sessions: each parses its arguments and calls wasmbuild (everything is also `python -m wasmbuild`)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import nox
+
+nox.options.reuse_venv = "yes"
+nox.options.sessions = ["build-wasi", "tests"]
+ROOT = Path(__file__).parent
+
+
+def _install(session: nox.Session, extras: str = "") -> None:
+    """Install wasmbuild (editable) once per pyproject.toml content: a warm run does not re-resolve."""
+    spec = f".[{extras}]" if extras else "."
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + spec.encode()).hexdigest()
+    marker = Path(session.virtualenv.location) / ".wasmbuild-installed"
+    if marker.is_file() and marker.read_text() == digest:
+        return
+    session.install("-e", spec)
+    marker.write_text(digest)
+
+
+@nox.session(name="build-wasi")
+def build_wasi(session: nox.Session) -> None:
+    """Build, package and smoke-test CPython for wasm32-wasip1 into dist/ (args: --python 3.13 ...)."""
+    _install(session)
+    session.run("python", "-m", "wasmbuild", "build", "--target", "wasi", *session.posargs)
+
+
+@nox.session(name="run")
+def run(session: nox.Session) -> None:
+    """Run a built artifact: nox -s run -- dist/cpython-...tar.gz -- -c 'print(1)'."""
+    _install(session)
+    session.run("python", "-m", "wasmbuild", "run", *session.posargs)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Unit tests, then integration tests (real build + artifact). Args go to pytest."""
+    _install(session, "dev")
+    session.run("python", "-m", "pytest", *(session.posargs or ["tests"]))
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    _install(session, "dev")
+    session.run("ruff", "check", "src", "tests", "noxfile.py")
+
+
+@nox.session(name="bench-wasi")
+def bench_wasi(session: nox.Session) -> None:
+    """Print `-c pass` timings (module compile cold, cached, in-process) for a built WASI artifact."""
+    _install(session)
+    session.run("python", "-m", "wasmbuild", "bench", *session.posargs)

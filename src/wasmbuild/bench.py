@@ -1,0 +1,49 @@
+"""Benchmarks print numbers; they never assert on time."""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from wasmbuild import cache
+from wasmbuild.runner import _engine, guest_env, load_module, run_wasm, unpack_artifact
+
+
+def bench_wasi(artifact: Path, runs: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="wasmbuild-bench-") as tmp:
+        cache_root = Path(tmp) / "cache"
+        root = unpack_artifact(artifact, cache_root)
+        wasm = root / "python.wasm"
+        engine = _engine()
+        start = time.perf_counter()
+        load_module(engine, wasm, cache_root)
+        compile_s = time.perf_counter() - start
+        start = time.perf_counter()
+        load_module(engine, wasm, cache_root)
+        deserialize_s = time.perf_counter() - start
+        work = Path(tmp) / "work"
+        work.mkdir()
+        times = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            code = run_wasm(wasm, ["python", "-c", "pass"], cache_root, dirs=[(work, "/"), (root / "lib", "/lib")],
+                            env=guest_env())
+            times.append(time.perf_counter() - start)
+            assert code == 0, f"-c pass exited {code}"
+        cli = []
+        for _ in range(max(1, runs // 2)):
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "wasmbuild", "run", "--cache-dir", str(cache_root), str(artifact),
+                            "--", "-c", "pass"], check=True, cwd=work)
+            cli.append(time.perf_counter() - start)
+    print(f"artifact:                 {artifact} (python.wasm {wasm.stat().st_size / 1e6:.1f} MB, "
+          f"sha256 {cache.sha256_file(artifact)[:16]})")
+    print(f"compile module (cold):    {compile_s:.2f} s")
+    print(f"load serialized module:   {deserialize_s:.3f} s")
+    print(f"-c pass in-process warm:  median {statistics.median(times) * 1000:.0f} ms "
+          f"(min {min(times) * 1000:.0f}, max {max(times) * 1000:.0f}, n={runs}; includes module load)")
+    print(f"`wasmbuild run -c pass`:  median {statistics.median(cli) * 1000:.0f} ms (whole CLI process, cached module)")

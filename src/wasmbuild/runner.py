@@ -1,0 +1,168 @@
+"""Run a WASI python.wasm in-process with wasmtime's Python API.
+
+Pitfalls handled here (../shared/NOTES.md): an 8 MiB `max_wasm_stack` (what CPython's own runner uses)
+aborts the process unless the async stack size is raised first (the wheel has no setter: we call the C
+function), and the guest runs on a thread with a big native stack. Compiling the module takes seconds;
+it is serialized into the cache keyed by the module's sha256, the wasmtime version and the config.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tarfile
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from wasmbuild import cache, log
+from wasmbuild.archive import safe_extract
+from wasmbuild.errors import ArchiveError, UsageError, WasmbuildError
+
+MAX_WASM_STACK = 8 * 1024 * 1024
+ASYNC_STACK = 16 * 1024 * 1024
+THREAD_STACK = 256 * 1024 * 1024
+CONFIG_ID = f"stack={MAX_WASM_STACK},async={ASYNC_STACK}"
+
+
+class RunError(WasmbuildError):
+    exit_code = 11
+
+
+def unpack_artifact(artifact: Path, cache_root: Path) -> Path:
+    """A directory holding python.wasm: the artifact itself, or its archive extracted into the cache."""
+    artifact = artifact.expanduser().resolve()
+    if artifact.is_dir():
+        if not (artifact / "python.wasm").is_file():
+            raise UsageError(f"{artifact} holds no python.wasm")
+        return artifact
+    if not artifact.is_file():
+        raise UsageError(f"artifact not found: {artifact}")
+    digest = cache.sha256_file(artifact)
+    entry = cache_root / "artifacts" / digest[:16]
+    if not cache.is_valid(entry, digest):
+        with cache.fresh_entry(entry, digest):
+            try:
+                with tarfile.open(artifact, "r:*") as tar:
+                    safe_extract(tar, entry, label=str(artifact))
+            except tarfile.TarError as exc:
+                raise ArchiveError(f"{artifact}: not a readable archive: {exc}") from None
+    found = [p.parent for p in entry.glob("*/python.wasm")]
+    if len(found) != 1:
+        raise ArchiveError(f"{artifact}: expected one <name>/python.wasm inside, found {len(found)}")
+    return found[0]
+
+
+def _engine():
+    import wasmtime
+
+    config = wasmtime.Config()
+    try:
+        from wasmtime import _ffi as ffi
+
+        setter = getattr(ffi, "wasmtime_config_async_stack_size_set", None) or \
+            ffi.dll.wasmtime_config_async_stack_size_set
+        setter(config.ptr(), ASYNC_STACK)
+    except (AttributeError, ImportError) as exc:  # pragma: no cover - depends on the wheel
+        raise RunError(f"this wasmtime wheel cannot raise the async stack size ({exc})",
+                       hint="install the pinned wasmtime version from pyproject.toml") from None
+    config.max_wasm_stack = MAX_WASM_STACK
+    return wasmtime.Engine(config)
+
+
+def load_module(engine, wasm: Path, cache_root: Path):
+    """Compile `wasm`, or load its serialized form from the cache."""
+    import wasmtime
+
+    version = getattr(wasmtime, "__version__", None) or _wasmtime_version()
+    key = cache.hash_key({"wasm": cache.sha256_file(wasm), "wasmtime": version, "config": CONFIG_ID})
+    compiled = cache_root / "wasmtime" / f"{key[:24]}.cwasm"
+    if compiled.is_file():
+        try:
+            return wasmtime.Module.deserialize_file(engine, str(compiled))
+        except wasmtime.WasmtimeError:
+            compiled.unlink(missing_ok=True)
+    module = wasmtime.Module.from_file(engine, str(wasm))
+    compiled.parent.mkdir(parents=True, exist_ok=True)
+    tmp = compiled.with_name(f".{compiled.name}.tmp-{os.getpid()}")
+    tmp.write_bytes(module.serialize())
+    tmp.replace(compiled)
+    return module
+
+
+def _wasmtime_version() -> str:
+    from importlib.metadata import version
+
+    return version("wasmtime")
+
+
+def run_wasm(wasm: Path, argv: Sequence[str], cache_root: Path, *, dirs: Sequence[tuple[Path, str]] = (),
+             env: dict[str, str] | None = None, stdout: Path | None = None, stderr: Path | None = None) -> int:
+    """Run `wasm` with `argv` (argv[0] included); return the guest's exit code."""
+    import wasmtime
+
+    engine = _engine()
+    module = load_module(engine, wasm, cache_root)
+    result: dict[str, object] = {}
+
+    def target() -> None:
+        try:
+            store = wasmtime.Store(engine)
+            wasi = wasmtime.WasiConfig()
+            wasi.argv = list(argv)
+            wasi.env = sorted((env or {}).items())
+            wasi.inherit_stdin()
+            if stdout:
+                wasi.stdout_file(str(stdout))
+            else:
+                wasi.inherit_stdout()
+            if stderr:
+                wasi.stderr_file(str(stderr))
+            else:
+                wasi.inherit_stderr()
+            for host, guest in dirs:
+                wasi.preopen_dir(str(host), guest)
+            store.set_wasi(wasi)
+            linker = wasmtime.Linker(engine)
+            linker.define_wasi()
+            instance = linker.instantiate(store, module)
+            sys.stdout.flush()
+            instance.exports(store)["_start"](store)
+            result["code"] = 0
+        except wasmtime.ExitTrap as exc:
+            result["code"] = exc.code
+        except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
+            result["trap"] = str(exc)
+        except BaseException as exc:  # noqa: BLE001 - reported to the caller's thread
+            result["error"] = exc
+
+    old = threading.stack_size()
+    threading.stack_size(THREAD_STACK)
+    try:
+        thread = threading.Thread(target=target, name="wasm-guest", daemon=True)
+        thread.start()
+    finally:
+        threading.stack_size(old)
+    thread.join()
+    if "error" in result:
+        raise result["error"]  # type: ignore[misc]
+    if "trap" in result:
+        log.info(f"wasm trap: {result['trap']}")
+        return 134
+    return int(result["code"])  # type: ignore[arg-type]
+
+
+def guest_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    return {"PYTHONHOME": "/", **(extra or {})}
+
+
+def run_artifact(artifact: Path, args: Sequence[str], cache_root: Path, *,
+                 dirs: Sequence[tuple[Path, str]] | None = None, env: dict[str, str] | None = None) -> int:
+    """`wasmbuild run`: the current directory as /, the artifact's lib/ at /lib (as python.sh does)."""
+    root = unpack_artifact(artifact, cache_root)
+    mounts = list(dirs) if dirs is not None else [(Path.cwd(), "/")]
+    mounts.append((root / "lib", "/lib"))
+    for host, _ in mounts:
+        if not Path(host).is_dir():
+            raise UsageError(f"--dir {host}: not a directory")
+    return run_wasm(root / "python.wasm", ["python", *args], cache_root, dirs=mounts, env=guest_env(env))

@@ -1,0 +1,98 @@
+"""Smoke test of a built artifact, run from the archive in dist/ (never from the build tree)."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+from wasmbuild import cache, log
+from wasmbuild.errors import SmokeTestError, UsageError
+from wasmbuild.recipe import Recipe, TargetOptions, project_root, select_recipe
+from wasmbuild.runner import guest_env, run_wasm, unpack_artifact
+
+IMPORT_SWEEP = """
+import importlib, json, sys
+failed = {}
+for name in sys.argv[1:]:
+    try:
+        importlib.import_module(name)
+    except BaseException as exc:
+        failed[name] = f"{type(exc).__name__}: {exc}"
+print(json.dumps(failed))
+"""
+
+
+def _run(root: Path, cache_root: Path, args: list[str], work: Path) -> tuple[int, str, str]:
+    out, err = work / "stdout.txt", work / "stderr.txt"
+    code = run_wasm(root / "python.wasm", ["python", *args], cache_root,
+                    dirs=[(work, "/"), (root / "lib", "/lib")], env=guest_env(), stdout=out, stderr=err)
+    return code, out.read_text(errors="replace"), err.read_text(errors="replace")
+
+
+def check_record(archive: Path, root: Path) -> dict:
+    """BUILD.json is the archive's first member and describes the python.wasm next to it."""
+    if archive.is_file():
+        with tarfile.open(archive, "r:*") as tar:
+            first = tar.next()
+            if first is not None and first.isdir():
+                first = tar.next()
+            if first is None or not first.name.endswith("/BUILD.json"):
+                raise SmokeTestError(f"{archive}: the first member is {first and first.name!r}, not BUILD.json")
+    record = json.loads((root / "BUILD.json").read_text())
+    wasm = record["artifact"]["python.wasm"]
+    actual = cache.sha256_file(root / "python.wasm")
+    if actual != wasm["sha256"]:
+        raise SmokeTestError(f"python.wasm sha256 {actual} does not match BUILD.json ({wasm['sha256']})")
+    return record
+
+
+def smoke_test(archive: Path, cache_root: Path, recipe: Recipe, target: TargetOptions) -> None:
+    with log.step(f"Smoke-test {archive.name}"):
+        root = unpack_artifact(archive, cache_root)
+        check_record(archive, root)
+        with tempfile.TemporaryDirectory(prefix="wasmbuild-smoke-") as tmp:
+            work = Path(tmp)
+            (work / "tmp").mkdir()
+            start = time.monotonic()
+            code, out, err = _run(root, cache_root, ["-c", "import sys; print(sys.version); print(sys.platform)"], work)
+            lines = out.splitlines()
+            if code != 0 or len(lines) < 2:
+                raise SmokeTestError(f"python.wasm -c failed (exit {code}):\n{out}{err}")
+            if not lines[0].startswith(recipe.version + " ") or lines[1] != "wasi":
+                raise SmokeTestError(f"expected CPython {recipe.version} on wasi, got {lines[0]!r} on {lines[1]!r}")
+            log.info(f"  ✓ {lines[0].split()[0]} on {lines[1]} ({time.monotonic() - start:.2f}s incl. module load)")
+
+            (work / "sweep.py").write_text(IMPORT_SWEEP)
+            code, out, err = _run(root, cache_root, ["/sweep.py", *target.smoke_imports], work)
+            if code != 0:
+                raise SmokeTestError(f"import sweep crashed (exit {code}):\n{out}{err}")
+            failed = json.loads(out.strip().splitlines()[-1])
+            if failed:
+                detail = "\n".join(f"    {k}: {v}" for k, v in sorted(failed.items()))
+                raise SmokeTestError(f"{len(failed)} of {len(target.smoke_imports)} modules failed to import:\n{detail}")
+            log.info(f"  ✓ {len(target.smoke_imports)} modules import")
+
+            if target.smoke_tests:
+                start = time.monotonic()
+                code, out, err = _run(root, cache_root, ["-m", "test", "--tempdir", "/tmp", "-q",
+                                                         *target.smoke_tests], work)
+                if code != 0:
+                    raise SmokeTestError(f"python -m test {' '.join(target.smoke_tests)} failed (exit {code}):\n"
+                                         f"{out[-3000:]}{err[-3000:]}")
+                summary = [line for line in out.splitlines() if line.startswith(("Result:", "Total tests:"))]
+                log.info(f"  ✓ -m test {' '.join(target.smoke_tests)}: {'; '.join(summary)} "
+                         f"({time.monotonic() - start:.1f}s)")
+
+
+def smoke_test_any(artifact: Path, cache_root: Path) -> None:
+    """Smoke-test an artifact on its own: its BUILD.json says which recipe and target it came from."""
+    root = unpack_artifact(artifact, cache_root)
+    record = json.loads((root / "BUILD.json").read_text())
+    recipe = select_recipe(project_root(), record["python"]["version"])
+    target = recipe.target(record["target"]["name"])
+    if target.triple != record["target"]["triple"]:
+        raise UsageError(f"{artifact}: target {record['target']['triple']} is not this recipe's {target.triple}")
+    smoke_test(artifact, cache_root, recipe, target)

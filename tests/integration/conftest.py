@@ -1,0 +1,36 @@
+"""Integration tests build for real (cached in the normal cache) and test the artifact from dist/."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "tests/integration" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)
+
+
+def wasmbuild(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT,
+              check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "wasmbuild", *args], cwd=cwd, env={**os.environ, **(env or {})},
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"wasmbuild {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def wasi_dist(tmp_path_factory) -> Path:
+    """Build (or reuse from the cache) the WASI artifact of the default version into a fresh dist/."""
+    dist = tmp_path_factory.mktemp("dist")
+    proc = wasmbuild("build", "--target", "wasi", "--dist-dir", str(dist))
+    sys.stderr.write(proc.stderr[-4000:])
+    return dist

