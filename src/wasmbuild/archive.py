@@ -65,11 +65,10 @@ def safe_extract(tar: tarfile.TarFile, dest: Path, *, strip_components: int = 0,
 
 def extract_tarball(path: Path, dest: Path, *, strip_components: int = 0) -> None:
     try:
-        tar = tarfile.open(path, "r:*")
-    except (tarfile.TarError, OSError, EOFError) as exc:
+        with tarfile.open(path, "r:*") as tar:
+            safe_extract(tar, dest, strip_components=strip_components, label=str(path))
+    except (tarfile.TarError, EOFError) as exc:
         raise ArchiveError(f"{path}: not a readable tar archive: {exc}") from None
-    with tar:
-        safe_extract(tar, dest, strip_components=strip_components, label=str(path))
 
 
 def _normalized_info(path: Path, arcname: str, mtime: int) -> tarfile.TarInfo:

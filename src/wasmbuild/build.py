@@ -49,7 +49,8 @@ class Context:
 
 def host_cc_version() -> str:
     cc = os.environ.get("CC", "cc").split()[0]
-    require_tool(cc, "to build the native build-python", "install a C compiler (Debian: apt-get install build-essential)")
+    require_tool(cc, "to build the native build-python",
+                 "install a C compiler (Debian: apt-get install build-essential)")
     out = subprocess.run([cc, "--version"], capture_output=True, text=True).stdout
     return out.splitlines()[0] if out else cc
 

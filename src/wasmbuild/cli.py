@@ -169,8 +169,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"bench": cmd_bench, "build": cmd_build, "toolchain": cmd_toolchain, "run": cmd_run, "smoke-test": cmd_smoke_test,
-            "versions": cmd_versions}
+COMMANDS = {"bench": cmd_bench, "build": cmd_build, "toolchain": cmd_toolchain, "run": cmd_run,
+            "smoke-test": cmd_smoke_test, "versions": cmd_versions}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -95,7 +95,9 @@ def _fetch_once(url: str, tmp: Path, sha256: str, size: int | None, label: str) 
                         if size is not None and got > size:
                             raise _Permanent(f"{url}: more than the expected {size} bytes")
             except requests.exceptions.RequestException as exc:
-                raise DownloadError(f"{url}: transfer interrupted after {got} bytes ({exc.__class__.__name__})") from None
+                raise DownloadError(
+                    f"{url}: transfer interrupted after {got} bytes ({exc.__class__.__name__})"
+                ) from None
             finally:
                 progress.close()
     try:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from wasmbuild.errors import RecipeError, UsageError
-from wasmbuild.schema import DOWNLOAD, Field, ListOf, MapOf, OneOf, Sha256, load_yaml, validate
+from wasmbuild.schema import DOWNLOAD, Field, ListOf, MapOf, Sha256, load_yaml, validate
 
 FORMAT = 1
 TARGETS = ("wasi", "emscripten")
@@ -292,5 +292,3 @@ def toolchain_file(root: Path, name: str) -> Path:
         raise RecipeError(f"toolchain manifest not found: {path}")
     return path
 
-
-_ = OneOf  # re-exported for manifests that need enumerations

@@ -44,11 +44,6 @@ class MapOf:
     value: Any
 
 
-@dataclass(frozen=True)
-class OneOf:
-    choices: tuple[str, ...]
-
-
 def _type_name(value: Any) -> str:
     return {dict: "mapping", list: "list", str: "string", int: "integer", bool: "boolean"}.get(
         type(value), type(value).__name__
@@ -93,10 +88,6 @@ def validate(value: Any, schema: Any, file: Path | str, path: str = "") -> Any:
             if not isinstance(key, str):
                 raise fail(f"key {key!r} must be a string")
             validate(item, schema.value, file, f"{path}.{key}" if path else key)
-        return value
-    if isinstance(schema, OneOf):
-        if value not in schema.choices:
-            raise fail(f"{value!r} is not one of: {', '.join(schema.choices)}")
         return value
     if schema is Sha256:
         if not isinstance(value, str) or not SHA256_RE.match(value):

@@ -57,7 +57,8 @@ def smoke_test(archive: Path, cache_root: Path, recipe: Recipe, target: TargetOp
             work = Path(tmp)
             (work / "tmp").mkdir()
             start = time.monotonic()
-            code, out, err = _run(root, cache_root, ["-c", "import sys; print(sys.version); print(sys.platform)"], work)
+            version_check = "import sys; print(sys.version); print(sys.platform)"
+            code, out, err = _run(root, cache_root, ["-c", version_check], work)
             lines = out.splitlines()
             if code != 0 or len(lines) < 2:
                 raise SmokeTestError(f"python.wasm -c failed (exit {code}):\n{out}{err}")
@@ -72,7 +73,9 @@ def smoke_test(archive: Path, cache_root: Path, recipe: Recipe, target: TargetOp
             failed = json.loads(out.strip().splitlines()[-1])
             if failed:
                 detail = "\n".join(f"    {k}: {v}" for k, v in sorted(failed.items()))
-                raise SmokeTestError(f"{len(failed)} of {len(target.smoke_imports)} modules failed to import:\n{detail}")
+                raise SmokeTestError(
+                    f"{len(failed)} of {len(target.smoke_imports)} modules failed to import:\n{detail}"
+                )
             log.info(f"  ✓ {len(target.smoke_imports)} modules import")
 
             if target.smoke_tests:

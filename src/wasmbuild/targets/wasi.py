@@ -43,7 +43,9 @@ def _path_map(ctx: Context, src: Path, build: Path, sdk: Path) -> dict[str, str]
     return {str(build): "/build/cpython", str(src): "/src/cpython", str(sdk): "/wasi-sdk"}
 
 
-def host_settings(ctx: Context, src: Path, build: Path, tc: Toolchain, bp: Path) -> tuple[list[str], dict[str, str], dict[str, Any]]:
+def host_settings(
+    ctx: Context, src: Path, build: Path, tc: Toolchain, bp: Path
+) -> tuple[list[str], dict[str, str], dict[str, Any]]:
     """(configure argv, environment, record) for the host configure."""
     t = ctx.target
     sdk = tc.path
@@ -132,7 +134,7 @@ def stage(ctx: Context, build: Path, dest: Path, debug_dest: Path) -> dict[str, 
     (debug_dest / "python.wasm").write_bytes((build / "python.wasm").read_bytes())
     run([tc.path / "bin" / "llvm-strip", "--strip-all", "-o", dest / "python.wasm", build / "python.wasm"],
         what="llvm-strip")
-    sysconfig_files = sorted((p for p in (build / "build").glob("lib.*/*") if p.suffix in {".py", ".json"}))
+    sysconfig_files = sorted(p for p in (build / "build").glob("lib.*/*") if p.suffix in {".py", ".json"})
     install_stdlib(ctx, src, bp, dest / "lib", sysconfig_files,
                    _path_map(ctx, src, build, tc.path) | {str(ctx.cache): "/cache"})
     (dest / "LICENSE").write_bytes((src / "LICENSE").read_bytes())
