@@ -106,7 +106,7 @@ def build_python(ctx: Context) -> Path:
     require_tool("make", "to build CPython", "install GNU make (Debian: apt-get install make)")
     key = cache.hash_key({"v": STEPS_VERSION, "source": ctx.state["source_key"], "cc": cc})
     entry = ctx.cache / "build-python" / f"cpython-{ctx.recipe.version}-{key[:12]}"
-    ctx.state["build_python"] = {"cc": cc, "key": key}
+    ctx.state["build_python"] = {"cc": cc, "key": key, "path": str(entry / "python")}
     if cache.is_valid(entry, key):
         log.info(f"✓ build-python {ctx.recipe.version}: cached ({entry})")
         return entry / "python"

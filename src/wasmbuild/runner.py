@@ -113,11 +113,11 @@ def run_wasm(wasm: Path, argv: Sequence[str], cache_root: Path, *, dirs: Sequenc
             wasi.env = sorted((env or {}).items())
             wasi.inherit_stdin()
             if stdout:
-                wasi.stdout_file(str(stdout))
+                wasi.stdout_file = str(stdout)
             else:
                 wasi.inherit_stdout()
             if stderr:
-                wasi.stderr_file(str(stderr))
+                wasi.stderr_file = str(stderr)
             else:
                 wasi.inherit_stderr()
             for host, guest in dirs:

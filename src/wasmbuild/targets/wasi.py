@@ -26,6 +26,8 @@ exec "${{WASMTIME:-wasmtime}}" run \\
     "$here/python.wasm" "$@"
 """
 MAX_WASM_STACK = 8 * 1024 * 1024
+# Bump when the host build's commands change (invalidates cached host builds only).
+HOST_STEPS_VERSION = 2
 
 
 def provision_toolchain(ctx: Context) -> Toolchain:
@@ -70,7 +72,9 @@ def host_settings(
     if t.config_site:
         env["CONFIG_SITE"] = str(src / t.config_site)
     argv = [
-        str(src / "configure"),
+        # A relative path: configure then records a relative VPATH, and getpath.c's VPATH string (compiled
+        # into python.wasm) names no directory of this machine.
+        os.path.relpath(src / "configure", build),
         f"--host={t.triple}",
         f"--build={build_triple(src)}",
         f"--with-build-python={bp}",
@@ -97,7 +101,7 @@ def build_host(ctx: Context) -> Path:
     tc = ctx.state.get("toolchain") or provision_toolchain(ctx)
     t = ctx.target
     key_inputs = {
-        "v": STEPS_VERSION,
+        "v": [STEPS_VERSION, HOST_STEPS_VERSION],
         "source": ctx.state["source_key"],
         "build_python": ctx.state["build_python"]["key"],
         "toolchain": tc.record(),
@@ -129,7 +133,8 @@ def stage(ctx: Context, build: Path, dest: Path, debug_dest: Path) -> dict[str, 
 
     tc: Toolchain = ctx.state["toolchain"]
     src = prepare_source(ctx)
-    bp = build_python(ctx)
+    bp = Path(ctx.state["build_python"]["path"])
+    dest.mkdir(parents=True, exist_ok=True)
     debug_dest.mkdir(parents=True, exist_ok=True)
     (debug_dest / "python.wasm").write_bytes((build / "python.wasm").read_bytes())
     run([tc.path / "bin" / "llvm-strip", "--strip-all", "-o", dest / "python.wasm", build / "python.wasm"],
