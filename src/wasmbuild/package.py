@@ -132,14 +132,26 @@ def package(ctx: Context, build: Path, stage_fn) -> Path:
     extra = json.loads((entry / "extra.json").read_text())
     record = build_record(ctx, extra, entry / "tree" / "python.wasm", debug_name)
     ctx.dist.mkdir(parents=True, exist_ok=True)
+    archive = ctx.dist / f"{name}.tar.gz"
+    outputs = [archive, ctx.dist / debug_name, ctx.dist / f"{name}.BUILD.json"]
+    packaged = entry / "packaged.json"
+    state = {"record": cache.hash_key(record)}
+    if packaged.is_file() and all(p.is_file() for p in outputs):
+        previous = json.loads(packaged.read_text())
+        if previous.get("record") == state["record"] and all(
+            previous.get(p.name) == cache.sha256_file(p) for p in outputs
+        ):
+            update_sha256sums(ctx.dist)
+            log.info(f"✓ {archive.name}: up to date in {ctx.dist}")
+            return archive
     with log.step(f"Package {name}.tar.gz"):
         for tree in (entry / "tree", entry / "debug"):
             write_json(tree / RECORD_NAME, record)
-        archive = ctx.dist / f"{name}.tar.gz"
         write_deterministic_tar_gz(archive, entry / "tree", name, ctx.recipe.source_date_epoch, first=[RECORD_NAME])
         write_deterministic_tar_gz(ctx.dist / debug_name, entry / "debug", artifact_name(ctx, "-debuginfo"),
                                    ctx.recipe.source_date_epoch, first=[RECORD_NAME])
         write_json(ctx.dist / f"{name}.BUILD.json", record)
+        write_json(packaged, state | {p.name: cache.sha256_file(p) for p in outputs})
         sums = update_sha256sums(ctx.dist)
         size = archive.stat().st_size
         log.info(f"  {archive} ({size / 1e6:.1f} MB), sha256 {cache.sha256_file(archive)}")

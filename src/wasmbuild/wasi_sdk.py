@@ -134,6 +134,19 @@ def _deb_download(pkg: DebPackage, mirror: str | None) -> Download:
     return Download(url=f"{mirror.rstrip('/')}/{pkg.path}", sha256=pkg.sha256, size=pkg.size)
 
 
+def _debian_entry(manifest: ToolchainManifest, cache_root: Path) -> tuple[Path, str]:
+    key = cache.hash_key({"layout": LAYOUT_VERSION, "packages": [p.__dict__ for p in manifest.debian_packages]})
+    return cache_root / "toolchains" / f"{manifest.name}-{manifest.version}-debian-{key[:12]}", key
+
+
+def _release_entry(manifest: ToolchainManifest, cache_root: Path) -> tuple[Path, str] | None:
+    assets = [a for a in manifest.release if a.platform == host_platform()]
+    if not assets:
+        return None
+    key = cache.hash_key({"layout": LAYOUT_VERSION, "sha256": assets[0].download.sha256})
+    return cache_root / "toolchains" / f"{manifest.name}-{manifest.version}-release-{key[:12]}", key
+
+
 def provision_debian(manifest: ToolchainManifest, cache_root: Path, sources: Sources) -> Toolchain:
     plat = host_platform()
     if not manifest.debian_packages or manifest.debian_platform != plat:
@@ -141,8 +154,7 @@ def provision_debian(manifest: ToolchainManifest, cache_root: Path, sources: Sou
             f"{manifest.file.name}: the Debian route serves {manifest.debian_platform}, this host is {plat}",
             hint="use the release route or set WASI_SDK_PATH",
         )
-    key = cache.hash_key({"layout": LAYOUT_VERSION, "packages": [p.__dict__ for p in manifest.debian_packages]})
-    entry = cache_root / "toolchains" / f"{manifest.name}-{manifest.version}-debian-{key[:12]}"
+    entry, key = _debian_entry(manifest, cache_root)
     inputs = [
         {"name": p.filename, "package": p.name, "version": p.version, "suite": p.suite, "sha256": p.sha256,
          "size": p.size, "route": "debian", "url": f"debian:{p.path}"}
@@ -177,8 +189,7 @@ def provision_release(manifest: ToolchainManifest, cache_root: Path, sources: So
             hint="use the Debian route (--wasi-sdk-route debian) or set WASI_SDK_PATH",
         )
     asset = assets[0]
-    key = cache.hash_key({"layout": LAYOUT_VERSION, "sha256": asset.download.sha256})
-    entry = cache_root / "toolchains" / f"{manifest.name}-{manifest.version}-release-{key[:12]}"
+    entry, key = _release_entry(manifest, cache_root)  # type: ignore[misc]
     record = {"name": asset.download.name, "sha256": asset.download.sha256, "size": asset.download.size}
     if cache.is_valid(entry, key):
         stamp = cache.read_stamp(entry) or {}
@@ -218,7 +229,13 @@ def provision(manifest: ToolchainManifest, cache_root: Path, sources: Sources, r
         return provision_release(manifest, cache_root, sources)
     if route == "debian":
         return provision_debian(manifest, cache_root, sources)
-    # auto: the upstream release where one is pinned for this host and reachable, else Debian.
+    # auto: an SDK already in the cache (either route), else the upstream release where one is pinned for
+    # this host and reachable, else Debian.
+    release = _release_entry(manifest, cache_root)
+    if release and cache.is_valid(*release):
+        return provision_release(manifest, cache_root, sources)
+    if manifest.debian_platform == host_platform() and cache.is_valid(*_debian_entry(manifest, cache_root)):
+        return provision_debian(manifest, cache_root, sources)
     errors = []
     if sources.upstream or sources.mirror_dir:
         try:

@@ -229,6 +229,21 @@ def test_auto_does_not_fall_back_when_the_release_has_the_wrong_checksum(tmp_pat
     assert not [r for r in http_server.requests if r.startswith("/debian")]
 
 
+def test_auto_offline_skips_the_release_route(release, cache_root, http_server, tmp_path):
+    manifest, _, data = release
+    with pytest.raises(ToolchainError) as info:
+        wasi_sdk.provision(manifest, cache_root, Sources(upstream=False), route="auto")
+    assert "release route" not in str(info.value)
+    assert "\n  - debian route: the Debian route needs a Debian mirror" in str(info.value)
+    # With a mirror directory the release route is possible again, without the network.
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / TARBALL).write_bytes(data)
+    tc = wasi_sdk.provision(manifest, cache_root, Sources(upstream=False, mirror_dir=mirror), route="auto")
+    assert tc.route == "release" and tc.inputs[0]["route"] == "mirror-dir"
+    assert http_server.requests == []
+
+
 def test_auto_prefers_a_working_release(release, cache_root, http_server):
     manifest, _, _ = release
     tc = wasi_sdk.provision(manifest, cache_root, Sources(debian_mirror=http_server.url("/debian")),
