@@ -34,22 +34,27 @@ def _check_member(member: tarfile.TarInfo, name: str, label: str) -> None:
             raise ArchiveError(f"{label}: refusing hard link {member.name!r} -> {member.linkname!r}")
 
 
+def _without_dot_slash(name: str) -> str:
+    while name.startswith("./"):
+        name = name[2:]
+    return name
+
+
 def safe_extract(tar: tarfile.TarFile, dest: Path, *, strip_components: int = 0, label: str = "archive") -> None:
     """Extract `tar` into `dest`, refusing absolute paths, '..', special files and links leaving the tree."""
     dest.mkdir(parents=True, exist_ok=True)
     members = []
     for member in tar.getmembers():
-        name = member.name
-        while name.startswith("./"):
-            name = name[2:]
+        name = _without_dot_slash(member.name)
+        if member.islnk():
+            member.linkname = _without_dot_slash(member.linkname)
         if strip_components:
             parts = name.split("/")
             if len(parts) <= strip_components:
                 continue
             name = "/".join(parts[strip_components:])
             if member.islnk():
-                lparts = member.linkname.split("/")
-                member.linkname = "/".join(lparts[strip_components:])
+                member.linkname = "/".join(member.linkname.split("/")[strip_components:])
         if not name or name == ".":
             continue
         _check_member(member, name, label)
@@ -67,7 +72,7 @@ def extract_tarball(path: Path, dest: Path, *, strip_components: int = 0) -> Non
     try:
         with tarfile.open(path, "r:*") as tar:
             safe_extract(tar, dest, strip_components=strip_components, label=str(path))
-    except (tarfile.TarError, EOFError) as exc:
+    except (tarfile.TarError, EOFError, OSError) as exc:
         raise ArchiveError(f"{path}: not a readable tar archive: {exc}") from None
 
 

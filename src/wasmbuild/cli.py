@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -173,8 +174,13 @@ COMMANDS = {"bench": cmd_bench, "build": cmd_build, "toolchain": cmd_toolchain, 
             "smoke-test": cmd_smoke_test, "versions": cmd_versions}
 
 
+def _terminate(signum, frame):  # noqa: ARG001
+    raise KeyboardInterrupt  # so `kill` cleans up like Ctrl-C: partial cache entries are removed
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         return COMMANDS[args.command](args)
     except WasmbuildError as exc:

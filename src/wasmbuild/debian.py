@@ -118,18 +118,24 @@ def _ar_members(data: bytes) -> dict[str, bytes]:
 
 def extract_deb(deb: Path, dest: Path) -> None:
     """Unpack the data part of a .deb into `dest` without dpkg and without root."""
-    members = _ar_members(deb.read_bytes())
+    try:
+        members = _ar_members(deb.read_bytes())
+    except ValueError as exc:
+        raise ArchiveError(f"{deb.name}: corrupt ar archive: {exc}") from None
     for name, payload in members.items():
         if not name.startswith("data.tar"):
             continue
-        if name.endswith(".zst"):
-            zstd = shutil.which("zstd")
-            if not zstd:
-                raise ArchiveError(f"{deb.name}: data is zstd-compressed and 'zstd' is not installed")
-            payload = subprocess.run([zstd, "-dc"], input=payload, capture_output=True, check=True).stdout
-        elif name.endswith(".xz"):
-            payload = lzma.decompress(payload)
-        with tarfile.open(fileobj=io.BytesIO(payload), mode="r:*") as tar:
-            safe_extract(tar, dest, label=deb.name)
+        try:
+            if name.endswith(".zst"):
+                zstd = shutil.which("zstd")
+                if not zstd:
+                    raise ArchiveError(f"{deb.name}: data is zstd-compressed and 'zstd' is not installed")
+                payload = subprocess.run([zstd, "-dc"], input=payload, capture_output=True, check=True).stdout
+            elif name.endswith(".xz"):
+                payload = lzma.decompress(payload)
+            with tarfile.open(fileobj=io.BytesIO(payload), mode="r:*") as tar:
+                safe_extract(tar, dest, label=deb.name)
+        except (lzma.LZMAError, tarfile.TarError, EOFError, subprocess.CalledProcessError) as exc:
+            raise ArchiveError(f"{deb.name}: unreadable {name}: {exc}") from None
         return
     raise ArchiveError(f"{deb.name}: no data.tar member")

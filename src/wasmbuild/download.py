@@ -111,6 +111,8 @@ def _fetch_once(url: str, tmp: Path, sha256: str, size: int | None, label: str) 
 def download(url: str, dest: Path, sha256: str, size: int | None = None, *, retries: int = RETRIES) -> Path:
     """Download `url` to `dest`, verified. `dest` appears only when the bytes match."""
     dest.parent.mkdir(parents=True, exist_ok=True)
+    for stale in dest.parent.glob(f".{dest.name}.part-*"):  # left by a killed run (we hold the cache lock)
+        stale.unlink(missing_ok=True)
     tmp = dest.with_name(f".{dest.name}.part-{os.getpid()}")
     delay = BACKOFF
     last: DownloadError | None = None
@@ -175,7 +177,7 @@ def fetch(item: Download, cache_root: Path, sources: Sources) -> Fetched:
     if verified_cached(dest, item):
         route, _, url = (marker.read_text().partition(" ") if marker.exists() else ("cache", "", item.url))
         return Fetched(dest, route or "cache", url or item.url)
-    failures = []
+    failures: list[tuple[str, DownloadError]] = []
     for route, url in candidate_urls(item, sources):
         log.info(f"  fetching {item.name} ({route}): {url}")
         try:
@@ -183,15 +185,16 @@ def fetch(item: Download, cache_root: Path, sources: Sources) -> Fetched:
         except ChecksumError as exc:
             # A mirror serving different bytes is worth reporting loudly, then try the next one.
             log.warn(str(exc))
-            failures.append(f"{route}: {exc}")
+            failures.append((route, exc))
             continue
         except DownloadError as exc:
-            failures.append(f"{route}: {exc}")
+            failures.append((route, exc))
             continue
         marker.write_text(f"{route} {url}")
         return Fetched(dest, route, url)
-    detail = "\n".join(f"  - {f}" for f in failures) or "  (no route configured)"
-    cls = ChecksumError if failures and all("mismatch" in f for f in failures) else DownloadError
+    detail = "\n".join(f"  - {route}: {exc}" for route, exc in failures) or "  (no route configured)"
+    # Only when every route delivered wrong bytes is this a checksum failure (never fall back from it silently).
+    cls = ChecksumError if failures and all(isinstance(e, ChecksumError) for _, e in failures) else DownloadError
     raise cls(
         f"could not obtain {item.name} (sha256 {item.sha256}):\n{detail}",
         hint="check the network, or put the file in a directory given by --mirror-dir / "

@@ -43,6 +43,15 @@ def test_good_download(http_server, dest, size):
     assert http_server.hits("/good") == 1
 
 
+def test_stale_partial_files_from_a_killed_run_are_removed(http_server, dest):
+    url = http_server.serve("/good", GOOD)
+    dest.parent.mkdir(parents=True)
+    (dest.parent / ".file.tar.gz.part-99999").write_bytes(GOOD[:100])
+    (dest.parent / ".other.tar.gz.part-99999").write_bytes(b"belongs to another download")
+    download.download(url, dest, SHA)
+    assert listing(dest.parent) == [".other.tar.gz.part-99999", "file.tar.gz"]
+
+
 def test_dest_appears_only_after_the_hash_is_checked(http_server, dest, monkeypatch):
     url = http_server.serve("/good", GOOD)
     seen = {}

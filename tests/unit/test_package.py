@@ -6,6 +6,7 @@ install_stdlib is not unit-tested: it needs a build python (see tests/integratio
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 
 import pytest
@@ -110,10 +111,11 @@ def test_check_no_build_paths_ignores_symlinks(tmp_path):
     check_no_build_paths(tree, ["/tmp/build"])
 
 
-def test_write_json_is_sorted_indented_and_atomic(tmp_path):
+def test_write_json_is_indented_newline_terminated_and_atomic(tmp_path):
     path = tmp_path / "BUILD.json"
-    write_json(path, {"b": 1, "a": {"d": [1, 2], "c": None}})
-    assert path.read_text() == (
-        '{\n  "a": {\n    "c": null,\n    "d": [\n      1,\n      2\n    ]\n  },\n  "b": 1\n}\n'
-    )
+    data = {"format": 1, "a": {"d": [1, 2], "c": None}}
+    write_json(path, data)
+    text = path.read_text()
+    assert json.loads(text) == data
+    assert text.endswith("}\n") and '\n  "format": 1,' in text
     assert sorted(p.name for p in tmp_path.iterdir()) == ["BUILD.json"]

@@ -335,6 +335,37 @@ def test_auto_falls_back_to_debian_when_the_release_is_missing(debian_manifest, 
     assert http_server.requests[0] == f"/releases/{TARBALL}"
 
 
+def test_auto_reuses_a_cached_debian_sdk_before_trying_the_release(debian_manifest, cache_root, http_server,
+                                                                   build_tar, no_compiler):
+    manifest, _ = debian_manifest
+    mirror = Sources(debian_mirror=http_server.url("/debian"))
+    built = wasi_sdk.provision(manifest, cache_root, mirror, route="debian")
+    # The release becomes reachable (and would be preferred on a cold cache), but the warm cache wins.
+    http_server.serve(f"/releases/{TARBALL}", build_tar(SDK_TREE, "gz"))
+    before = list(http_server.requests)
+    tc = wasi_sdk.provision(manifest, cache_root, Sources(), route="auto")
+    assert (tc.route, tc.path) == ("debian", built.path)
+    assert http_server.requests == before
+    assert no_compiler == [built.path]
+
+
+def test_auto_reuses_a_cached_release_sdk_offline(release, cache_root, http_server):
+    manifest, url, _ = release
+    built = wasi_sdk.provision(manifest, cache_root, Sources(), route="release")
+    tc = wasi_sdk.provision(manifest, cache_root, Sources(upstream=False), route="auto")
+    assert (tc.route, tc.path) == ("release", built.path)
+    assert tc.inputs[0]["route"] == "upstream" and tc.inputs[0]["url"] == url
+    assert http_server.hits(f"/releases/{TARBALL}") == 1
+
+
+def test_auto_ignores_an_unstamped_cache_entry(release, cache_root, http_server):
+    manifest, _, _ = release
+    built = wasi_sdk.provision(manifest, cache_root, Sources(), route="release")
+    (built.path / cache.STAMP_NAME).unlink()
+    with pytest.raises(ToolchainError, match="could not provision wasi-sdk 25"):
+        wasi_sdk.provision(manifest, cache_root, Sources(upstream=False), route="auto")
+
+
 def test_debian_route_on_another_host(debian_manifest, cache_root, http_server, monkeypatch):
     manifest, _ = debian_manifest
     monkeypatch.setattr("wasmbuild.wasi_sdk.host_platform", lambda: "linux-arm64")
