@@ -99,6 +99,20 @@ def prepare_source(ctx: Context) -> Path:
     return entry
 
 
+def run_configure(argv: list[str | os.PathLike[str]], *, cwd: Path, log_file: Path, what: str,
+                  env: dict[str, str] | None = None) -> None:
+    """Run configure; on failure append its config.log to the step log (the build directory is deleted)."""
+    try:
+        run(argv, cwd=cwd, env=env, log_file=log_file, what=what)
+    except BuildError:
+        config_log = cwd / "config.log"
+        if config_log.is_file():
+            with open(log_file, "a") as out:
+                out.write("\n---- config.log ----\n")
+                out.write(config_log.read_text(errors="replace"))
+        raise
+
+
 def build_python(ctx: Context) -> Path:
     """The native build-python for this CPython version (shared by every target)."""
     src = prepare_source(ctx)
@@ -113,8 +127,8 @@ def build_python(ctx: Context) -> Path:
     logf = ctx.log_file("build-python")
     with log.step(f"Build the native build-python {ctx.recipe.version} (log: {logf})"), \
             cache.fresh_entry(entry, key, cc=cc):
-        run([src / "configure", "--prefix=/usr/local"], cwd=entry, log_file=logf,
-            what="configure of the build-python")
+        run_configure([src / "configure", "--prefix=/usr/local"], cwd=entry, log_file=logf,
+                      what="configure of the build-python")
         run(["make", f"-j{ctx.jobs}", "all"], cwd=entry, log_file=logf, what="make of the build-python")
         python = entry / "python"
         out = subprocess.run([python, "-c", "import sys; print(sys.version)"], capture_output=True, text=True)

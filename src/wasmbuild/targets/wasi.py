@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from wasmbuild import cache, log, wasi_sdk
-from wasmbuild.build import STEPS_VERSION, Context, build_python, build_triple, prepare_source
+from wasmbuild.build import STEPS_VERSION, Context, build_python, build_triple, prepare_source, run_configure
 from wasmbuild.errors import BuildError
 from wasmbuild.process import run
 from wasmbuild.recipe import load_toolchain, toolchain_file
@@ -118,7 +118,7 @@ def build_host(ctx: Context) -> Path:
     logf = ctx.log_file(f"host-{t.triple}")
     with cache.fresh_entry(entry, key):
         with log.step(f"Configure CPython {ctx.recipe.version} for {t.triple} (log: {logf})"):
-            run(argv, cwd=entry, env=env, log_file=logf, what=f"configure for {t.triple}")
+            run_configure(argv, cwd=entry, env=env, log_file=logf, what=f"configure for {t.triple}")
         with log.step(f"Make CPython {ctx.recipe.version} for {t.triple} (log: {logf})"):
             run(["make", f"-j{ctx.jobs}", "all"], cwd=entry, env=env, log_file=logf, what=f"make for {t.triple}")
         if not (entry / "python.wasm").is_file():
