@@ -18,6 +18,7 @@ def bench_wasi(artifact: Path, runs: int) -> None:
         cache_root = Path(tmp) / "cache"
         root = unpack_artifact(artifact, cache_root)
         wasm = root / "python.wasm"
+        wasm_mb = wasm.stat().st_size / 1e6
         engine = _engine()
         start = time.perf_counter()
         load_module(engine, wasm, cache_root)
@@ -40,7 +41,7 @@ def bench_wasi(artifact: Path, runs: int) -> None:
             subprocess.run([sys.executable, "-m", "wasmbuild", "run", "--cache-dir", str(cache_root), str(artifact),
                             "--", "-c", "pass"], check=True, cwd=work)
             cli.append(time.perf_counter() - start)
-    print(f"artifact:                 {artifact} (python.wasm {wasm.stat().st_size / 1e6:.1f} MB, "
+    print(f"artifact:                 {artifact} (python.wasm {wasm_mb:.1f} MB, "
           f"sha256 {cache.sha256_file(artifact)[:16]})")
     print(f"compile module (cold):    {compile_s:.2f} s")
     print(f"load serialized module:   {deserialize_s:.3f} s")
