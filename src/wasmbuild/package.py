@@ -3,6 +3,7 @@ dist/SHA256SUMS."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -71,9 +72,13 @@ def check_no_build_paths(tree: Path, needles: list[str]) -> None:
                 )
 
 
+def json_text(data: Any) -> str:
+    return json.dumps(data, indent=2) + "\n"
+
+
 def write_json(path: Path, data: Any) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.write_text(json_text(data))
     tmp.replace(path)
 
 
@@ -135,7 +140,8 @@ def package(ctx: Context, build: Path, stage_fn) -> Path:
     archive = ctx.dist / f"{name}.tar.gz"
     outputs = [archive, ctx.dist / debug_name, ctx.dist / f"{name}.BUILD.json"]
     packaged = entry / "packaged.json"
-    state = {"record": cache.hash_key(record)}
+    # The exact bytes of the record (not just its content): a change in how it is written repackages.
+    state = {"record": hashlib.sha256(json_text(record).encode()).hexdigest()}
     if packaged.is_file() and all(p.is_file() for p in outputs):
         previous = json.loads(packaged.read_text())
         if previous.get("record") == state["record"] and all(
