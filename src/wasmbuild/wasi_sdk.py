@@ -16,7 +16,7 @@ from wasmbuild.archive import extract_tarball
 from wasmbuild.debian import extract_deb
 from wasmbuild.download import DownloadError, Sources, fetch
 from wasmbuild.errors import ChecksumError, ToolchainError, UsageError
-from wasmbuild.recipe import DebPackage, Download, ToolchainManifest
+from wasmbuild.recipe import DebPackage, Download, ReleaseAsset, ToolchainManifest
 from wasmbuild.toolchain import ROUTES, Toolchain, host_platform
 
 # Bump when the code that arranges a provisioned SDK changes, so cached SDKs are rebuilt.
@@ -139,11 +139,13 @@ def _debian_entry(manifest: ToolchainManifest, cache_root: Path) -> tuple[Path, 
     return cache_root / "toolchains" / f"{manifest.name}-{manifest.version}-debian-{key[:12]}", key
 
 
-def _release_entry(manifest: ToolchainManifest, cache_root: Path) -> tuple[Path, str] | None:
-    assets = [a for a in manifest.release if a.platform == host_platform()]
-    if not assets:
-        return None
-    key = cache.hash_key({"layout": LAYOUT_VERSION, "sha256": assets[0].download.sha256})
+def _release_asset(manifest: ToolchainManifest) -> ReleaseAsset | None:
+    """The release pinned for this host, if any."""
+    return next((a for a in manifest.release if a.platform == host_platform()), None)
+
+
+def _release_entry(manifest: ToolchainManifest, cache_root: Path, asset: ReleaseAsset) -> tuple[Path, str]:
+    key = cache.hash_key({"layout": LAYOUT_VERSION, "sha256": asset.download.sha256})
     return cache_root / "toolchains" / f"{manifest.name}-{manifest.version}-release-{key[:12]}", key
 
 
@@ -179,17 +181,15 @@ def provision_debian(manifest: ToolchainManifest, cache_root: Path, sources: Sou
 
 
 def provision_release(manifest: ToolchainManifest, cache_root: Path, sources: Sources) -> Toolchain:
-    plat = host_platform()
-    assets = [a for a in manifest.release if a.platform == plat]
-    if not assets:
+    asset = _release_asset(manifest)
+    if asset is None:
         have = ", ".join(a.platform for a in manifest.release) or "none"
         raise ToolchainError(
-            f"{manifest.file.name}: no pinned release of {manifest.name} {manifest.version} for {plat} "
+            f"{manifest.file.name}: no pinned release of {manifest.name} {manifest.version} for {host_platform()} "
             f"(pinned: {have})",
-            hint="use the Debian route (--wasi-sdk-route debian) or set WASI_SDK_PATH",
+            hint="use the Debian route (--toolchain-route debian) or set WASI_SDK_PATH",
         )
-    asset = assets[0]
-    entry, key = _release_entry(manifest, cache_root)  # type: ignore[misc]
+    entry, key = _release_entry(manifest, cache_root, asset)
     record = {"name": asset.download.name, "sha256": asset.download.sha256, "size": asset.download.size}
     if cache.is_valid(entry, key):
         stamp = cache.read_stamp(entry) or {}
@@ -231,8 +231,8 @@ def provision(manifest: ToolchainManifest, cache_root: Path, sources: Sources, r
         return provision_debian(manifest, cache_root, sources)
     # auto: an SDK already in the cache (either route), else the upstream release where one is pinned for
     # this host and reachable, else Debian.
-    release = _release_entry(manifest, cache_root)
-    if release and cache.is_valid(*release):
+    asset = _release_asset(manifest)
+    if asset and cache.is_valid(*_release_entry(manifest, cache_root, asset)):
         return provision_release(manifest, cache_root, sources)
     if manifest.debian_platform == host_platform() and cache.is_valid(*_debian_entry(manifest, cache_root)):
         return provision_debian(manifest, cache_root, sources)
