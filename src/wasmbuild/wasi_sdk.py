@@ -86,7 +86,7 @@ def _ldd_hint(sdk: Path) -> str:
         missing |= {line.split()[0] for line in out.splitlines() if "not found" in line}
     if missing:
         return f"shared libraries not found: {', '.join(sorted(missing))}; install them with your package manager"
-    return "remove the SDK's cache folder and try again, or use --wasi-sdk-route"
+    return "remove the SDK's cache folder and try again, or use --toolchain-route"
 
 
 def _arrange_debian(root: Path, sdk: Path, arch_triple: str) -> None:
@@ -223,7 +223,7 @@ def provision(manifest: ToolchainManifest, cache_root: Path, sources: Sources, r
     sdk_path = sdk_path or (Path(os.environ["WASI_SDK_PATH"]) if os.environ.get("WASI_SDK_PATH") else None)
     if route == "path" or (route == "auto" and sdk_path):
         if not sdk_path:
-            raise UsageError("--wasi-sdk-route path needs WASI_SDK_PATH or --wasi-sdk-path")
+            raise UsageError("--toolchain-route path needs WASI_SDK_PATH or --wasi-sdk-path")
         return provision_path(manifest, sdk_path)
     if route == "release":
         return provision_release(manifest, cache_root, sources)

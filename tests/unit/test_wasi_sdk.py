@@ -288,7 +288,7 @@ def test_route_errors(release, cache_root):
     with pytest.raises(UsageError, match="unknown toolchain route 'fast'") as info:
         wasi_sdk.provision(manifest, cache_root, Sources(), route="fast")
     assert "choose one of: auto, release, debian, path" in str(info.value)
-    with pytest.raises(UsageError, match="--wasi-sdk-route path needs WASI_SDK_PATH or --wasi-sdk-path"):
+    with pytest.raises(UsageError, match="--toolchain-route path needs WASI_SDK_PATH or --wasi-sdk-path"):
         wasi_sdk.provision(manifest, cache_root, Sources(), route="path")
 
 
