@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from wasmbuild import cache
-from wasmbuild.runner import _engine, guest_env, load_module, run_wasm, unpack_artifact
+from wasmbuild.runner import _engine, load_module, run_python, unpack_artifact
 
 
 def bench_wasi(artifact: Path, runs: int) -> None:
@@ -31,8 +31,7 @@ def bench_wasi(artifact: Path, runs: int) -> None:
         times = []
         for _ in range(runs):
             start = time.perf_counter()
-            code = run_wasm(wasm, ["python", "-c", "pass"], cache_root, dirs=[(work, "/"), (root / "lib", "/lib")],
-                            env=guest_env())
+            code = run_python(root, ["-c", "pass"], cache_root, [(work, "/")])
             times.append(time.perf_counter() - start)
             assert code == 0, f"-c pass exited {code}"
         cli = []

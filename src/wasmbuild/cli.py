@@ -81,12 +81,16 @@ def _sources(args: argparse.Namespace) -> Sources:
                    upstream=not args.offline)
 
 
+def _cache_root(args: argparse.Namespace) -> Path:
+    return cache.ensure_cache_root((args.cache_dir or cache.default_cache_dir()).expanduser().resolve())
+
+
 def _context(args: argparse.Namespace, target: str):
     from wasmbuild.build import Context
 
     root = project_root()
     recipe = select_recipe(root, args.python)
-    cache_root = cache.ensure_cache_root((args.cache_dir or cache.default_cache_dir()).expanduser().resolve())
+    cache_root = _cache_root(args)
     dist = (getattr(args, "dist_dir", None) or Path.cwd() / "dist").expanduser().resolve()
     ctx = Context(root=root, cache=cache_root, dist=dist, recipe=recipe, target=recipe.target(target),
                   sources=_sources(args), jobs=getattr(args, "jobs", os.cpu_count() or 1),
@@ -127,7 +131,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from wasmbuild.runner import run_artifact
 
     argv = args.args[1:] if args.args[:1] == ["--"] else args.args
-    cache_root = cache.ensure_cache_root((args.cache_dir or cache.default_cache_dir()).expanduser().resolve())
+    cache_root = _cache_root(args)
     env = {}
     for item in args.env:
         name, sep, value = item.partition("=")
@@ -144,7 +148,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_smoke_test(args: argparse.Namespace) -> int:
     from wasmbuild.smoke import smoke_test_any
 
-    cache_root = cache.ensure_cache_root((args.cache_dir or cache.default_cache_dir()).expanduser().resolve())
+    cache_root = _cache_root(args)
     smoke_test_any(args.artifact, cache_root)
     return 0
 

@@ -156,13 +156,21 @@ def guest_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return {"PYTHONHOME": "/", **(extra or {})}
 
 
+def run_python(root: Path, args: Sequence[str], cache_root: Path, dirs: Sequence[tuple[Path, str]], *,
+               env: dict[str, str] | None = None, stdout: Path | None = None, stderr: Path | None = None) -> int:
+    """Run the unpacked artifact at `root` as python.sh does: the given preopens, the artifact's lib/ at /lib,
+    PYTHONHOME=/."""
+    mounts = [*dirs, (root / "lib", "/lib")]
+    return run_wasm(root / "python.wasm", ["python", *args], cache_root, dirs=mounts, env=guest_env(env),
+                    stdout=stdout, stderr=stderr)
+
+
 def run_artifact(artifact: Path, args: Sequence[str], cache_root: Path, *,
                  dirs: Sequence[tuple[Path, str]] | None = None, env: dict[str, str] | None = None) -> int:
-    """`wasmbuild run`: the current directory as /, the artifact's lib/ at /lib (as python.sh does)."""
+    """`wasmbuild run`: the current directory as / unless --dir says otherwise."""
     root = unpack_artifact(artifact, cache_root)
     mounts = list(dirs) if dirs is not None else [(Path.cwd(), "/")]
-    mounts.append((root / "lib", "/lib"))
     for host, _ in mounts:
         if not Path(host).is_dir():
             raise UsageError(f"--dir {host}: not a directory")
-    return run_wasm(root / "python.wasm", ["python", *args], cache_root, dirs=mounts, env=guest_env(env))
+    return run_python(root, args, cache_root, mounts, env=env)

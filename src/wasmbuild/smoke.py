@@ -11,7 +11,7 @@ from pathlib import Path
 from wasmbuild import cache, log
 from wasmbuild.errors import SmokeTestError, UsageError
 from wasmbuild.recipe import Recipe, TargetOptions, project_root, select_recipe
-from wasmbuild.runner import guest_env, run_wasm, unpack_artifact
+from wasmbuild.runner import run_python, unpack_artifact
 
 IMPORT_SWEEP = """
 import importlib, json, sys
@@ -27,8 +27,7 @@ print(json.dumps(failed))
 
 def _run(root: Path, cache_root: Path, args: list[str], work: Path) -> tuple[int, str, str]:
     out, err = work / "stdout.txt", work / "stderr.txt"
-    code = run_wasm(root / "python.wasm", ["python", *args], cache_root,
-                    dirs=[(work, "/"), (root / "lib", "/lib")], env=guest_env(), stdout=out, stderr=err)
+    code = run_python(root, args, cache_root, [(work, "/")], stdout=out, stderr=err)
     return code, out.read_text(errors="replace"), err.read_text(errors="replace")
 
 
