@@ -30,6 +30,21 @@ def build_wasi(session: nox.Session) -> None:
     session.run("python", "-m", "wasmbuild", "build", "--target", "wasi", *session.posargs)
 
 
+@nox.session(name="build-emscripten")
+def build_emscripten(session: nox.Session) -> None:
+    """Build, package and smoke-test CPython for wasm32-emscripten (node) into dist/ (args: --python ...)."""
+    _install(session)
+    session.run("python", "-m", "wasmbuild", "build", "--target", "emscripten", *session.posargs)
+
+
+@nox.session(name="test-emscripten")
+def test_emscripten(session: nox.Session) -> None:
+    """Run CPython's test suite on the Emscripten artifact (built if needed) under node and compare it with
+    tests/expectations/emscripten-X.Y.yaml (args: --python 3.13, --subset ci, test names ...)."""
+    _install(session)
+    session.run("python", "-m", "wasmbuild", "test", "--target", "emscripten", *session.posargs)
+
+
 @nox.session(name="run")
 def run(session: nox.Session) -> None:
     """Run a built artifact: nox -s run -- dist/cpython-...tar.gz -- -c 'print(1)'."""

@@ -18,7 +18,7 @@ from wasmbuild.archive import extract_tarball
 from wasmbuild.download import Fetched, Sources, fetch
 from wasmbuild.errors import ArchiveError, BuildError, PatchError
 from wasmbuild.process import require_tool, run
-from wasmbuild.recipe import Recipe, TargetOptions
+from wasmbuild.recipe import Patch, Recipe, TargetOptions
 
 # Bump to invalidate every cached build step after a change in how steps run.
 STEPS_VERSION = 1
@@ -61,18 +61,11 @@ def fetch_source(ctx: Context) -> Fetched:
     return got
 
 
-def _patch_records(recipe: Recipe) -> list[dict[str, str]]:
-    return [
-        {"file": p.rel, "sha256": cache.sha256_file(p.file), "reason": p.reason, "upstream": p.upstream}
-        for p in recipe.patches
-    ]
-
-
 def prepare_source(ctx: Context) -> Path:
     """The extracted, patched CPython source tree (shared by every target)."""
     recipe = ctx.recipe
     got = ctx.state.get("source") or fetch_source(ctx)
-    patches = _patch_records(recipe)
+    patches = patch_records(recipe.patches)
     key = cache.hash_key({"v": STEPS_VERSION, "sha256": recipe.source.sha256, "patches": patches})
     entry = ctx.cache / "sources" / f"cpython-{recipe.version}-{key[:12]}"
     ctx.state["source_key"] = key
@@ -84,19 +77,31 @@ def prepare_source(ctx: Context) -> Path:
         extract_tarball(got.path, entry, strip_components=1)
         if not (entry / "configure").is_file():
             raise ArchiveError(f"{got.path}: no 'configure' under {recipe.top_dir}/: not a CPython source release")
-        if patches:
-            patch = require_tool("patch", "to apply the recipe's patches", "apt-get install patch")
-            for p in recipe.patches:
-                proc = subprocess.run([patch, "-p1", "--batch", "--forward", "--dry-run", "-i", p.file],
-                                      cwd=entry, capture_output=True, text=True)
-                if proc.returncode != 0:
-                    raise PatchError(
-                        f"patch {p.rel} no longer applies to CPython {recipe.version}:\n"
-                        + proc.stdout.strip(),
-                        hint=f"refresh {p.file} against {recipe.version} or drop it from {recipe.file.name}",
-                    )
-                subprocess.run([patch, "-p1", "--batch", "--forward", "-s", "-i", p.file], cwd=entry, check=True)
+        apply_patches(entry, recipe.patches, f"CPython {recipe.version}", recipe.file)
     return entry
+
+
+def apply_patches(tree: Path, patches: tuple[Patch, ...], what: str, listed_in: Path) -> None:
+    """Apply `patches` (-p1) to `tree`; a patch that does not apply raises PatchError naming it."""
+    if not patches:
+        return
+    patch = require_tool("patch", f"to apply the patches to {what}", "install patch (Debian: apt-get install patch)")
+    for p in patches:
+        proc = subprocess.run([patch, "-p1", "--batch", "--forward", "--dry-run", "-i", p.file],
+                              cwd=tree, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise PatchError(
+                f"patch {p.rel} no longer applies to {what}:\n" + proc.stdout.strip(),
+                hint=f"refresh {p.file} against {what} or drop it from {listed_in.name}",
+            )
+        subprocess.run([patch, "-p1", "--batch", "--forward", "-s", "-i", p.file], cwd=tree, check=True)
+
+
+def patch_records(patches: tuple[Patch, ...]) -> list[dict[str, str]]:
+    return [
+        {"file": p.rel, "sha256": cache.sha256_file(p.file), "reason": p.reason, "upstream": p.upstream}
+        for p in patches
+    ]
 
 
 def run_configure(argv: list[str | os.PathLike[str]], *, cwd: Path, log_file: Path, what: str,

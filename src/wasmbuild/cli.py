@@ -36,6 +36,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="how to get the toolchain: upstream release, Debian packages, a local path "
                    "(WASI_SDK_PATH), or auto (release, then Debian)")
     p.add_argument("--wasi-sdk-path", type=Path, help="use this WASI SDK (same as WASI_SDK_PATH)")
+    p.add_argument("--node", help="node executable for Emscripten (env WASMBUILD_NODE; default: node on PATH)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -69,6 +70,18 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("artifact", type=Path, nargs="?", help="default: the newest WASI archive in ./dist")
     bench.add_argument("--runs", type=int, default=5)
 
+    ts = sub.add_parser("test", help="run CPython's test suite (regrtest) against the built artifact and compare "
+                        "with tests/expectations/<target>-<X.Y>.yaml")
+    ts.add_argument("--target", choices=("emscripten",), default="emscripten")
+    _add_common(ts)
+    ts.add_argument("--dist-dir", type=Path, default=None, help="where the artifact is built (default: ./dist)")
+    ts.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1, help="parallel workers (regrtest -j)")
+    ts.add_argument("--timeout", type=int, default=900, help="per test module, seconds (regrtest --timeout)")
+    ts.add_argument("--subset", choices=("all", "ci"), default="all",
+                    help="all test modules, or the expectations file's documented CI subset")
+    ts.add_argument("--report-dir", type=Path, default=None, help="where results go (default: ./reports)")
+    ts.add_argument("tests", nargs="*", help="only these test modules (default: all)")
+
     sub.add_parser("versions", help="list the supported CPython versions and targets")
     return parser
 
@@ -97,6 +110,8 @@ def _context(args: argparse.Namespace, target: str):
                   toolchain_route=args.toolchain_route)
     if args.wasi_sdk_path:
         ctx.state["wasi_sdk_path"] = args.wasi_sdk_path
+    if args.node:
+        ctx.state["node"] = args.node
     return ctx
 
 
@@ -174,7 +189,23 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"bench": cmd_bench, "build": cmd_build, "toolchain": cmd_toolchain, "run": cmd_run,
+def cmd_test(args: argparse.Namespace) -> int:
+    from wasmbuild.suite import test_artifact
+
+    ctx = _context(args, args.target)
+    target = get_target(args.target)
+    from wasmbuild.package import package
+
+    with cache.lock(ctx.cache):
+        target.provision_toolchain(ctx)
+        build = target.build_host(ctx)
+        archive = package(ctx, build, target.stage)
+    report_dir = (args.report_dir or Path.cwd() / "reports").expanduser().resolve()
+    return test_artifact(ctx, archive, report_dir=report_dir, jobs=args.jobs, timeout=args.timeout,
+                         subset=args.subset, tests=args.tests)
+
+
+COMMANDS = {"bench": cmd_bench, "build": cmd_build, "test": cmd_test, "toolchain": cmd_toolchain, "run": cmd_run,
             "smoke-test": cmd_smoke_test, "versions": cmd_versions}
 
 

@@ -97,6 +97,7 @@ def build_record(ctx: Context, extra: dict[str, Any], wasm: Path, debug_name: st
             {"name": r.source.name, "role": "cpython-source", "url": source.url, "route": source.route,
              "upstream_url": r.source.url, "sha256": r.source.sha256, "size": r.source.size},
             *({"role": "toolchain", **i} for i in tc.inputs),
+            *({"role": "library", **lib} for lib in extra.get("libraries", [])),
         ],
         "toolchain": tc.record(),
         "build_python": {"cc": ctx.state["build_python"]["cc"], "host": platform.machine()},
@@ -126,7 +127,6 @@ def update_sha256sums(dist: Path) -> Path:
 def package(ctx: Context, build: Path, stage_fn) -> Path:
     """Stage the artifact (cached by the host build's key), write the archive, the record, SHA256SUMS."""
     name = artifact_name(ctx)
-    debug_name = artifact_name(ctx, "-debuginfo") + ".tar.gz"
     key = cache.hash_key({"host": ctx.state["host_key"], "recipe": ctx.recipe.data, "stage": RECORD_FORMAT})
     entry = ctx.cache / "stage" / f"{name}-{key[:12]}"
     if not cache.is_valid(entry, key):
@@ -135,10 +135,12 @@ def package(ctx: Context, build: Path, stage_fn) -> Path:
             check_no_build_paths(entry / "tree", [str(ctx.cache), str(build)])
             write_json(entry / "extra.json", extra)
     extra = json.loads((entry / "extra.json").read_text())
+    # A target without separate debug info (Emscripten links with -g0) says "debuginfo": None.
+    debug_name = extra.get("debuginfo", artifact_name(ctx, "-debuginfo") + ".tar.gz")
     record = build_record(ctx, extra, entry / "tree" / "python.wasm", debug_name)
     ctx.dist.mkdir(parents=True, exist_ok=True)
     archive = ctx.dist / f"{name}.tar.gz"
-    outputs = [archive, ctx.dist / debug_name, ctx.dist / f"{name}.BUILD.json"]
+    outputs = [archive, *([ctx.dist / debug_name] if debug_name else []), ctx.dist / f"{name}.BUILD.json"]
     packaged = entry / "packaged.json"
     # The exact bytes of the record (not just its content): a change in how it is written repackages.
     state = {"record": hashlib.sha256(json_text(record).encode()).hexdigest()}
@@ -151,11 +153,12 @@ def package(ctx: Context, build: Path, stage_fn) -> Path:
             log.info(f"✓ {archive.name}: up to date in {ctx.dist}")
             return archive
     with log.step(f"Package {name}.tar.gz"):
-        for tree in (entry / "tree", entry / "debug"):
-            write_json(tree / RECORD_NAME, record)
+        write_json(entry / "tree" / RECORD_NAME, record)
         write_deterministic_tar_gz(archive, entry / "tree", name, ctx.recipe.source_date_epoch, first=[RECORD_NAME])
-        write_deterministic_tar_gz(ctx.dist / debug_name, entry / "debug", artifact_name(ctx, "-debuginfo"),
-                                   ctx.recipe.source_date_epoch, first=[RECORD_NAME])
+        if debug_name:
+            write_json(entry / "debug" / RECORD_NAME, record)
+            write_deterministic_tar_gz(ctx.dist / debug_name, entry / "debug", artifact_name(ctx, "-debuginfo"),
+                                       ctx.recipe.source_date_epoch, first=[RECORD_NAME])
         write_json(ctx.dist / f"{name}.BUILD.json", record)
         write_json(packaged, state | {p.name: cache.sha256_file(p) for p in outputs})
         sums = update_sha256sums(ctx.dist)

@@ -13,6 +13,8 @@ from wasmbuild.schema import DOWNLOAD, Field, ListOf, MapOf, Sha256, load_yaml, 
 FORMAT = 1
 TARGETS = ("wasi", "emscripten")
 
+PATCH = {"file": str, "reason": str, "upstream": str}
+
 TARGET_SCHEMA = {
     "triple": str,
     "toolchain": str,
@@ -23,6 +25,8 @@ TARGET_SCHEMA = {
     "config_cache": Field(MapOf(str), required=False),
     "cflags": Field(ListOf(str), required=False),
     "ldflags": Field(ListOf(str), required=False),
+    # C libraries (recipes/libraries.yaml) built for this target before CPython.
+    "libraries": Field(ListOf(str), required=False),
     "smoke": Field(
         {
             "imports": ListOf(str),
@@ -37,7 +41,7 @@ RECIPE_SCHEMA = {
     "version": str,
     "source": {**DOWNLOAD, "filename": str, "top_dir": str},
     "source_date_epoch": int,
-    "patches": Field(ListOf({"file": str, "reason": str, "upstream": str}), required=False),
+    "patches": Field(ListOf(PATCH), required=False),
     "stdlib": Field({"exclude": ListOf(str)}, required=False),
     "targets": {t: Field(TARGET_SCHEMA, required=False) for t in TARGETS},
 }
@@ -56,6 +60,10 @@ TOOLCHAIN_SCHEMA = {
     "name": str,
     "version": str,
     "components": Field(MapOf(str), required=False),
+    # The JavaScript runtime a toolchain needs (Emscripten): the minimum node major version.
+    "node": Field({"minimum": int}, required=False),
+    # Patches applied to the provisioned toolchain (relative to patches/).
+    "patches": Field(ListOf(PATCH), required=False),
     "routes": {
         "release": Field(
             ListOf({**DOWNLOAD, "platform": str, "strip_components": Field(int, required=False)}),
@@ -123,6 +131,7 @@ class TargetOptions:
     config_cache: dict[str, str]
     cflags: tuple[str, ...]
     ldflags: tuple[str, ...]
+    libraries: tuple[str, ...]
     smoke_imports: tuple[str, ...]
     smoke_tests: tuple[str, ...]
 
@@ -158,12 +167,7 @@ def load_recipe(file: Path, patches_dir: Path | None = None) -> Recipe:
     if data["format"] != FORMAT:
         raise RecipeError(f"{file}: format: unsupported format {data['format']} (this wasmbuild reads {FORMAT})")
     patches_dir = patches_dir or file.parent.parent / "patches"
-    patches = []
-    for i, p in enumerate(data.get("patches", [])):
-        path = patches_dir / p["file"]
-        if not path.is_file():
-            raise RecipeError(f"{file}: patches[{i}].file: patch file not found: {path}")
-        patches.append(Patch(file=path, rel=p["file"], reason=p["reason"], upstream=p["upstream"]))
+    patches = _load_patches(file, data.get("patches", []), patches_dir)
     targets = {}
     for name, t in data["targets"].items():
         smoke = t.get("smoke", {})
@@ -176,6 +180,7 @@ def load_recipe(file: Path, patches_dir: Path | None = None) -> Recipe:
             config_cache=dict(t.get("config_cache", {})),
             cflags=tuple(t.get("cflags", ())),
             ldflags=tuple(t.get("ldflags", ())),
+            libraries=tuple(t.get("libraries", ())),
             smoke_imports=tuple(smoke.get("imports", ())),
             smoke_tests=tuple(smoke.get("tests", ())),
         )
@@ -185,7 +190,7 @@ def load_recipe(file: Path, patches_dir: Path | None = None) -> Recipe:
         source=Download.from_data(data["source"]),
         top_dir=data["source"]["top_dir"],
         source_date_epoch=data["source_date_epoch"],
-        patches=tuple(patches),
+        patches=patches,
         stdlib_exclude=tuple(data.get("stdlib", {}).get("exclude", ())),
         targets=targets,
         data=data,
@@ -259,13 +264,27 @@ class ToolchainManifest:
     debian_platform: str | None
     debian_arch: str | None
     debian_packages: tuple[DebPackage, ...]
+    patches: tuple[Patch, ...] = ()
+    node_minimum: int | None = None
+    data: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
-def load_toolchain(file: Path) -> ToolchainManifest:
+def _load_patches(file: Path, entries: list[dict[str, str]], patches_dir: Path) -> tuple[Patch, ...]:
+    patches = []
+    for i, p in enumerate(entries):
+        path = patches_dir / p["file"]
+        if not path.is_file():
+            raise RecipeError(f"{file}: patches[{i}].file: patch file not found: {path}")
+        patches.append(Patch(file=path, rel=p["file"], reason=p["reason"], upstream=p["upstream"]))
+    return tuple(patches)
+
+
+def load_toolchain(file: Path, patches_dir: Path | None = None) -> ToolchainManifest:
     data = load_yaml(file)
     validate(data, TOOLCHAIN_SCHEMA, file)
     if data["format"] != FORMAT:
         raise RecipeError(f"{file}: format: unsupported format {data['format']} (this wasmbuild reads {FORMAT})")
+    patches_dir = patches_dir or file.parent.parent / "patches"
     routes = data["routes"]
     release = tuple(
         ReleaseAsset(
@@ -283,6 +302,9 @@ def load_toolchain(file: Path) -> ToolchainManifest:
         debian_platform=debian.get("platform"),
         debian_arch=debian.get("arch"),
         debian_packages=tuple(DebPackage(**p) for p in debian.get("packages", [])),
+        patches=_load_patches(file, data.get("patches", []), patches_dir),
+        node_minimum=(data.get("node") or {}).get("minimum"),
+        data=data,
     )
 
 

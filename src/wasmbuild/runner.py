@@ -8,6 +8,7 @@ it is serialized into the cache keyed by the module's sha256, the wasmtime versi
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import tarfile
@@ -23,6 +24,9 @@ MAX_WASM_STACK = 8 * 1024 * 1024
 ASYNC_STACK = 16 * 1024 * 1024
 THREAD_STACK = 256 * 1024 * 1024
 CONFIG_ID = f"stack={MAX_WASM_STACK},async={ASYNC_STACK}"
+# node's V8 stack for Emscripten artifacts (KiB), run with the stack rlimit raised to its hard limit: deep
+# recursion in CPython's tests overflows node's default (~984 KiB) before wasm's own stack limit.
+NODE_STACK_KB = 30000
 
 
 class RunError(WasmbuildError):
@@ -156,10 +160,48 @@ def guest_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return {"PYTHONHOME": "/", **(extra or {})}
 
 
+def is_node_artifact(root: Path) -> bool:
+    """An Emscripten artifact (python.js + python.wasm, run by node) rather than a WASI one."""
+    return (root / "python.js").is_file()
+
+
+def node_command(root: Path) -> list[str]:
+    """node with the stack the artifact needs (NODE_STACK_KB; the launcher raises `ulimit -s` to match)."""
+    from wasmbuild.emscripten import NODE_MINIMUM, find_node
+
+    node = find_node(NODE_MINIMUM)
+    return [str(node.path), f"--stack-size={NODE_STACK_KB}", str(root / "python.js")]
+
+
+def _unlimited_stack() -> None:
+    import resource
+
+    _soft, hard = resource.getrlimit(resource.RLIMIT_STACK)
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_STACK, (hard, hard))
+
+
+def run_node_python(root: Path, args: Sequence[str], *, cwd: Path | None = None, env: dict[str, str] | None = None,
+                    stdout: Path | None = None, stderr: Path | None = None) -> int:
+    """Run an Emscripten artifact under node as python.sh does: host paths (NODERAWFS), PYTHONHOME=root."""
+    import subprocess
+
+    argv = [*node_command(root), *args]
+    full_env = {**os.environ, "PYTHONHOME": str(root), **(env or {})}
+    with contextlib.ExitStack() as files:
+        out = files.enter_context(open(stdout, "wb")) if stdout else None
+        err = files.enter_context(open(stderr, "wb")) if stderr else None
+        proc = subprocess.run(argv, cwd=cwd, env=full_env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                              preexec_fn=_unlimited_stack)
+    return proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
+
+
 def run_python(root: Path, args: Sequence[str], cache_root: Path, dirs: Sequence[tuple[Path, str]], *,
                env: dict[str, str] | None = None, stdout: Path | None = None, stderr: Path | None = None) -> int:
     """Run the unpacked artifact at `root` as python.sh does: the given preopens, the artifact's lib/ at /lib,
-    PYTHONHOME=/."""
+    PYTHONHOME=/. (Emscripten artifacts see the host's files: the first directory is the working directory.)"""
+    if is_node_artifact(root):
+        return run_node_python(root, args, cwd=dirs[0][0] if dirs else None, env=env, stdout=stdout, stderr=stderr)
     mounts = [*dirs, (root / "lib", "/lib")]
     return run_wasm(root / "python.wasm", ["python", *args], cache_root, dirs=mounts, env=guest_env(env),
                     stdout=stdout, stderr=stderr)

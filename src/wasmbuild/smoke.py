@@ -11,8 +11,10 @@ from pathlib import Path
 from wasmbuild import cache, log
 from wasmbuild.errors import SmokeTestError, UsageError
 from wasmbuild.recipe import Recipe, TargetOptions, project_root, select_recipe
-from wasmbuild.runner import run_python, unpack_artifact
+from wasmbuild.runner import is_node_artifact, run_python, unpack_artifact
 
+# sys.platform of each target.
+SYS_PLATFORM = {"wasi": "wasi", "emscripten": "emscripten"}
 IMPORT_SWEEP = """
 import importlib, json, sys
 failed = {}
@@ -29,6 +31,11 @@ def _run(root: Path, cache_root: Path, args: list[str], work: Path) -> tuple[int
     out, err = work / "stdout.txt", work / "stderr.txt"
     code = run_python(root, args, cache_root, [(work, "/")], stdout=out, stderr=err)
     return code, out.read_text(errors="replace"), err.read_text(errors="replace")
+
+
+def _guest_path(root: Path, work: Path, name: str) -> str:
+    """How the guest names work/<name>: WASI sees work at /, an Emscripten (node) guest sees host paths."""
+    return str(work / name) if is_node_artifact(root) else f"/{name}"
 
 
 def check_record(archive: Path, root: Path) -> dict:
@@ -61,12 +68,15 @@ def smoke_test(archive: Path, cache_root: Path, recipe: Recipe, target: TargetOp
             lines = out.splitlines()
             if code != 0 or len(lines) < 2:
                 raise SmokeTestError(f"python.wasm -c failed (exit {code}):\n{out}{err}")
-            if not lines[0].startswith(recipe.version + " ") or lines[1] != "wasi":
-                raise SmokeTestError(f"expected CPython {recipe.version} on wasi, got {lines[0]!r} on {lines[1]!r}")
+            platform = SYS_PLATFORM[target.name]
+            if not lines[0].startswith(recipe.version + " ") or lines[1] != platform:
+                raise SmokeTestError(f"expected CPython {recipe.version} on {platform}, got {lines[0]!r} on "
+                                     f"{lines[1]!r}")
             log.info(f"  ✓ {lines[0].split()[0]} on {lines[1]} ({time.monotonic() - start:.2f}s incl. module load)")
 
             (work / "sweep.py").write_text(IMPORT_SWEEP)
-            code, out, err = _run(root, cache_root, ["/sweep.py", *target.smoke_imports], work)
+            sweep = [_guest_path(root, work, "sweep.py"), *target.smoke_imports]
+            code, out, err = _run(root, cache_root, sweep, work)
             if code != 0:
                 raise SmokeTestError(f"import sweep crashed (exit {code}):\n{out}{err}")
             failed = json.loads(out.strip().splitlines()[-1])
@@ -79,8 +89,8 @@ def smoke_test(archive: Path, cache_root: Path, recipe: Recipe, target: TargetOp
 
             if target.smoke_tests:
                 start = time.monotonic()
-                code, out, err = _run(root, cache_root, ["-m", "test", "--tempdir", "/tmp", "-q",
-                                                         *target.smoke_tests], work)
+                argv = ["-m", "test", "--tempdir", _guest_path(root, work, "tmp"), "-q", *target.smoke_tests]
+                code, out, err = _run(root, cache_root, argv, work)
                 if code != 0:
                     raise SmokeTestError(f"python -m test {' '.join(target.smoke_tests)} failed (exit {code}):\n"
                                          f"{out[-3000:]}{err[-3000:]}")

@@ -13,4 +13,8 @@ def get_target(name: str):  # -> module with the step functions
         from wasmbuild.targets import wasi
 
         return wasi
+    if name == "emscripten":
+        from wasmbuild.targets import emscripten
+
+        return emscripten
     raise UsageError(f"unknown target '{name}'", hint=f"choose one of: {', '.join(TARGET_NAMES)}")

@@ -1,0 +1,166 @@
+"""Third-party C libraries (recipes/libraries.yaml) built from pinned, verified sources for a target.
+
+Each library is one cache entry holding `prefix/{include,lib}`, keyed by its recipe data and the toolchain.
+Its build is the recipe's shell script, run in the unpacked source with the target's compiler in the
+environment (CC, AR, RANLIB, CFLAGS, HOST, BUILD, PREFIX, JOBS).
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from wasmbuild import cache, log
+from wasmbuild.archive import extract_tarball
+from wasmbuild.download import DownloadError, Fetched, Sources, fetch
+from wasmbuild.errors import BuildError, ChecksumError, RecipeError
+from wasmbuild.process import run
+from wasmbuild.recipe import Download
+from wasmbuild.schema import DOWNLOAD, Field, MapOf, Sha256, load_yaml, validate
+
+FORMAT = 1
+# Bump when the way libraries are built changes (invalidates cached libraries).
+LIBS_VERSION = 1
+
+LIBRARY_SCHEMA = {
+    "version": str,
+    "license": str,
+    "source": DOWNLOAD,
+    # Debian's orig tarball when it is NOT the upstream file (repacked): pinned by its own hash.
+    "debian_repack": Field({"path": str, "sha256": Sha256, "size": int}, required=False),
+    # Shell script (sh -eu) run in the unpacked source; it installs into $PREFIX.
+    "script": str,
+    # Variables handed to CPython's configure; {prefix} is the installed prefix.
+    "provides": MapOf(str),
+}
+FILE_SCHEMA = {"format": int, "libraries": MapOf(LIBRARY_SCHEMA)}
+
+
+@dataclass(frozen=True)
+class Library:
+    name: str
+    version: str
+    license: str
+    source: Download
+    repack: Download | None
+    script: str
+    provides: dict[str, str]
+    data: dict[str, Any]
+
+
+def load_libraries(file: Path) -> dict[str, Library]:
+    data = load_yaml(file)
+    validate(data, FILE_SCHEMA, file)
+    if data["format"] != FORMAT:
+        raise RecipeError(f"{file}: format: unsupported format {data['format']} (this wasmbuild reads {FORMAT})")
+    libs = {}
+    for name, lib in data["libraries"].items():
+        repack = None
+        if r := lib.get("debian_repack"):
+            repack = Download(url=f"debian:{r['path']}", sha256=r["sha256"], size=r["size"],
+                              filename=r["path"].rsplit("/", 1)[-1], debian=r["path"])
+        libs[name] = Library(name=name, version=lib["version"], license=lib["license"],
+                             source=Download.from_data(lib["source"]), repack=repack, script=lib["script"],
+                             provides=dict(lib["provides"]), data=lib)
+    return libs
+
+
+def select(file: Path, names: tuple[str, ...], owner: Path) -> list[Library]:
+    libs = load_libraries(file)
+    unknown = [n for n in names if n not in libs]
+    if unknown:
+        raise RecipeError(f"{owner}: libraries: unknown {', '.join(unknown)} (defined in {file.name}: "
+                          f"{', '.join(sorted(libs))})")
+    return [libs[n] for n in names]
+
+
+def fetch_source(lib: Library, cache_root: Path, sources: Sources) -> tuple[Fetched, Download]:
+    """The upstream file (or its byte-identical copies), else Debian's repacked orig tarball."""
+    try:
+        return fetch(lib.source, cache_root, sources), lib.source
+    except ChecksumError:
+        raise
+    except DownloadError as exc:
+        if not (lib.repack and sources.debian_mirror):
+            raise
+        log.info(f"  {lib.source.name} unavailable; using Debian's repacked source {lib.repack.name}")
+        repack = Download(url=f"{sources.debian_mirror.rstrip('/')}/{lib.repack.debian}",
+                          sha256=lib.repack.sha256, size=lib.repack.size, filename=lib.repack.filename)
+        try:
+            got = fetch(repack, cache_root, Sources(mirror_dir=sources.mirror_dir, debian_mirror=None, upstream=True))
+        except ChecksumError:
+            raise
+        except DownloadError as exc2:
+            raise DownloadError(f"{exc}\n  - debian (repacked orig): {exc2}", hint=exc.hint) from None
+        return got, lib.repack
+
+
+@dataclass
+class Built:
+    lib: Library
+    prefix: Path
+    record: dict[str, Any]
+
+    def configure_env(self) -> dict[str, str]:
+        return {k: v.replace("{prefix}", str(self.prefix)) for k, v in self.provides_items()}
+
+    def provides_items(self):
+        return sorted(self.lib.provides.items())
+
+
+def build(lib: Library, *, cache_root: Path, sources: Sources, target: str, toolchain_key: Any,
+          env: dict[str, str], jobs: int, log_dir: Path) -> Built:
+    """Build `lib` for `target` with the compiler environment `env` (CC, AR, ... HOST, BUILD)."""
+    key = cache.hash_key({"v": LIBS_VERSION, "lib": lib.data, "target": target, "toolchain": toolchain_key,
+                          "env": {k: v for k, v in env.items() if k not in {"PATH", "EM_CONFIG", "EMSDK_PYTHON"}}})
+    entry = cache_root / "libs" / f"{lib.name}-{lib.version}-{target}-{key[:12]}"
+    prefix = entry / "prefix"
+
+    def record(source: dict[str, Any]) -> dict[str, Any]:
+        return {"name": lib.name, "version": lib.version, "license": lib.license, **source}
+
+    if cache.is_valid(entry, key):
+        stamp = cache.read_stamp(entry) or {}
+        return Built(lib, prefix, record(stamp.get("source", {})))
+    got, item = fetch_source(lib, cache_root, sources)
+    source = {"file": item.name, "sha256": item.sha256, "route": got.route, "url": got.url}
+    logf = log_dir / f"lib-{lib.name}-{target}.log"
+    logf.parent.mkdir(parents=True, exist_ok=True)
+    logf.write_text(f"# {lib.name} {lib.version} for {target}\n")
+    with log.step(f"Build {lib.name} {lib.version} for {target} (log: {logf})"), \
+            cache.fresh_entry(entry, key, source=source):
+        src = entry / "src"
+        extract_tarball(got.path, src, strip_components=1)
+        prefix.mkdir()
+        script_env = {
+            **env,
+            "CFLAGS": f"{env.get('CFLAGS', '')} -ffile-prefix-map={src}=/src/{lib.name}".strip(),
+            "PREFIX": str(prefix),
+            "JOBS": str(jobs),
+        }
+        run(["sh", "-eu", "-c", lib.script, f"build-{lib.name}"], cwd=src, env=script_env, log_file=logf,
+            what=f"the build script of {lib.name}")
+        missing = [part for v in lib.provides.values() for part in shlex.split(v)
+                   if part.startswith("-I{prefix}") and not Path(part[2:].replace("{prefix}", str(prefix))).is_dir()]
+        if missing or not any((prefix / "lib").glob("*.a")):
+            raise BuildError(f"the build script of {lib.name} installed no static library or headers into {prefix}",
+                             hint=f"see {logf}")
+        cache.remove_tree(src)
+    return Built(lib, prefix, record(source))
+
+
+def build_all(libs: list[Library], **kwargs: Any) -> list[Built]:
+    return [build(lib, **kwargs) for lib in libs]
+
+
+def configure_env(built: list[Built]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for b in built:
+        env.update(b.configure_env())
+    return env
+
+
+def path_map(built: list[Built]) -> dict[str, str]:
+    return {str(b.prefix): f"/opt/{b.lib.name}" for b in built}

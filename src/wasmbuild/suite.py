@@ -1,0 +1,98 @@
+"""`wasmbuild test`: CPython's test suite against the packaged artifact, results in reports/, compared with
+tests/expectations/<target>-<X.Y>.yaml."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from wasmbuild import cache, log
+from wasmbuild.build import Context
+from wasmbuild.errors import UsageError
+from wasmbuild.runner import unpack_artifact
+from wasmbuild.schema import ListOf, load_yaml
+from wasmbuild.testsuite import (
+    RESULT_FORMAT,
+    TestSuiteError,
+    compare,
+    counts,
+    load_expectations,
+    run_regrtest,
+    write_results,
+)
+
+
+def expectations_file(ctx: Context) -> Path:
+    return ctx.root / "tests" / "expectations" / f"{ctx.target.name}-{ctx.recipe.short_version}.yaml"
+
+
+def ci_subset(file: Path) -> list[str]:
+    data = load_yaml(file)
+    subset = data.get("ci_subset")
+    if not subset:
+        raise UsageError(f"{file} defines no ci_subset", hint="run the whole suite (--subset all)")
+    from wasmbuild.schema import validate
+
+    validate({"ci_subset": subset}, {"ci_subset": ListOf(str)}, file)
+    return list(subset)
+
+
+def test_artifact(ctx: Context, archive: Path, *, report_dir: Path, jobs: int, timeout: int, subset: str,
+                  tests: list[str]) -> int:
+    exp_file = expectations_file(ctx)
+    if not exp_file.is_file():
+        raise UsageError(f"no expectations file for {ctx.target.name} {ctx.recipe.short_version}: {exp_file}",
+                         hint="create it: every expected failure, crash or skip with its kind and reason")
+    exp = load_expectations(exp_file, ctx.recipe.short_version, ctx.target.name)
+    selected = list(tests) or (ci_subset(exp_file) if subset == "ci" else [])
+    root = unpack_artifact(archive, ctx.cache)
+    launcher = root / "python.sh"
+    if not launcher.is_file():
+        raise UsageError(f"{archive} has no python.sh launcher")
+    bp = Path(ctx.state["build_python"]["path"])
+    name = f"cpython-{ctx.recipe.version}-{ctx.target.triple}-tests"
+    report_dir.mkdir(parents=True, exist_ok=True)
+    log_file = report_dir / f"{name}.log"
+    what = "all test modules" if not selected else f"{len(selected)} test modules"
+    title = f"regrtest: {what} of CPython {ctx.recipe.version} on {ctx.target.triple}, -j{jobs} (log: {log_file})"
+    with log.step(title), tempfile.TemporaryDirectory(prefix="wasmbuild-regrtest-") as tmp:
+        results, duration, code, argv = run_regrtest(bp, launcher, Path(tmp), jobs=jobs, timeout=timeout,
+                                                     tests=selected, extra=[], log_file=log_file)
+    if not results:
+        raise TestSuiteError(f"regrtest ran no test modules (exit {code}); see {log_file}")
+    comparison = compare(results, exp, complete=not selected)
+    c = counts(results)
+    expected_failures = sum(1 for n, r in results.items() if r["status"] in {"failed", "crashed"}
+                            and exp.expected(n) == r["status"])
+    data = {
+        "format": RESULT_FORMAT,
+        "python": ctx.recipe.version,
+        "target": {"name": ctx.target.name, "triple": ctx.target.triple},
+        "artifact": {"name": archive.name, "sha256": cache.sha256_file(archive)},
+        "expectations": exp_file.relative_to(ctx.root).as_posix(),
+        "command": ["<build-python>", *argv[1:4], "<artifact>/python.sh", *argv[5:]],
+        "selection": selected or "all",
+        "jobs": jobs,
+        "timeout": timeout,
+        "duration_s": round(duration, 1),
+        "regrtest_exit": code,
+        "counts": c,
+        "tests": {n: {**r, "expected": exp.expected(n)} for n, r in sorted(results.items())},
+        "unexpected": comparison.unexpected,
+        "notes": comparison.notes,
+    }
+    out = report_dir / f"{name}.json"
+    write_results(out, data)
+    log.info(f"  {len(results)} test modules in {duration / 60:.1f} min: {c['passed']} passed, {c['failed']} failed, "
+             f"{c['crashed']} crashed, {c['skipped']} skipped; {expected_failures} failures/crashes expected")
+    log.info(f"  results: {out}")
+    for note in comparison.notes:
+        log.info(f"  note: {note}")
+    if not comparison.ok:
+        raise TestSuiteError(
+            f"{len(comparison.unexpected)} test modules did not end as {exp_file.name} expects:\n"
+            + "\n".join(f"  - {u}" for u in comparison.unexpected),
+            hint=f"fix the cause, or record it in {exp_file} with its kind and reason; log: {log_file}",
+        )
+    log.info(f"✓ every test module ended as {exp_file.name} expects")
+    return 0
