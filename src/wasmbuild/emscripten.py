@@ -71,6 +71,8 @@ def _node_version(node: str) -> str:
         out = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise ToolchainError(f"cannot run node at {node}: {exc}") from None
+    if out.returncode != 0:
+        raise ToolchainError(f"cannot run node at {node} (exit {out.returncode}): {out.stderr.strip()[-500:]}")
     return out.stdout.strip().lstrip("v")
 
 
@@ -203,6 +205,7 @@ def _arrange_debian(root: Path) -> None:
     llvm = llvm_dirs[-1]
     major = llvm.name.split("-", 1)[1]
     # The binaries' RUNPATH is $ORIGIN/../lib, which lacks libLLVM: link it there.
+    (llvm / "lib").mkdir(exist_ok=True)
     for lib in (deb / "usr" / "lib" / "x86_64-linux-gnu").glob("libLLVM*.so*"):
         link = llvm / "lib" / lib.name
         if not link.exists():
@@ -256,7 +259,8 @@ def _deb_download(pkg, mirror: str | None) -> Download:
 def _toolchain(manifest: ToolchainManifest, entry: Path, route: str, inputs: list, node: Node) -> Toolchain:
     write_em_config(entry, node.path)
     components = {**manifest.components, "node": node.version}
-    return Toolchain(manifest.name, manifest.version, entry, route, components, inputs)
+    return Toolchain(manifest.name, manifest.version, entry, route, components, inputs,
+                     patches=patch_records(manifest.patches))
 
 
 def provision_debian(manifest: ToolchainManifest, cache_root: Path, sources: Sources, node: Node) -> Toolchain:
@@ -318,7 +322,7 @@ def provision(manifest: ToolchainManifest, cache_root: Path, sources: Sources, r
         raise UsageError(f"unknown toolchain route '{route}'", hint=f"choose one of: {', '.join(ROUTES)}")
     if route == "path":
         raise UsageError("--toolchain-route path is for the WASI SDK; Emscripten uses release or debian")
-    node = find_node(manifest.node_minimum or 18, node_path)
+    node = find_node(max(NODE_MINIMUM, manifest.node_minimum or 0), node_path)
     if route == "release":
         return provision_release(manifest, cache_root, sources, node)
     if route == "debian":
@@ -330,7 +334,11 @@ def provision(manifest: ToolchainManifest, cache_root: Path, sources: Sources, r
     if manifest.debian_platform == host_platform() and cache.is_valid(*_debian_entry(manifest, cache_root)):
         return provision_debian(manifest, cache_root, sources, node)
     errors = []
-    if asset and (sources.upstream or sources.mirror_dir):
+    if asset is None:
+        pinned = ", ".join(a.platform for a in manifest.release) or "none"
+        errors.append(f"release route: {manifest.file.name}: no pinned release of {manifest.name} {manifest.version} "
+                      f"for {host_platform()} (pinned: {pinned})")
+    elif sources.upstream or sources.mirror_dir:
         try:
             return provision_release(manifest, cache_root, sources, node)
         except ChecksumError:

@@ -7,6 +7,7 @@ environment (CC, AR, RANLIB, CFLAGS, HOST, BUILD, PREFIX, JOBS).
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,7 +95,7 @@ def fetch_source(lib: Library, cache_root: Path, sources: Sources) -> tuple[Fetc
             raise
         except DownloadError as exc2:
             raise DownloadError(f"{exc}\n  - debian (repacked orig): {exc2}", hint=exc.hint) from None
-        return got, lib.repack
+        return dataclasses.replace(got, route="debian"), lib.repack
 
 
 @dataclass
@@ -140,8 +141,9 @@ def build(lib: Library, *, cache_root: Path, sources: Sources, target: str, tool
             "PREFIX": str(prefix),
             "JOBS": str(jobs),
         }
-        run(["sh", "-eu", "-c", lib.script, f"build-{lib.name}"], cwd=src, env=script_env, log_file=logf,
-            what=f"the build script of {lib.name}")
+        script = entry / f"build-{lib.name}.sh"
+        script.write_text(lib.script)
+        run(["sh", "-eu", script], cwd=src, env=script_env, log_file=logf, what=f"the build script of {lib.name}")
         missing = [part for v in lib.provides.values() for part in shlex.split(v)
                    if part.startswith("-I{prefix}") and not Path(part[2:].replace("{prefix}", str(prefix))).is_dir()]
         if missing or not any((prefix / "lib").glob("*.a")):

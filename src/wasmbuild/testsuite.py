@@ -20,7 +20,7 @@ from typing import Any
 
 from wasmbuild import log
 from wasmbuild.errors import RecipeError, WasmbuildError
-from wasmbuild.schema import Field, MapOf, load_yaml, validate
+from wasmbuild.schema import Field, ListOf, MapOf, load_yaml, validate
 
 RESULT_FORMAT = 1
 EXPECTATIONS_FORMAT = 1
@@ -39,6 +39,8 @@ EXPECTATIONS_SCHEMA = {
     "failed": Field(MapOf(ENTRY), required=False),
     "crashed": Field(MapOf(ENTRY), required=False),
     "skipped": Field(MapOf(ENTRY), required=False),
+    # The fixed, representative selection CI runs when the whole suite does not fit its time.
+    "ci_subset": Field(ListOf(str), required=False),
 }
 
 
@@ -60,7 +62,7 @@ def classify(text: str) -> tuple[str, str]:
         return "passed", "env changed"
     if text.startswith("failed"):
         return "failed", detail
-    if text.startswith(("worker non-zero exit code", "worker bug", "timed out", "interrupted")):
+    if text.startswith(("worker non-zero exit code", "worker bug", "timed out", "interrupted", "process crashed")):
         return "crashed", detail
     return "crashed", f"unrecognised result: {detail}"
 
@@ -153,7 +155,8 @@ def compare(results: dict[str, dict[str, str]], exp: Expectations, complete: boo
         elif actual == "skipped":
             out.unexpected.append(label + " -- an unexpected skip can hide a regression")
         else:
-            out.notes.append(f"unexpected pass: {label} -- update {exp.file.name if exp.file else 'expectations'}")
+            what = "unexpected pass" if actual in {"passed", "skipped"} or expected == "skipped" else "improvement"
+            out.notes.append(f"{what}: {label} -- update {exp.file.name if exp.file else 'expectations'}")
     if complete:
         for status in ("failed", "crashed", "skipped"):
             for name in sorted(getattr(exp, status)):

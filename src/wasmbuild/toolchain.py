@@ -27,12 +27,17 @@ class Toolchain:
     route: str
     components: dict[str, str] = field(default_factory=dict)
     inputs: list[dict[str, Any]] = field(default_factory=list)
+    # Patches applied to the provisioned toolchain: file, sha256, reason, upstream.
+    patches: list[dict[str, str]] = field(default_factory=list)
 
     def record(self) -> dict[str, Any]:
-        return {
+        record = {
             "name": self.name,
             "version": self.version,
             "route": self.route,
             "components": self.components,
             "inputs": self.inputs,
         }
+        if self.patches:
+            record["patches"] = self.patches
+        return record

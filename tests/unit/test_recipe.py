@@ -21,7 +21,7 @@ from wasmbuild.recipe import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-RECIPES = sorted((ROOT / "recipes").glob("*.yaml"))
+RECIPES = sorted((ROOT / "recipes").glob("cpython-*.yaml"))
 TOOLCHAINS = sorted((ROOT / "toolchains").glob("*.yaml"))
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
