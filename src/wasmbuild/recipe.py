@@ -25,6 +25,8 @@ TARGET_SCHEMA = {
     "config_cache": Field(MapOf(str), required=False),
     "cflags": Field(ListOf(str), required=False),
     "ldflags": Field(ListOf(str), required=False),
+    # Variables given to make on its command line (they override the generated Makefile's).
+    "make_args": Field(ListOf(str), required=False),
     # C libraries (recipes/libraries.yaml) built for this target before CPython.
     "libraries": Field(ListOf(str), required=False),
     "smoke": Field(
@@ -132,6 +134,7 @@ class TargetOptions:
     cflags: tuple[str, ...]
     ldflags: tuple[str, ...]
     libraries: tuple[str, ...]
+    make_args: tuple[str, ...]
     smoke_imports: tuple[str, ...]
     smoke_tests: tuple[str, ...]
 
@@ -181,6 +184,7 @@ def load_recipe(file: Path, patches_dir: Path | None = None) -> Recipe:
             cflags=tuple(t.get("cflags", ())),
             ldflags=tuple(t.get("ldflags", ())),
             libraries=tuple(t.get("libraries", ())),
+            make_args=tuple(t.get("make_args", ())),
             smoke_imports=tuple(smoke.get("imports", ())),
             smoke_tests=tuple(smoke.get("tests", ())),
         )

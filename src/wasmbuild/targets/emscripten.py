@@ -53,7 +53,8 @@ def _toolchain_key(tc: Toolchain) -> dict[str, Any]:
     """What identifies the compiler (not the node that runs it, nor where it was fetched from)."""
     return {"name": tc.name, "version": tc.version, "route": tc.route,
             "components": {k: v for k, v in tc.components.items() if k != "node"},
-            "inputs": [{k: v for k, v in i.items() if k in {"name", "sha256"}} for i in tc.inputs]}
+            "inputs": [{k: v for k, v in i.items() if k in {"name", "sha256"}} for i in tc.inputs],
+            "patches": tc.patches}
 
 
 def compiler_env(ctx: Context, tc: Toolchain, src: Path) -> dict[str, str]:
@@ -124,6 +125,7 @@ def host_settings(ctx: Context, src: Path, build: Path, tc: Toolchain, bp: Path,
         "pre_js": PRE_JS,
         "libraries": {k: v.replace(str(b.prefix), f"/opt/{b.lib.name}")
                       for b in built for k, v in b.configure_env().items()},
+        "make_args": list(t.make_args),
         "compilers": {"CC": "emcc", "CXX": "em++", "AR": "emar"},
     }
     return argv, env, record
@@ -158,7 +160,8 @@ def build_host(ctx: Context) -> Path:
         with log.step(f"Configure CPython {ctx.recipe.version} for {t.triple} (log: {logf})"):
             run_configure(argv, cwd=entry, env=env, log_file=logf, what=f"configure for {t.triple}")
         with log.step(f"Make CPython {ctx.recipe.version} for {t.triple} (log: {logf})"):
-            run(["make", f"-j{ctx.jobs}", "all"], cwd=entry, env=env, log_file=logf, what=f"make for {t.triple}")
+            run(["make", f"-j{ctx.jobs}", "all", *t.make_args], cwd=entry, env=env, log_file=logf,
+                what=f"make for {t.triple}")
         for name in ("python.js", "python.wasm"):
             if not (entry / name).is_file():
                 raise BuildError(f"make finished but {entry / name} is missing; see {logf}")
