@@ -24,11 +24,15 @@ HOST = "wasm32-unknown-emscripten"
 HOST_STEPS_VERSION = 1
 PRE_JS_NAME = "wasmbuild-pre.js"
 # Emscripten hands programs a fixed environment (USER=web_user, HOME=/home/web_user ...); CPython needs the
-# host's (PYTHONHOME, PYTHONPATH, TMPDIR ...). Copied in before main() runs.
-PRE_JS = """// wasmbuild: give CPython the host environment under node.
+# host's (PYTHONHOME, PYTHONPATH, TMPDIR ...). Copied in before main() runs -- except PATH: programs found on
+# the host's PATH cannot be started from wasm (shutil.which would find them, subprocess then fails).
+PRE_JS = """// wasmbuild: give CPython the host environment under node (not PATH: no host program can run).
 Module['preRun'] = Module['preRun'] || [];
 Module['preRun'].push(() => {
-  if (typeof process == 'object' && process.env) Object.assign(Module['ENV'], process.env);
+  if (typeof process == 'object' && process.env) {
+    Object.assign(Module['ENV'], process.env);
+    delete Module['ENV']['PATH'];
+  }
 });
 """
 LAUNCHER = """#!/bin/sh
