@@ -69,7 +69,7 @@ def test_host_environment_and_files(em_dist, tmp_path):
     (tmp_path / "in.txt").write_text("hello")
     code = ("import os, pathlib; p = pathlib.Path('in.txt'); print(os.environ.get('WB_PROBE'), p.read_text()); "
             "pathlib.Path('out.txt').write_text('written')")
-    proc = wasmbuild("run", str(em_dist / f"{NAME}.tar.gz"), "--env", "WB_PROBE=yes", "--", "-c", code,
+    proc = wasmbuild("run", "--env", "WB_PROBE=yes", str(em_dist / f"{NAME}.tar.gz"), "--", "-c", code,
                      cwd=tmp_path, env={"WB_PROBE": "no"})
     assert proc.stdout.strip() == "yes hello"
     assert (tmp_path / "out.txt").read_text() == "written"
