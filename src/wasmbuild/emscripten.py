@@ -24,8 +24,8 @@ from wasmbuild.build import apply_patches, patch_records
 from wasmbuild.debian import extract_deb
 from wasmbuild.download import DownloadError, Sources, fetch
 from wasmbuild.errors import ChecksumError, ToolchainError, UsageError
-from wasmbuild.recipe import Download, ReleaseAsset, ToolchainManifest
-from wasmbuild.toolchain import ROUTES, Toolchain, host_platform
+from wasmbuild.recipe import ReleaseAsset, ToolchainManifest
+from wasmbuild.toolchain import ROUTES, Toolchain, debian_inputs, fetch_debs, host_platform
 
 # Bump when the code that arranges a provisioned toolchain changes, so cached ones are rebuilt.
 LAYOUT_VERSION = 1
@@ -247,15 +247,6 @@ def _arrange_release(root: Path) -> None:
         (root / "binaryen" / "bin").symlink_to("../bin")
 
 
-def _deb_download(pkg, mirror: str | None) -> Download:
-    if not mirror:
-        raise ToolchainError(
-            "the Debian route needs a Debian mirror and none is configured",
-            hint="set --debian-mirror / WASMBUILD_DEBIAN_MIRROR, or configure apt",
-        )
-    return Download(url=f"{mirror.rstrip('/')}/{pkg.path}", sha256=pkg.sha256, size=pkg.size)
-
-
 def _toolchain(manifest: ToolchainManifest, entry: Path, route: str, inputs: list, node: Node) -> Toolchain:
     write_em_config(entry, node.path)
     components = {**manifest.components, "node": node.version}
@@ -271,16 +262,10 @@ def provision_debian(manifest: ToolchainManifest, cache_root: Path, sources: Sou
             hint="use the release route (--toolchain-route release)",
         )
     entry, key = _debian_entry(manifest, cache_root)
-    inputs = [
-        {"name": p.filename, "package": p.name, "version": p.version, "suite": p.suite, "sha256": p.sha256,
-         "size": p.size, "route": "debian", "url": f"debian:{p.path}"}
-        for p in manifest.debian_packages
-    ]
+    inputs = debian_inputs(manifest)
     if cache.is_valid(entry, key):
         return _toolchain(manifest, entry, "debian", inputs, node)
-    deb_sources = Sources(mirror_dir=sources.mirror_dir, debian_mirror=None, upstream=True)
-    debs = [fetch(_deb_download(p, sources.debian_mirror), cache_root, deb_sources).path
-            for p in manifest.debian_packages]
+    debs = fetch_debs(manifest, cache_root, sources)
     with cache.fresh_entry(entry, key, route="debian") as root:
         for deb in debs:
             extract_deb(deb, root / "debian-root")

@@ -16,8 +16,8 @@ from wasmbuild.archive import extract_tarball
 from wasmbuild.debian import extract_deb
 from wasmbuild.download import DownloadError, Sources, fetch
 from wasmbuild.errors import ChecksumError, ToolchainError, UsageError
-from wasmbuild.recipe import DebPackage, Download, ReleaseAsset, ToolchainManifest
-from wasmbuild.toolchain import ROUTES, Toolchain, host_platform
+from wasmbuild.recipe import ReleaseAsset, ToolchainManifest
+from wasmbuild.toolchain import ROUTES, Toolchain, debian_inputs, fetch_debs, host_platform
 
 # Bump when the code that arranges a provisioned SDK changes, so cached SDKs are rebuilt.
 LAYOUT_VERSION = 1
@@ -125,15 +125,6 @@ def _arrange_debian(root: Path, sdk: Path, arch_triple: str) -> None:
         (bindir / name).symlink_to(os.path.relpath(llvm / "bin" / real, bindir))
 
 
-def _deb_download(pkg: DebPackage, mirror: str | None) -> Download:
-    if not mirror:
-        raise ToolchainError(
-            "the Debian route needs a Debian mirror and none is configured",
-            hint="set --debian-mirror / WASMBUILD_DEBIAN_MIRROR, or configure apt",
-        )
-    return Download(url=f"{mirror.rstrip('/')}/{pkg.path}", sha256=pkg.sha256, size=pkg.size)
-
-
 def _debian_entry(manifest: ToolchainManifest, cache_root: Path) -> tuple[Path, str]:
     key = cache.hash_key({"layout": LAYOUT_VERSION, "packages": [p.__dict__ for p in manifest.debian_packages]})
     return cache_root / "toolchains" / f"{manifest.name}-{manifest.version}-debian-{key[:12]}", key
@@ -157,18 +148,10 @@ def provision_debian(manifest: ToolchainManifest, cache_root: Path, sources: Sou
             hint="use the release route or set WASI_SDK_PATH",
         )
     entry, key = _debian_entry(manifest, cache_root)
-    inputs = [
-        {"name": p.filename, "package": p.name, "version": p.version, "suite": p.suite, "sha256": p.sha256,
-         "size": p.size, "route": "debian", "url": f"debian:{p.path}"}
-        for p in manifest.debian_packages
-    ]
+    inputs = debian_inputs(manifest)
     if cache.is_valid(entry, key):
         return Toolchain(manifest.name, manifest.version, entry, "debian", manifest.components, inputs)
-    debs = []
-    # The deb's own url is the mirror; a local mirror directory may hold it too.
-    deb_sources = Sources(mirror_dir=sources.mirror_dir, debian_mirror=None, upstream=True)
-    for pkg in manifest.debian_packages:
-        debs.append(fetch(_deb_download(pkg, sources.debian_mirror), cache_root, deb_sources).path)
+    debs = fetch_debs(manifest, cache_root, sources)
     arch_triple = {"amd64": "x86_64-linux-gnu", "arm64": "aarch64-linux-gnu"}[manifest.debian_arch or "amd64"]
     with cache.fresh_entry(entry, key, route="debian") as sdk:
         root = sdk / "debian-root"
