@@ -118,6 +118,29 @@ def run_configure(argv: list[str | os.PathLike[str]], *, cwd: Path, log_file: Pa
         raise
 
 
+def configure_and_make_host(ctx: Context, entry: Path, key: str, argv: list[str], env: dict[str, str],
+                           outputs: tuple[str, ...], files: dict[str, str] | None = None) -> Path:
+    """The host build in cache entry `entry` (skipped when valid): write `files`, configure, make with the
+    recipe's make_args, and check that make produced `outputs`."""
+    t = ctx.target
+    if cache.is_valid(entry, key):
+        log.info(f"✓ host build {t.triple}: cached ({entry})")
+        return entry
+    logf = ctx.log_file(f"host-{t.triple}")
+    with cache.fresh_entry(entry, key):
+        for name, text in (files or {}).items():
+            (entry / name).write_text(text)
+        with log.step(f"Configure CPython {ctx.recipe.version} for {t.triple} (log: {logf})"):
+            run_configure(argv, cwd=entry, env=env, log_file=logf, what=f"configure for {t.triple}")
+        with log.step(f"Make CPython {ctx.recipe.version} for {t.triple} (log: {logf})"):
+            run(["make", f"-j{ctx.jobs}", "all", *t.make_args], cwd=entry, env=env, log_file=logf,
+                what=f"make for {t.triple}")
+        for name in outputs:
+            if not (entry / name).is_file():
+                raise BuildError(f"make finished but {entry / name} is missing; see {logf}")
+    return entry
+
+
 def build_python(ctx: Context) -> Path:
     """The native build-python for this CPython version (shared by every target)."""
     src = prepare_source(ctx)

@@ -12,9 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from wasmbuild import cache, emscripten, libs, log
-from wasmbuild.build import STEPS_VERSION, Context, build_python, build_triple, prepare_source, run_configure
-from wasmbuild.errors import BuildError
-from wasmbuild.process import run
+from wasmbuild.build import STEPS_VERSION, Context, build_python, build_triple, configure_and_make_host, prepare_source
 from wasmbuild.recipe import load_toolchain, toolchain_file
 from wasmbuild.runner import NODE_STACK_KB
 from wasmbuild.toolchain import Toolchain
@@ -155,21 +153,8 @@ def build_host(ctx: Context) -> Path:
     argv, env, record = host_settings(ctx, src, entry, tc, bp, built)
     ctx.state["configure"] = record
     ctx.state["host_key"] = key
-    if cache.is_valid(entry, key):
-        log.info(f"✓ host build {t.triple}: cached ({entry})")
-        return entry
-    logf = ctx.log_file(f"host-{t.triple}")
-    with cache.fresh_entry(entry, key):
-        (entry / PRE_JS_NAME).write_text(PRE_JS)
-        with log.step(f"Configure CPython {ctx.recipe.version} for {t.triple} (log: {logf})"):
-            run_configure(argv, cwd=entry, env=env, log_file=logf, what=f"configure for {t.triple}")
-        with log.step(f"Make CPython {ctx.recipe.version} for {t.triple} (log: {logf})"):
-            run(["make", f"-j{ctx.jobs}", "all", *t.make_args], cwd=entry, env=env, log_file=logf,
-                what=f"make for {t.triple}")
-        for name in ("python.js", "python.wasm"):
-            if not (entry / name).is_file():
-                raise BuildError(f"make finished but {entry / name} is missing; see {logf}")
-    return entry
+    return configure_and_make_host(ctx, entry, key, argv, env, outputs=("python.js", "python.wasm"),
+                                   files={PRE_JS_NAME: PRE_JS})
 
 
 def stage(ctx: Context, build: Path, dest: Path, debug_dest: Path) -> dict[str, Any]:

@@ -7,8 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from wasmbuild import cache, log, wasi_sdk
-from wasmbuild.build import STEPS_VERSION, Context, build_python, build_triple, prepare_source, run_configure
-from wasmbuild.errors import BuildError
+from wasmbuild.build import STEPS_VERSION, Context, build_python, build_triple, configure_and_make_host, prepare_source
 from wasmbuild.process import run
 from wasmbuild.recipe import load_toolchain, toolchain_file
 from wasmbuild.toolchain import Toolchain
@@ -112,18 +111,7 @@ def build_host(ctx: Context) -> Path:
     argv, env, record = host_settings(ctx, src, entry, tc, bp)
     ctx.state["configure"] = record
     ctx.state["host_key"] = key
-    if cache.is_valid(entry, key):
-        log.info(f"✓ host build {t.triple}: cached ({entry})")
-        return entry
-    logf = ctx.log_file(f"host-{t.triple}")
-    with cache.fresh_entry(entry, key):
-        with log.step(f"Configure CPython {ctx.recipe.version} for {t.triple} (log: {logf})"):
-            run_configure(argv, cwd=entry, env=env, log_file=logf, what=f"configure for {t.triple}")
-        with log.step(f"Make CPython {ctx.recipe.version} for {t.triple} (log: {logf})"):
-            run(["make", f"-j{ctx.jobs}", "all"], cwd=entry, env=env, log_file=logf, what=f"make for {t.triple}")
-        if not (entry / "python.wasm").is_file():
-            raise BuildError(f"make finished but {entry / 'python.wasm'} is missing; see {logf}")
-    return entry
+    return configure_and_make_host(ctx, entry, key, argv, env, outputs=("python.wasm",))
 
 
 def stage(ctx: Context, build: Path, dest: Path, debug_dest: Path) -> dict[str, Any]:
