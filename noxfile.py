@@ -45,6 +45,14 @@ def test_emscripten(session: nox.Session) -> None:
     session.run("python", "-m", "wasmbuild", "test", "--target", "emscripten", *session.posargs)
 
 
+@nox.session(name="test-wasi")
+def test_wasi(session: nox.Session) -> None:
+    """Run CPython's test suite on the WASI artifact (built if needed) under wasmtime and compare it with
+    tests/expectations/wasi-X.Y.yaml (args: --python 3.11, --subset ci, test names ...)."""
+    _install(session)
+    session.run("python", "-m", "wasmbuild", "test", "--target", "wasi", *session.posargs)
+
+
 @nox.session(name="run")
 def run(session: nox.Session) -> None:
     """Run a built artifact: nox -s run -- dist/cpython-...tar.gz -- -c 'print(1)'."""

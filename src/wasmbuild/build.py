@@ -123,12 +123,18 @@ def configure_and_make_host(ctx: Context, entry: Path, key: str, argv: list[str]
     """The host build in cache entry `entry` (skipped when valid): write `files`, configure, make with the
     recipe's make_args, and check that make produced `outputs`."""
     t = ctx.target
+    if t.setup_local:
+        ctx.state.setdefault("configure", {})["setup_local"] = list(t.setup_local)
     if cache.is_valid(entry, key):
         log.info(f"✓ host build {t.triple}: cached ({entry})")
         return entry
-    logf = ctx.log_file(f"host-{t.triple}")
+    logf = ctx.log_file(f"host-{ctx.recipe.version}-{t.triple}")
+    files = dict(files or {})
+    if t.setup_local:
+        files["Modules/Setup.local"] = "# From the recipe's setup_local (wasmbuild)\n" + "\n".join(t.setup_local) + "\n"
     with cache.fresh_entry(entry, key):
-        for name, text in (files or {}).items():
+        for name, text in files.items():
+            (entry / name).parent.mkdir(parents=True, exist_ok=True)
             (entry / name).write_text(text)
         with log.step(f"Configure CPython {ctx.recipe.version} for {t.triple} (log: {logf})"):
             run_configure(argv, cwd=entry, env=env, log_file=logf, what=f"configure for {t.triple}")
@@ -152,7 +158,7 @@ def build_python(ctx: Context) -> Path:
     if cache.is_valid(entry, key):
         log.info(f"✓ build-python {ctx.recipe.version}: cached ({entry})")
         return entry / "python"
-    logf = ctx.log_file("build-python")
+    logf = ctx.log_file(f"build-python-{ctx.recipe.version}")
     with log.step(f"Build the native build-python {ctx.recipe.version} (log: {logf})"), \
             cache.fresh_entry(entry, key, cc=cc):
         run_configure([src / "configure", "--prefix=/usr/local"], cwd=entry, log_file=logf,

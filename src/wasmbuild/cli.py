@@ -59,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--dir", action="append", default=[], metavar="HOST[::GUEST]",
                    help="preopen a host directory (default: the current directory as /)")
     r.add_argument("--env", action="append", default=[], metavar="NAME=VALUE")
+    r.add_argument("--inherit-env", action="store_true",
+                   help="pass this process's environment to a WASI guest (except PATH, PYTHONHOME, PYTHONPATH)")
     r.add_argument("--cache-dir", type=Path)
     r.add_argument("args", nargs=argparse.REMAINDER)
 
@@ -72,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
 
     ts = sub.add_parser("test", help="run CPython's test suite (regrtest) against the built artifact and compare "
                         "with tests/expectations/<target>-<X.Y>.yaml")
-    ts.add_argument("--target", choices=("emscripten",), default="emscripten")
+    ts.add_argument("--target", choices=TARGET_NAMES, default="wasi")
     _add_common(ts)
     ts.add_argument("--dist-dir", type=Path, default=None, help="where the artifact is built (default: ./dist)")
     ts.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1, help="parallel workers (regrtest -j)")
@@ -142,12 +144,20 @@ def cmd_toolchain(args: argparse.Namespace) -> int:
     return 0
 
 
+# Host variables that would point a guest at the host's programs or at another Python's library.
+INHERIT_SKIP = frozenset({"PATH", "PYTHONHOME", "PYTHONPATH", "PYTHONSTARTUP", "VIRTUAL_ENV"})
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from wasmbuild.runner import run_artifact
 
     argv = args.args[1:] if args.args[:1] == ["--"] else args.args
     cache_root = _cache_root(args)
     env = {}
+    if args.inherit_env:
+        # The guest gets UTF-8; a value decoded with surrogateescape (a non-UTF-8 host locale) is re-encoded.
+        env = {k: v.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+               for k, v in os.environ.items() if k not in INHERIT_SKIP}
     for item in args.env:
         name, sep, value = item.partition("=")
         if not sep:

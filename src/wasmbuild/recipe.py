@@ -16,7 +16,10 @@ TARGETS = ("wasi", "emscripten")
 PATCH = {"file": str, "reason": str, "upstream": str}
 
 TARGET_SCHEMA = {
+    # The artifact's name part (cpython-<version>-<triple>) and the compiler's --target.
     "triple": str,
+    # configure's --host (default: triple); older CPython releases know older spellings.
+    "host": Field(str, required=False),
     "toolchain": str,
     # Relative to the CPython source tree.
     "config_site": Field(str, required=False),
@@ -27,6 +30,9 @@ TARGET_SCHEMA = {
     "ldflags": Field(ListOf(str), required=False),
     # Variables given to make on its command line (they override the generated Makefile's).
     "make_args": Field(ListOf(str), required=False),
+    # Lines for the build's Modules/Setup.local (modules that configure does not offer for this target, e.g.
+    # _ctypes on CPython 3.11 Emscripten); make variables like $(LIBFFI_CFLAGS) come from the libraries.
+    "setup_local": Field(ListOf(str), required=False),
     # C libraries (recipes/libraries.yaml) built for this target before CPython.
     "libraries": Field(ListOf(str), required=False),
     "smoke": Field(
@@ -127,6 +133,7 @@ class Patch:
 class TargetOptions:
     name: str
     triple: str
+    host: str
     toolchain: str
     config_site: str | None
     configure_args: tuple[str, ...]
@@ -135,6 +142,7 @@ class TargetOptions:
     ldflags: tuple[str, ...]
     libraries: tuple[str, ...]
     make_args: tuple[str, ...]
+    setup_local: tuple[str, ...]
     smoke_imports: tuple[str, ...]
     smoke_tests: tuple[str, ...]
 
@@ -177,6 +185,7 @@ def load_recipe(file: Path, patches_dir: Path | None = None) -> Recipe:
         targets[name] = TargetOptions(
             name=name,
             triple=t["triple"],
+            host=t.get("host", t["triple"]),
             toolchain=t["toolchain"],
             config_site=t.get("config_site"),
             configure_args=tuple(t.get("configure_args", ())),
@@ -185,6 +194,7 @@ def load_recipe(file: Path, patches_dir: Path | None = None) -> Recipe:
             ldflags=tuple(t.get("ldflags", ())),
             libraries=tuple(t.get("libraries", ())),
             make_args=tuple(t.get("make_args", ())),
+            setup_local=tuple(t.get("setup_local", ())),
             smoke_imports=tuple(smoke.get("imports", ())),
             smoke_tests=tuple(smoke.get("tests", ())),
         )

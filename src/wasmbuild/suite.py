@@ -3,13 +3,15 @@ tests/expectations/<target>-<X.Y>.yaml."""
 
 from __future__ import annotations
 
+import shlex
+import sys
 import tempfile
 from pathlib import Path
 
 from wasmbuild import cache, log
 from wasmbuild.build import Context
 from wasmbuild.errors import UsageError
-from wasmbuild.runner import unpack_artifact
+from wasmbuild.runner import is_node_artifact, unpack_artifact
 from wasmbuild.schema import ListOf, load_yaml
 from wasmbuild.testsuite import (
     RESULT_FORMAT,
@@ -37,6 +39,22 @@ def ci_subset(file: Path) -> list[str]:
     return list(subset)
 
 
+def worker_command(root: Path, cache_root: Path) -> tuple[list[str], list[str]]:
+    """How regrtest's workers run the unpacked artifact at `root`, and the same with neutral names for the record.
+
+    Emscripten: the artifact's python.sh (node with NODERAWFS sees the host's files). WASI: wasmbuild's own
+    wasmtime runner with the host's / preopened as the guest's / (so the paths regrtest hands its workers mean
+    the same inside), the artifact's lib/ at /lib and the worker's environment (TMPDIR) passed in."""
+    if is_node_artifact(root):
+        launcher = root / "python.sh"
+        if not launcher.is_file():
+            raise UsageError(f"{root} has no python.sh launcher")
+        return [str(launcher)], ["<artifact>/python.sh"]
+    tail = ["run", "--cache-dir", str(cache_root), "--dir", "/::/", "--inherit-env", str(root), "--"]
+    shown = ["<python>", "-m", "wasmbuild", *tail[:1], *tail[3:6], "<artifact>", "--"]
+    return [sys.executable, "-m", "wasmbuild", *tail], shown
+
+
 def test_artifact(ctx: Context, archive: Path, *, report_dir: Path, jobs: int, timeout: int, subset: str,
                   tests: list[str]) -> int:
     exp_file = expectations_file(ctx)
@@ -46,9 +64,7 @@ def test_artifact(ctx: Context, archive: Path, *, report_dir: Path, jobs: int, t
     exp = load_expectations(exp_file, ctx.recipe.short_version, ctx.target.name)
     selected = list(tests) or (ci_subset(exp_file) if subset == "ci" else [])
     root = unpack_artifact(archive, ctx.cache)
-    launcher = root / "python.sh"
-    if not launcher.is_file():
-        raise UsageError(f"{archive} has no python.sh launcher")
+    python_cmd, shown = worker_command(root, ctx.cache)
     bp = Path(ctx.state["build_python"]["path"])
     name = f"cpython-{ctx.recipe.version}-{ctx.target.triple}-tests"
     report_dir.mkdir(parents=True, exist_ok=True)
@@ -56,7 +72,7 @@ def test_artifact(ctx: Context, archive: Path, *, report_dir: Path, jobs: int, t
     what = "all test modules" if not selected else f"{len(selected)} test modules"
     title = f"regrtest: {what} of CPython {ctx.recipe.version} on {ctx.target.triple}, -j{jobs} (log: {log_file})"
     with log.step(title), tempfile.TemporaryDirectory(prefix="wasmbuild-regrtest-") as tmp:
-        results, duration, code, argv = run_regrtest(bp, launcher, Path(tmp), jobs=jobs, timeout=timeout,
+        results, duration, code, argv = run_regrtest(bp, python_cmd, Path(tmp), jobs=jobs, timeout=timeout,
                                                      tests=selected, extra=[], log_file=log_file)
     if not results:
         raise TestSuiteError(f"regrtest ran no test modules (exit {code}); see {log_file}")
@@ -70,7 +86,7 @@ def test_artifact(ctx: Context, archive: Path, *, report_dir: Path, jobs: int, t
         "target": {"name": ctx.target.name, "triple": ctx.target.triple},
         "artifact": {"name": archive.name, "sha256": cache.sha256_file(archive)},
         "expectations": exp_file.relative_to(ctx.root).as_posix(),
-        "command": ["<build-python>", *argv[1:4], "<artifact>/python.sh", *argv[5:]],
+        "command": ["<build-python>", *argv[1:4], shlex.join(shown), *argv[5:]],
         "selection": selected or "all",
         "jobs": jobs,
         "timeout": timeout,

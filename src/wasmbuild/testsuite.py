@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -165,15 +166,16 @@ def compare(results: dict[str, dict[str, str]], exp: Expectations, complete: boo
     return out
 
 
-def regrtest_command(build_python: Path, launcher: Path, *, jobs: int, timeout: int, tests: list[str],
+def regrtest_command(build_python: Path, python_cmd: list[str], *, jobs: int, timeout: int, tests: list[str],
                      extra: list[str]) -> list[str]:
-    return [str(build_python), "-m", "test", "--python", str(launcher), f"-j{jobs}", f"--timeout={timeout}",
+    """The native build-python runs regrtest; its workers run `python_cmd` (the artifact) for each test module."""
+    return [str(build_python), "-m", "test", "--python", shlex.join(python_cmd), f"-j{jobs}", f"--timeout={timeout}",
             *extra, *tests]
 
 
-def run_regrtest(build_python: Path, launcher: Path, work: Path, *, jobs: int, timeout: int, tests: list[str],
+def run_regrtest(build_python: Path, python_cmd: list[str], work: Path, *, jobs: int, timeout: int, tests: list[str],
                  extra: list[str], log_file: Path) -> tuple[dict[str, dict[str, str]], float, int, list[str]]:
-    argv = regrtest_command(build_python, launcher, jobs=jobs, timeout=timeout, tests=tests, extra=extra)
+    argv = regrtest_command(build_python, python_cmd, jobs=jobs, timeout=timeout, tests=tests, extra=extra)
     log.echo_command(argv, work)
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     for var in ("PYTHONHOME", "PYTHONPATH"):

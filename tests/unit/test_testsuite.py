@@ -322,10 +322,14 @@ def test_compare_on_parsed_output(expectations):
 
 
 def test_regrtest_command():
-    argv = testsuite.regrtest_command(Path("/b/python"), Path("/a/python.sh"), jobs=2, timeout=900,
+    argv = testsuite.regrtest_command(Path("/b/python"), ["/a/python.sh"], jobs=2, timeout=900,
                                       tests=["test_os", "test_re"], extra=["-u", "none"])
     assert argv == ["/b/python", "-m", "test", "--python", "/a/python.sh", "-j2", "--timeout=900", "-u", "none",
                     "test_os", "test_re"]
+    # A worker command of several words is one shell-quoted --python value (regrtest splits it with shlex).
+    argv = testsuite.regrtest_command(Path("/b/python"), ["/v/python", "-m", "wasmbuild", "run", "/art dir", "--"],
+                                      jobs=1, timeout=60, tests=[], extra=[])
+    assert argv[4] == "/v/python -m wasmbuild run '/art dir' --"
 
 
 def test_run_regrtest_with_a_fake_build_python(tmp_path, monkeypatch, capsys):
@@ -349,11 +353,11 @@ def test_run_regrtest_with_a_fake_build_python(tmp_path, monkeypatch, capsys):
     log_file = tmp_path / "reports" / "regrtest.log"
     log_file.parent.mkdir()
     results, duration, code, argv = testsuite.run_regrtest(
-        fake, tmp_path / "python.sh", work, jobs=2, timeout=60, tests=["test_grammar", "test_os"], extra=[],
+        fake, [str(tmp_path / "python.sh")], work, jobs=2, timeout=60, tests=["test_grammar", "test_os"], extra=[],
         log_file=log_file)
     assert code == 2
     assert duration >= 0
-    assert argv == testsuite.regrtest_command(fake, tmp_path / "python.sh", jobs=2, timeout=60,
+    assert argv == testsuite.regrtest_command(fake, [str(tmp_path / "python.sh")], jobs=2, timeout=60,
                                               tests=["test_grammar", "test_os"], extra=[])
     assert results == {"test_grammar": {"status": "passed", "detail": ""},
                        "test_os": {"status": "failed", "detail": "failed (1 error)"}}

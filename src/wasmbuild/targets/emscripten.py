@@ -112,13 +112,14 @@ def host_settings(ctx: Context, src: Path, build: Path, tc: Toolchain, bp: Path,
         "emconfigure",
         # Relative: configure records a relative VPATH (no machine path in the output).
         os.path.relpath(src / "configure", build),
+        f"--host={t.host}",
         f"--build={build_triple(src)}",
         f"--with-build-python={bp}",
         *t.configure_args,
         *(f"{k}={v}" for k, v in sorted(t.config_cache.items())),
     ]
     record = {
-        "args": ["--build=<build triple>", "--with-build-python=<build-python>", *t.configure_args],
+        "args": [f"--host={t.host}", "--build=<build triple>", "--with-build-python=<build-python>", *t.configure_args],
         "config_site": t.config_site,
         "config_cache": dict(sorted(t.config_cache.items())),
         "cflags": [*(f"-ffile-prefix-map=<{k}>={v}" for k, v in

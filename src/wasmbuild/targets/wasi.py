@@ -74,14 +74,14 @@ def host_settings(
         # A relative path: configure then records a relative VPATH, and getpath.c's VPATH string (compiled
         # into python.wasm) names no directory of this machine.
         os.path.relpath(src / "configure", build),
-        f"--host={t.triple}",
+        f"--host={t.host}",
         f"--build={build_triple(src)}",
         f"--with-build-python={bp}",
         *t.configure_args,
         *(f"{k}={v}" for k, v in sorted(t.config_cache.items())),
     ]
     record = {
-        "args": [f"--host={t.triple}", "--build=<build triple>", "--with-build-python=<build-python>",
+        "args": [f"--host={t.host}", "--build=<build triple>", "--with-build-python=<build-python>",
                  *t.configure_args],
         "config_site": t.config_site,
         "config_cache": dict(sorted(t.config_cache.items())),
