@@ -396,3 +396,36 @@ def test_real_recipe_target_lookup_is_consistent():
         else:
             with pytest.raises(UsageError, match=f"has no recipe for target '{name}'"):
                 recipe.target(name)
+
+
+def test_host_defaults_to_the_triple_and_can_be_set(recipe_root):
+    wasi = load_recipe(make_recipe(recipe_root)).target("wasi")
+    assert wasi.host == "wasm32-wasip1" and wasi.setup_local == ()
+    data = mutated(targets__wasi__host="wasm32-unknown-wasi",
+                   targets__wasi__setup_local=["_ctypes _ctypes/_ctypes.c $(LIBFFI_CFLAGS) $(LIBFFI_LIBS)"])
+    wasi = load_recipe(make_recipe(recipe_root, data)).target("wasi")
+    assert (wasi.triple, wasi.host) == ("wasm32-wasip1", "wasm32-unknown-wasi")
+    assert wasi.setup_local == ("_ctypes _ctypes/_ctypes.c $(LIBFFI_CFLAGS) $(LIBFFI_LIBS)",)
+
+
+def test_setup_local_must_be_a_list_of_strings(recipe_root):
+    with pytest.raises(RecipeError, match=r"targets\.wasi\.setup_local"):
+        load_recipe(make_recipe(recipe_root, mutated(targets__wasi__setup_local="_ctypes x.c")))
+
+
+def test_every_supported_version_has_expectations_for_each_of_its_targets():
+    """A version is a recipe, its patches and one expectations file per target: nothing else to add."""
+    for short, file in available_recipes(ROOT).items():
+        for target in load_recipe(file).targets:
+            exp = ROOT / "tests" / "expectations" / f"{target}-{short}.yaml"
+            assert exp.is_file(), f"{file.name} builds {target} but {exp.name} is missing"
+
+
+def test_python_code_does_not_branch_on_cpython_versions():
+    """Versions differ only in data (recipes, patches, expectations)."""
+    pattern = re.compile(r"""version_info|(?:==|!=|<=|>=|<|>|\bin)\s*[(\[]?\s*["']?3\.\d|startswith\(["']3\.""")
+    hits = [f"{p.relative_to(ROOT)}:{n}: {line.strip()}"
+            for p in sorted((ROOT / "src").rglob("*.py"))
+            for n, line in enumerate(p.read_text().splitlines(), 1)
+            if pattern.search(line) and "noqa: version" not in line]
+    assert not hits, "\n".join(hits)

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from wasmbuild import testsuite
-from wasmbuild.errors import RecipeError
+from wasmbuild.errors import RecipeError, UsageError
 from wasmbuild.testsuite import Expectations, classify, compare, counts, load_expectations, parse_output
 
 # What `python -m test -j2 --python ...` prints (3.13), with the lines parse_output must ignore.
@@ -382,3 +382,50 @@ def test_write_results_is_atomic_json(tmp_path):
     testsuite.write_results(path, {"c": 3})
     assert json.loads(path.read_text()) == {"c": 3}
     assert sorted(p.name for p in path.parent.iterdir()) == ["out.json"]
+
+
+def test_worker_command_for_emscripten_is_the_launcher(tmp_path):
+    from wasmbuild.suite import worker_command
+
+    (tmp_path / "python.js").write_text("")
+    with pytest.raises(UsageError, match="no python.sh launcher"):
+        worker_command(tmp_path, tmp_path / "cache")
+    (tmp_path / "python.sh").write_text("")
+    assert worker_command(tmp_path, tmp_path / "cache") == ([str(tmp_path / "python.sh")], ["<artifact>/python.sh"])
+
+
+def test_worker_command_for_wasi_preopens_the_host_root_and_passes_the_environment(tmp_path):
+    import sys
+
+    from wasmbuild.suite import worker_command
+
+    (tmp_path / "python.wasm").write_bytes(b"\0asm")
+    cmd, shown = worker_command(tmp_path, tmp_path / "cache")
+    assert cmd == [sys.executable, "-m", "wasmbuild", "run", "--cache-dir", str(tmp_path / "cache"), "--dir", "/::/",
+                   "--inherit-env", str(tmp_path), "--"]
+    assert str(tmp_path) not in " ".join(shown) and shown[-2:] == ["<artifact>", "--"]
+
+
+def test_run_inherit_env_passes_the_environment_but_not_the_host_paths(tmp_path, monkeypatch):
+    from wasmbuild import cli, runner
+
+    seen = {}
+
+    def fake_run_artifact(artifact, args, cache_root, *, dirs=None, env=None):
+        seen.update(artifact=artifact, args=args, dirs=dirs, env=env)
+        return 0
+
+    monkeypatch.setattr(runner, "run_artifact", fake_run_artifact)
+    monkeypatch.setenv("TMPDIR", "/tmp/regrtest-worker")
+    monkeypatch.setenv("PYTHONPATH", "/host/lib")
+    monkeypatch.setenv("GUARD", "caf\udce9")  # a value decoded with surrogateescape (non-UTF-8 host locale)
+    argv = ["run", "--cache-dir", str(tmp_path), "--dir", "/::/", "--inherit-env", "--env", "TMPDIR=/x",
+            str(tmp_path / "art"), "--", "-c", "pass"]
+    assert cli.main(argv) == 0
+    env = seen["env"]
+    assert env["TMPDIR"] == "/x"  # --env wins over the inherited value
+    assert "PATH" not in env and "PYTHONPATH" not in env
+    assert env["GUARD"] == "caf\ufffd"
+    assert seen["dirs"] == [(Path("/"), "/")] and seen["args"] == ["-c", "pass"]
+    assert cli.main(argv[:5] + argv[6:]) == 0
+    assert "TMPDIR" in seen["env"] and "GUARD" not in seen["env"]
