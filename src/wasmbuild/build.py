@@ -128,7 +128,7 @@ def configure_and_make_host(ctx: Context, entry: Path, key: str, argv: list[str]
     if cache.is_valid(entry, key):
         log.info(f"✓ host build {t.triple}: cached ({entry})")
         return entry
-    logf = ctx.log_file(f"host-{ctx.recipe.version}-{t.triple}")
+    logf = ctx.log_file(f"host-{t.triple}")
     files = dict(files or {})
     if t.setup_local:
         files["Modules/Setup.local"] = "# From the recipe's setup_local (wasmbuild)\n" + "\n".join(t.setup_local) + "\n"
@@ -158,7 +158,7 @@ def build_python(ctx: Context) -> Path:
     if cache.is_valid(entry, key):
         log.info(f"✓ build-python {ctx.recipe.version}: cached ({entry})")
         return entry / "python"
-    logf = ctx.log_file(f"build-python-{ctx.recipe.version}")
+    logf = ctx.log_file("build-python")
     with log.step(f"Build the native build-python {ctx.recipe.version} (log: {logf})"), \
             cache.fresh_entry(entry, key, cc=cc):
         run_configure([src / "configure", "--prefix=/usr/local"], cwd=entry, log_file=logf,

@@ -39,6 +39,16 @@ def ci_subset(file: Path) -> list[str]:
     return list(subset)
 
 
+def left_out_tests(stdlib_exclude: tuple[str, ...]) -> list[str]:
+    """Test modules (test/test_x or test/test_x.py in the recipe's stdlib.exclude) that the artifact lacks."""
+    names = []
+    for entry in stdlib_exclude:
+        parts = entry.strip("/").split("/")
+        if len(parts) == 2 and parts[0] == "test" and parts[1].startswith("test_"):
+            names.append(parts[1].removesuffix(".py"))
+    return sorted(names)
+
+
 def worker_command(root: Path, cache_root: Path) -> tuple[list[str], list[str]]:
     """How regrtest's workers run the unpacked artifact at `root`, and the same with neutral names for the record.
 
@@ -63,6 +73,11 @@ def test_artifact(ctx: Context, archive: Path, *, report_dir: Path, jobs: int, t
                          hint="create it: every expected failure, crash or skip with its kind and reason")
     exp = load_expectations(exp_file, ctx.recipe.short_version, ctx.target.name)
     selected = list(tests) or (ci_subset(exp_file) if subset == "ci" else [])
+    # Test modules the recipe leaves out of the artifact (stdlib.exclude) are not run: the build-python's
+    # regrtest lists its own copy of Lib/test.
+    absent = left_out_tests(ctx.recipe.stdlib_exclude)
+    extra = ["-x", *absent] if absent and not selected else []
+    selected = [t for t in selected if t not in absent]
     root = unpack_artifact(archive, ctx.cache)
     python_cmd, shown = worker_command(root, ctx.cache)
     bp = Path(ctx.state["build_python"]["path"])
@@ -73,7 +88,7 @@ def test_artifact(ctx: Context, archive: Path, *, report_dir: Path, jobs: int, t
     title = f"regrtest: {what} of CPython {ctx.recipe.version} on {ctx.target.triple}, -j{jobs} (log: {log_file})"
     with log.step(title), tempfile.TemporaryDirectory(prefix="wasmbuild-regrtest-") as tmp:
         results, duration, code, argv = run_regrtest(bp, python_cmd, Path(tmp), jobs=jobs, timeout=timeout,
-                                                     tests=selected, extra=[], log_file=log_file)
+                                                     tests=selected, extra=extra, log_file=log_file)
     if not results:
         raise TestSuiteError(f"regrtest ran no test modules (exit {code}); see {log_file}")
     comparison = compare(results, exp, complete=not selected)
@@ -88,6 +103,7 @@ def test_artifact(ctx: Context, archive: Path, *, report_dir: Path, jobs: int, t
         "expectations": exp_file.relative_to(ctx.root).as_posix(),
         "command": ["<build-python>", *argv[1:4], shlex.join(shown), *argv[5:]],
         "selection": selected or "all",
+        "not_in_artifact": absent,
         "jobs": jobs,
         "timeout": timeout,
         "duration_s": round(duration, 1),

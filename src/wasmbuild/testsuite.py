@@ -177,7 +177,9 @@ def run_regrtest(build_python: Path, python_cmd: list[str], work: Path, *, jobs:
                  extra: list[str], log_file: Path) -> tuple[dict[str, dict[str, str]], float, int, list[str]]:
     argv = regrtest_command(build_python, python_cmd, jobs=jobs, timeout=timeout, tests=tests, extra=extra)
     log.echo_command(argv, work)
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    # Every temporary file of the run (the driver's and the workers') stays under `work`, which the caller
+    # removes: a test that leaves an undeletable tree behind (test_tarfile's path-length attack) cannot litter /tmp.
+    env = {**os.environ, "PYTHONHASHSEED": "0", "TMPDIR": str(work)}
     for var in ("PYTHONHOME", "PYTHONPATH"):
         env.pop(var, None)
     start = time.monotonic()

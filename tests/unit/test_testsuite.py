@@ -429,3 +429,12 @@ def test_run_inherit_env_passes_the_environment_but_not_the_host_paths(tmp_path,
     assert seen["dirs"] == [(Path("/"), "/")] and seen["args"] == ["-c", "pass"]
     assert cli.main(argv[:5] + argv[6:]) == 0
     assert "TMPDIR" in seen["env"] and "GUARD" not in seen["env"]
+
+
+def test_test_modules_left_out_of_the_artifact_are_named_from_the_stdlib_exclusions():
+    from wasmbuild.suite import left_out_tests
+
+    exclude = ("idlelib", "tkinter", "test/test_tkinter", "test/test_ttk/", "test/test_idle.py", "ensurepip/_bundled",
+               "test/support/x.py", "test/libregrtest")
+    assert left_out_tests(exclude) == ["test_idle", "test_tkinter", "test_ttk"]
+    assert left_out_tests(()) == []
