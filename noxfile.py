@@ -53,6 +53,14 @@ def test_wasi(session: nox.Session) -> None:
     session.run("python", "-m", "wasmbuild", "test", "--target", "wasi", *session.posargs)
 
 
+@nox.session(name="release")
+def release(session: nox.Session) -> None:
+    """Build, smoke-test and test every supported CPython version x target into dist/ (one SHA256SUMS) and print
+    the matrix (args: --subset ci for the CI subsets, --python 3.11, --target wasi ...)."""
+    _install(session)
+    session.run("python", "-m", "wasmbuild", "matrix", *session.posargs)
+
+
 @nox.session(name="run")
 def run(session: nox.Session) -> None:
     """Run a built artifact: nox -s run -- dist/cpython-...tar.gz -- -c 'print(1)'."""

@@ -84,6 +84,16 @@ def _parser() -> argparse.ArgumentParser:
     ts.add_argument("--report-dir", type=Path, default=None, help="where results go (default: ./reports)")
     ts.add_argument("tests", nargs="*", help="only these test modules (default: all)")
 
+    m = sub.add_parser("matrix", help="build, smoke-test and test every supported version x target into one dist/ "
+                       "(one SHA256SUMS) and print the matrix")
+    _add_common(m)
+    m.add_argument("--target", action="append", choices=TARGET_NAMES, help="only this target (repeatable)")
+    m.add_argument("--dist-dir", type=Path, default=None, help="output directory (default: ./dist)")
+    m.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1)
+    m.add_argument("--timeout", type=int, default=900, help="per test module, seconds")
+    m.add_argument("--subset", choices=("all", "ci"), default="all", help="whole test suites, or the CI subsets")
+    m.add_argument("--report-dir", type=Path, default=None, help="where results go (default: ./reports)")
+
     sub.add_parser("versions", help="list the supported CPython versions and targets")
     return parser
 
@@ -118,20 +128,10 @@ def _context(args: argparse.Namespace, target: str):
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from wasmbuild.package import package
-
     start = time.monotonic()
     ctx = _context(args, args.target)
-    target = get_target(args.target)
     log.info(f"wasmbuild: CPython {ctx.recipe.version} for {ctx.target.triple} (cache {ctx.cache})")
-    with cache.lock(ctx.cache):
-        target.provision_toolchain(ctx)
-        build = target.build_host(ctx)
-        archive = package(ctx, build, target.stage)
-    if not args.no_smoke_test:
-        from wasmbuild.smoke import smoke_test
-
-        smoke_test(archive, ctx.cache, ctx.recipe, ctx.target)
+    archive = _build(ctx, args.target, smoke=not args.no_smoke_test)
     log.info(f"done in {log.format_duration(time.monotonic() - start)}: {archive}")
     return 0
 
@@ -186,6 +186,81 @@ def cmd_versions(args: argparse.Namespace) -> int:
     return 0
 
 
+def _build(ctx, target_name: str, smoke: bool = True) -> Path:
+    from wasmbuild.package import package
+
+    target = get_target(target_name)
+    with cache.lock(ctx.cache):
+        target.provision_toolchain(ctx)
+        build = target.build_host(ctx)
+        archive = package(ctx, build, target.stage)
+    if smoke:
+        from wasmbuild.smoke import smoke_test
+
+        smoke_test(archive, ctx.cache, ctx.recipe, ctx.target)
+    return archive
+
+
+def cmd_matrix(args: argparse.Namespace) -> int:
+    """Every recipe x target (or --python / --target): build, smoke test, test suite; one row each, all rows run."""
+    import json
+
+    from wasmbuild.recipe import load_recipe
+    from wasmbuild.suite import test_artifact
+
+    root = project_root()
+    recipes = available_recipes(root)
+    versions = [args.python] if args.python else sorted(recipes, key=lambda v: [int(p) for p in v.split(".")])
+    report_dir = (args.report_dir or Path.cwd() / "reports").expanduser().resolve()
+    rows = []
+    start = time.monotonic()
+    for version in versions:
+        recipe = select_recipe(root, version) if args.python else load_recipe(recipes[version], root / "patches")
+        for target_name in recipe.targets:
+            if args.target and target_name not in args.target:
+                continue
+            args.python = recipe.version
+            row = {"python": recipe.version, "target": target_name, "triple": recipe.targets[target_name].triple}
+            t0 = time.monotonic()
+            log.info(f"━━ matrix: CPython {recipe.version} for {target_name}")
+            name = f"cpython-{recipe.version}-{row['triple']}-tests.json"
+            (report_dir / name).unlink(missing_ok=True)  # never report an older run's counts
+            try:
+                ctx = _context(args, target_name)
+                archive = _build(ctx, target_name)
+                row["artifact"] = archive.name
+                row["sha256"] = cache.sha256_file(archive)
+                test_artifact(ctx, archive, report_dir=report_dir, jobs=args.jobs, timeout=args.timeout,
+                              subset=args.subset, tests=[])
+                row["result"] = "ok"
+            except WasmbuildError as exc:
+                row["result"] = f"error: {str(exc).splitlines()[0]}"
+                log.info(f"error: {exc}")
+            if (report_dir / name).is_file():
+                results = json.loads((report_dir / name).read_text())
+                row["tests"] = {"selection": "all" if results["selection"] == "all" else "ci subset",
+                                **results["counts"]}
+            row["minutes"] = round((time.monotonic() - t0) / 60, 1)
+            rows.append(row)
+    from wasmbuild.testsuite import write_results
+
+    write_results(report_dir / "matrix.json", {"rows": rows, "subset": args.subset,
+                                               "minutes": round((time.monotonic() - start) / 60, 1)})
+    log.info("")
+    log.info(f"{'CPython':<9} {'target':<11} {'result':<7} {'tests (passed/failed/crashed/skipped)':<40} minutes")
+    for r in rows:
+        t = r.get("tests")
+        counts = f"{t['passed']}/{t['failed']}/{t['crashed']}/{t['skipped']} ({t['selection']})" if t else "-"
+        log.info(f"{r['python']:<9} {r['target']:<11} {r['result'][:7]:<7} {counts:<40} {r['minutes']}")
+    dist = (args.dist_dir or Path.cwd() / "dist").expanduser().resolve()
+    log.info(f"matrix: {report_dir / 'matrix.json'}; artifacts and one SHA256SUMS in {dist}")
+    failed = [r for r in rows if r["result"] != "ok"]
+    if failed:
+        raise WasmbuildError(f"{len(failed)} of {len(rows)} matrix rows failed: "
+                             + ", ".join(f"{r['python']} {r['target']}" for r in failed))
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from wasmbuild.bench import bench_wasi
 
@@ -203,19 +278,15 @@ def cmd_test(args: argparse.Namespace) -> int:
     from wasmbuild.suite import test_artifact
 
     ctx = _context(args, args.target)
-    target = get_target(args.target)
-    from wasmbuild.package import package
-
-    with cache.lock(ctx.cache):
-        target.provision_toolchain(ctx)
-        build = target.build_host(ctx)
-        archive = package(ctx, build, target.stage)
+    # The artifact under test is the packaged one (built if needed); its smoke test is the build's business.
+    archive = _build(ctx, args.target, smoke=False)
     report_dir = (args.report_dir or Path.cwd() / "reports").expanduser().resolve()
     return test_artifact(ctx, archive, report_dir=report_dir, jobs=args.jobs, timeout=args.timeout,
                          subset=args.subset, tests=args.tests)
 
 
-COMMANDS = {"bench": cmd_bench, "build": cmd_build, "test": cmd_test, "toolchain": cmd_toolchain, "run": cmd_run,
+COMMANDS = {"bench": cmd_bench, "build": cmd_build, "matrix": cmd_matrix, "test": cmd_test,
+            "toolchain": cmd_toolchain, "run": cmd_run,
             "smoke-test": cmd_smoke_test, "versions": cmd_versions}
 
 
