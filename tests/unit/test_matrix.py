@@ -1,0 +1,70 @@
+"""`wasmbuild matrix`: every recipe x target, each row run even when another fails, counts from the results."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from wasmbuild import cli, suite
+from wasmbuild.recipe import available_recipes, load_recipe, project_root
+from wasmbuild.testsuite import TestSuiteError as SuiteFailed
+
+
+def test_matrix_runs_every_row_and_reports_the_failures(tmp_path, monkeypatch):
+    built, tested = [], []
+
+    def fake_build(ctx, target_name, smoke=True):
+        built.append((ctx.recipe.version, target_name, smoke))
+        archive = tmp_path / "dist" / f"cpython-{ctx.recipe.version}-{ctx.target.triple}.tar.gz"
+        archive.parent.mkdir(exist_ok=True)
+        archive.write_bytes(f"{ctx.recipe.version} {target_name}".encode())
+        return archive
+
+    def fake_test(ctx, archive, *, report_dir, jobs, timeout, subset, tests):
+        tested.append((ctx.recipe.version, ctx.target.name, subset))
+        report_dir.mkdir(parents=True, exist_ok=True)
+        counts = {"passed": 3, "failed": 1, "crashed": 0, "skipped": 2}
+        (report_dir / f"cpython-{ctx.recipe.version}-{ctx.target.triple}-tests.json").write_text(
+            json.dumps({"selection": ["test_os"], "counts": counts}))
+        if ctx.target.name == "wasi" and ctx.recipe.version == versions[0]:
+            raise SuiteFailed("1 test modules did not end as expected")
+        return 0
+
+    root = project_root()
+    recipes = {v: load_recipe(f, root / "patches") for v, f in available_recipes(root).items()}
+    versions = sorted((r.version for r in recipes.values()), key=lambda v: [int(p) for p in v.split(".")])
+    expected_rows = [(r.version, t) for r in sorted(recipes.values(), key=lambda r: [int(p) for p in
+                                                                                   r.version.split(".")])
+                     for t in r.targets]
+    monkeypatch.setattr(cli, "_build", fake_build)
+    monkeypatch.setattr(suite, "test_artifact", fake_test)
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    # A stale results file from an earlier run is never reported as this run's.
+    (reports / "cpython-0.0.0-x-tests.json").write_text("{}")
+    with pytest.raises(SystemExit) as exit_info:
+        raise SystemExit(cli.main(["matrix", "--cache-dir", str(tmp_path / "cache"), "--subset", "ci",
+                                   "--report-dir", str(reports), "--dist-dir", str(tmp_path / "dist")]))
+    assert exit_info.value.code != 0
+    assert [(v, t) for v, t, _ in built] == expected_rows
+    assert all(smoke for *_, smoke in built)
+    assert [(v, t) for v, t, _ in tested] == expected_rows and {s for *_, s in tested} == {"ci"}
+    matrix = json.loads((reports / "matrix.json").read_text())
+    rows = {(r["python"], r["target"]): r for r in matrix["rows"]}
+    assert rows[(versions[0], "wasi")]["result"].startswith("error: 1 test modules")
+    assert all(r["result"] == "ok" for k, r in rows.items() if k != (versions[0], "wasi"))
+    assert all(r["tests"] == {"selection": "ci subset", "passed": 3, "failed": 1, "crashed": 0, "skipped": 2}
+               for r in rows.values())
+
+
+def test_matrix_can_be_limited_to_one_version_and_target(tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(cli, "_build", lambda ctx, t, smoke=True: seen.append((ctx.recipe.version, t)) or
+                        (tmp_path / "a.tar.gz"))
+    (tmp_path / "a.tar.gz").write_bytes(b"x")
+    monkeypatch.setattr(suite, "test_artifact", lambda *a, **k: 0)
+    newest = max(available_recipes(project_root()), key=lambda v: [int(p) for p in v.split(".")])
+    assert cli.main(["matrix", "--cache-dir", str(tmp_path / "c"), "--python", newest, "--target", "emscripten",
+                     "--report-dir", str(tmp_path / "r")]) == 0
+    assert len(seen) == 1 and seen[0][1] == "emscripten" and seen[0][0].startswith(newest)
