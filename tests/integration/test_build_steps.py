@@ -1,0 +1,78 @@
+"""The host build step with a stand-in configure (no compiler): its Makefile is run by real make, so this lives with
+the integration tests (unit tests may not run build tools)."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from wasmbuild import cache
+from wasmbuild.build import Context, configure_and_make_host
+from wasmbuild.download import Sources
+from wasmbuild.errors import BuildError
+from wasmbuild.recipe import load_recipe
+
+RECIPE = {
+    "format": 1,
+    "version": "3.11.2",
+    "source": {"url": "https://python.example/Python-3.11.2.tgz", "filename": "Python-3.11.2.tgz",
+               "sha256": "a" * 64, "size": 1, "top_dir": "Python-3.11.2"},
+    "source_date_epoch": 1_700_000_000,
+    "targets": {"emscripten": {
+        "triple": "wasm32-emscripten", "host": "wasm32-unknown-emscripten", "toolchain": "emscripten",
+        "make_args": ["MODULE_X_LDFLAGS="],
+        "setup_local": ["_ctypes _ctypes/_ctypes.c -DHAVE_X=1 $(LIBFFI_CFLAGS) $(LIBFFI_LIBS)"],
+    }},
+}
+
+CONFIGURE = textwrap.dedent("""\
+    #!/bin/sh
+    # Stand-in for CPython's configure: record the arguments, write a Makefile whose `all` shows what make saw.
+    echo "$@" > configure.args
+    printf 'all:\n\tcat Modules/Setup.local > made.txt\n' > Makefile
+    printf '\techo "LIBFFI_LIBS=$(LIBFFI_LIBS) X=$(MODULE_X_LDFLAGS)" >> made.txt\n\ttouch python.wasm\n' >> Makefile
+    """)
+
+
+@pytest.fixture
+def ctx(tmp_path):
+    recipes = tmp_path / "recipes"
+    recipes.mkdir()
+    (recipes / "cpython-3.11.yaml").write_text(yaml.safe_dump(RECIPE))
+    (tmp_path / "patches").mkdir()
+    recipe = load_recipe(recipes / "cpython-3.11.yaml")
+    root = cache.ensure_cache_root(tmp_path / "cache")
+    return Context(root=tmp_path, cache=root, dist=tmp_path / "dist", recipe=recipe,
+                   target=recipe.target("emscripten"), sources=Sources(), jobs=1)
+
+
+def test_setup_local_lines_reach_the_build_and_make_sees_the_library_variables(ctx, tmp_path):
+    configure = tmp_path / "configure"
+    configure.write_text(CONFIGURE)
+    configure.chmod(0o755)
+    entry = ctx.cache / "hosts" / "h"
+    env = {"PATH": "/usr/bin:/bin", "LIBFFI_LIBS": "-L/opt/libffi/lib -lffi"}
+    configure_and_make_host(ctx, entry, "k1", [str(configure), "--host=wasm32-unknown-emscripten"], env,
+                            outputs=("python.wasm",), files={"pre.js": "// pre"})
+    made = (entry / "made.txt").read_text().splitlines()
+    assert made[0] == "# From the recipe's setup_local (wasmbuild)"
+    assert made[1] == "_ctypes _ctypes/_ctypes.c -DHAVE_X=1 $(LIBFFI_CFLAGS) $(LIBFFI_LIBS)"
+    assert made[2] == "LIBFFI_LIBS=-L/opt/libffi/lib -lffi X="  # make_args override, env fills the rest
+    assert (entry / "pre.js").read_text() == "// pre"
+    assert ctx.state["configure"]["setup_local"] == list(RECIPE["targets"]["emscripten"]["setup_local"])
+    assert cache.is_valid(entry, "k1")
+
+
+def test_missing_output_fails_and_leaves_no_cache_entry(ctx, tmp_path):
+    configure = tmp_path / "configure"
+    configure.write_text("#!/bin/sh\nprintf 'all:\\n\\ttrue\\n' > Makefile\n")
+    configure.chmod(0o755)
+    entry = ctx.cache / "hosts" / "h2"
+    with pytest.raises(BuildError, match=r"python\.wasm is missing"):
+        configure_and_make_host(ctx, entry, "k2", [str(configure)], {"PATH": "/usr/bin:/bin"},
+                                outputs=("python.wasm",))
+    assert not entry.exists() and not cache.is_valid(entry, "k2")
+    assert Path(ctx.logs).is_dir()
