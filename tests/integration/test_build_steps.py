@@ -32,8 +32,8 @@ CONFIGURE = textwrap.dedent("""\
     #!/bin/sh
     # Stand-in for CPython's configure: record the arguments, write a Makefile whose `all` shows what make saw.
     echo "$@" > configure.args
-    printf 'all:\n\tcat Modules/Setup.local > made.txt\n' > Makefile
-    printf '\techo "LIBFFI_LIBS=$(LIBFFI_LIBS) X=$(MODULE_X_LDFLAGS)" >> made.txt\n\ttouch python.wasm\n' >> Makefile
+    printf 'all:\\n\\tcat Modules/Setup.local > made.txt\\n' > Makefile
+    printf '\\techo "LIBFFI_LIBS=$(LIBFFI_LIBS) X=$(MODULE_X_LDFLAGS)" >> made.txt\\n\\ttouch python.wasm\\n'>>Makefile
     """)
 
 
