@@ -182,6 +182,11 @@ def load_recipe(file: Path, patches_dir: Path | None = None) -> Recipe:
     targets = {}
     for name, t in data["targets"].items():
         smoke = t.get("smoke", {})
+        for i, line in enumerate(t.get("setup_local", ())):
+            if "=" in line:
+                raise RecipeError(f"{file}: targets.{name}.setup_local[{i}]: a Setup line may not contain '=' "
+                                  "(CPython's makesetup reads it as a variable definition)",
+                                  hint="write -DNAME instead of -DNAME=1")
         targets[name] = TargetOptions(
             name=name,
             triple=t["triple"],

@@ -429,3 +429,10 @@ def test_python_code_does_not_branch_on_cpython_versions():
             for n, line in enumerate(p.read_text().splitlines(), 1)
             if pattern.search(line) and "noqa: version" not in line]
     assert not hits, "\n".join(hits)
+
+
+def test_setup_local_line_with_an_equals_sign_is_rejected(recipe_root):
+    data = mutated(targets__wasi__setup_local=["_ctypes _ctypes/_ctypes.c -DHAVE_X=1"])
+    with pytest.raises(RecipeError, match=r"targets\.wasi\.setup_local\[0\]: a Setup line may not contain '='") as info:
+        load_recipe(make_recipe(recipe_root, data))
+    assert "-DNAME instead of -DNAME=1" in str(info.value)
