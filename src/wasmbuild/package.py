@@ -17,6 +17,8 @@ from wasmbuild.build import Context, copy_tree
 from wasmbuild.errors import BuildError
 
 RECORD_FORMAT = 1
+# Bump when staging changes (2: Emscripten side modules in lib-dynload/).
+STAGE_VERSION = 2
 RECORD_NAME = "BUILD.json"
 # Files the compiler must skip: they contain deliberate syntax errors (as CPython's `make install`).
 COMPILEALL_EXCLUDE = "bad_coding|badsyntax|site-packages"
@@ -29,12 +31,15 @@ def artifact_name(ctx: Context, suffix: str = "") -> str:
 
 
 def install_stdlib(ctx: Context, src: Path, build_python: Path, lib_root: Path, generated: list[Path],
-                   path_map: dict[str, str]) -> None:
+                   path_map: dict[str, str], shared_modules: list[Path] | tuple[()] = ()) -> None:
     """Copy Lib/ (minus the recipe's exclusions), add the generated sysconfig data with build paths
-    replaced, and compile .pyc (unchecked-hash: no timestamps, reproducible)."""
+    replaced, put the shared extension modules the build made (Emscripten side modules) in lib-dynload/,
+    and compile .pyc (unchecked-hash: no timestamps, reproducible)."""
     libdir = lib_root / f"python{ctx.recipe.short_version}"
     copy_tree(src / "Lib", libdir, exclude=ctx.recipe.stdlib_exclude)
     (libdir / "lib-dynload").mkdir(exist_ok=True)
+    for module in shared_modules:
+        (libdir / "lib-dynload" / module.name).write_bytes(module.read_bytes())
     for path in generated:
         text = path.read_text()
         # Longest first: a build directory may live inside the cache.
@@ -127,7 +132,8 @@ def update_sha256sums(dist: Path) -> Path:
 def package(ctx: Context, build: Path, stage_fn) -> Path:
     """Stage the artifact (cached by the host build's key), write the archive, the record, SHA256SUMS."""
     name = artifact_name(ctx)
-    key = cache.hash_key({"host": ctx.state["host_key"], "recipe": ctx.recipe.data, "stage": RECORD_FORMAT})
+    key = cache.hash_key({"host": ctx.state["host_key"], "recipe": ctx.recipe.data,
+                          "stage": [RECORD_FORMAT, STAGE_VERSION]})
     entry = ctx.cache / "stage" / f"{name}-{key[:12]}"
     if not cache.is_valid(entry, key):
         with log.step(f"Stage {name}"), cache.fresh_entry(entry, key):

@@ -170,8 +170,11 @@ def stage(ctx: Context, build: Path, dest: Path, debug_dest: Path) -> dict[str, 
     for name in ("python.js", "python.wasm"):
         shutil.copyfile(build / name, dest / name)
     sysconfig_files = sorted(p for p in (build / "build").glob("lib.*/*") if p.suffix in {".py", ".json"})
+    # Extension modules built as side modules (the test modules of --enable-wasm-dynamic-linking builds, e.g.
+    # _ctypes_test, _testmultiphase): loaded with dlopen from lib-dynload/, as `make install` would place them.
+    shared_modules = sorted((build / "build").glob("lib.*/*.so"))
     install_stdlib(ctx, src, bp, dest / "lib", sysconfig_files,
-                   _path_map(ctx, src, build, tc, built) | {str(ctx.cache): "/cache"})
+                   _path_map(ctx, src, build, tc, built) | {str(ctx.cache): "/cache"}, shared_modules)
     (dest / "LICENSE").write_bytes((src / "LICENSE").read_bytes())
     launcher = dest / "python.sh"
     launcher.write_text(LAUNCHER.format(stack=NODE_STACK_KB))
