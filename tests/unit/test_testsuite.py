@@ -357,12 +357,14 @@ def test_run_regrtest_with_a_fake_build_python(tmp_path, monkeypatch, capsys):
         log_file=log_file)
     assert code == 2
     assert duration >= 0
-    assert argv == testsuite.regrtest_command(fake, [str(tmp_path / "python.sh")], jobs=2, timeout=60,
-                                              tests=["test_grammar", "test_os"], extra=[])
+    assert argv == testsuite.with_tempdir(testsuite.regrtest_command(
+        fake, [str(tmp_path / "python.sh")], jobs=2, timeout=60, tests=["test_grammar", "test_os"], extra=[]), work)
+    assert argv[6:8] == ["--timeout=60", f"--tempdir={work / 'regrtest'}"]
     assert results == {"test_grammar": {"status": "passed", "detail": ""},
                        "test_os": {"status": "failed", "detail": "failed (1 error)"}}
     text = log_file.read_text()
-    assert f"== args: -m test --python {tmp_path / 'python.sh'} -j2 --timeout=60 test_grammar test_os" in text
+    assert (f"== args: -m test --python {tmp_path / 'python.sh'} -j2 --timeout=60 --tempdir={work / 'regrtest'} "
+            "test_grammar test_os") in text
     assert "== env: PYTHONHASHSEED=0 PYTHONPATH=unset PYTHONHOME=unset" in text
     assert f"== cwd: {work}" in text
     assert "test_os noise on stderr" in text  # stderr goes to the log too
