@@ -24,7 +24,7 @@ RECIPE = {
     "targets": {"emscripten": {
         "triple": "wasm32-emscripten", "host": "wasm32-unknown-emscripten", "toolchain": "emscripten",
         "make_args": ["MODULE_X_LDFLAGS="],
-        "setup_local": ["_ctypes _ctypes/_ctypes.c -DHAVE_X=1 $(LIBFFI_CFLAGS) $(LIBFFI_LIBS)"],
+        "setup_local": ["_ctypes _ctypes/_ctypes.c -DHAVE_X $(LIBFFI_CFLAGS) $(LIBFFI_LIBS)"],
     }},
 }
 
@@ -59,7 +59,7 @@ def test_setup_local_lines_reach_the_build_and_make_sees_the_library_variables(c
                             outputs=("python.wasm",), files={"pre.js": "// pre"})
     made = (entry / "made.txt").read_text().splitlines()
     assert made[0] == "# From the recipe's setup_local (wasmbuild)"
-    assert made[1] == "_ctypes _ctypes/_ctypes.c -DHAVE_X=1 $(LIBFFI_CFLAGS) $(LIBFFI_LIBS)"
+    assert made[1] == "_ctypes _ctypes/_ctypes.c -DHAVE_X $(LIBFFI_CFLAGS) $(LIBFFI_LIBS)"
     assert made[2] == "LIBFFI_LIBS=-L/opt/libffi/lib -lffi X="  # make_args override, env fills the rest
     assert (entry / "pre.js").read_text() == "// pre"
     assert ctx.state["configure"]["setup_local"] == list(RECIPE["targets"]["emscripten"]["setup_local"])
