@@ -111,6 +111,9 @@ class Built:
         return sorted(self.lib.provides.items())
 
 
+SOURCE_KEYS = ("file", "sha256", "route", "url")
+
+
 def build(lib: Library, *, cache_root: Path, sources: Sources, target: str, toolchain_key: Any,
           env: dict[str, str], jobs: int, log_dir: Path) -> Built:
     """Build `lib` for `target` with the compiler environment `env` (CC, AR, ... HOST, BUILD)."""
@@ -120,7 +123,10 @@ def build(lib: Library, *, cache_root: Path, sources: Sources, target: str, tool
     prefix = entry / "prefix"
 
     def record(source: dict[str, Any]) -> dict[str, Any]:
-        return {"name": lib.name, "version": lib.version, "license": lib.license, **source}
+        # One key order whether the source was just fetched or read back from the cache stamp (which a JSON
+        # writer may have sorted): the build record, and so the archive, must not depend on the cache's state.
+        ordered = {k: source[k] for k in SOURCE_KEYS if k in source}
+        return {"name": lib.name, "version": lib.version, "license": lib.license, **ordered}
 
     if cache.is_valid(entry, key):
         stamp = cache.read_stamp(entry) or {}
