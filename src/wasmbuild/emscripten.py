@@ -19,13 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wasmbuild import cache, log
-from wasmbuild.archive import extract_tarball
 from wasmbuild.build import apply_patches, patch_records
 from wasmbuild.debian import extract_deb
-from wasmbuild.download import DownloadError, Sources, fetch
+from wasmbuild.download import DownloadError, Sources
 from wasmbuild.errors import ChecksumError, ToolchainError, UsageError
 from wasmbuild.recipe import ReleaseAsset, ToolchainManifest
-from wasmbuild.toolchain import ROUTES, Toolchain, debian_inputs, fetch_debs, host_platform
+from wasmbuild.toolchain import ROUTES, Toolchain, host_platform, install_debian, install_release, release_asset
 
 # Bump when the code that arranges a provisioned toolchain changes, so cached ones are rebuilt.
 LAYOUT_VERSION = 1
@@ -174,10 +173,6 @@ def _entry(manifest: ToolchainManifest, cache_root: Path, route: str, inputs: ob
     return cache_root / "toolchains" / f"{manifest.name}-{manifest.version}-{route}-{key[:12]}", key
 
 
-def _release_asset(manifest: ToolchainManifest) -> ReleaseAsset | None:
-    return next((a for a in manifest.release if a.platform == host_platform()), None)
-
-
 def _release_entry(manifest: ToolchainManifest, cache_root: Path, asset: ReleaseAsset) -> tuple[Path, str]:
     return _entry(manifest, cache_root, "release", asset.download.sha256)
 
@@ -255,49 +250,27 @@ def _toolchain(manifest: ToolchainManifest, entry: Path, route: str, inputs: lis
 
 
 def provision_debian(manifest: ToolchainManifest, cache_root: Path, sources: Sources, node: Node) -> Toolchain:
-    plat = host_platform()
-    if not manifest.debian_packages or manifest.debian_platform != plat:
-        raise ToolchainError(
-            f"{manifest.file.name}: the Debian route serves {manifest.debian_platform}, this host is {plat}",
-            hint="use the release route (--toolchain-route release)",
-        )
-    entry, key = _debian_entry(manifest, cache_root)
-    inputs = debian_inputs(manifest)
-    if cache.is_valid(entry, key):
-        return _toolchain(manifest, entry, "debian", inputs, node)
-    debs = fetch_debs(manifest, cache_root, sources)
-    with cache.fresh_entry(entry, key, route="debian") as root:
+    def install(root: Path, debs: list[Path]) -> None:
         for deb in debs:
             extract_deb(deb, root / "debian-root")
         _arrange_debian(root)
         version = _finish(manifest, root, node)
         log.info(f"  assembled Emscripten from {len(debs)} Debian packages: {version}")
+
+    entry, inputs = install_debian(manifest, cache_root, sources, *_debian_entry(manifest, cache_root), install,
+                                   hint="use the release route (--toolchain-route release)")
     return _toolchain(manifest, entry, "debian", inputs, node)
 
 
 def provision_release(manifest: ToolchainManifest, cache_root: Path, sources: Sources, node: Node) -> Toolchain:
-    asset = _release_asset(manifest)
-    if asset is None:
-        have = ", ".join(a.platform for a in manifest.release) or "none"
-        raise ToolchainError(
-            f"{manifest.file.name}: no pinned release of {manifest.name} {manifest.version} for {host_platform()} "
-            f"(pinned: {have})",
-            hint="use the Debian route (--toolchain-route debian)",
-        )
-    entry, key = _release_entry(manifest, cache_root, asset)
-    record = {"name": asset.download.name, "sha256": asset.download.sha256, "size": asset.download.size}
-    if cache.is_valid(entry, key):
-        stamp = cache.read_stamp(entry) or {}
-        inputs = [{**record, "route": stamp.get("fetch_route", "cache"), "url": stamp.get("url", asset.download.url)}]
-        return _toolchain(manifest, entry, "release", inputs, node)
-    release_sources = Sources(mirror_dir=sources.mirror_dir, debian_mirror=None, upstream=sources.upstream)
-    got = fetch(asset.download, cache_root, release_sources)
-    with cache.fresh_entry(entry, key, route="release", fetch_route=got.route, url=got.url) as root:
-        extract_tarball(got.path, root, strip_components=asset.strip_components)
+    def install(root: Path) -> None:
         _arrange_release(root)
         version = _finish(manifest, root, node)
         log.info(f"  installed Emscripten release: {version}")
-    inputs = [{**record, "route": got.route, "url": got.url}]
+
+    entry, inputs = install_release(manifest, cache_root, sources,
+                                    lambda asset: _release_entry(manifest, cache_root, asset), install,
+                                    hint="use the Debian route (--toolchain-route debian)")
     return _toolchain(manifest, entry, "release", inputs, node)
 
 
@@ -313,7 +286,7 @@ def provision(manifest: ToolchainManifest, cache_root: Path, sources: Sources, r
     if route == "debian":
         return provision_debian(manifest, cache_root, sources, node)
     # auto: a toolchain already in the cache, else the upstream release where pinned and reachable, else Debian.
-    asset = _release_asset(manifest)
+    asset = release_asset(manifest)
     if asset and cache.is_valid(*_release_entry(manifest, cache_root, asset)):
         return provision_release(manifest, cache_root, sources, node)
     if manifest.debian_platform == host_platform() and cache.is_valid(*_debian_entry(manifest, cache_root)):

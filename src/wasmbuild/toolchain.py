@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import platform
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wasmbuild import cache
+from wasmbuild.archive import extract_tarball
 from wasmbuild.download import Sources, fetch
 from wasmbuild.errors import ToolchainError
-from wasmbuild.recipe import Download, ToolchainManifest
+from wasmbuild.recipe import Download, ReleaseAsset, ToolchainManifest
 
 ROUTES = ("auto", "release", "debian", "path")
 
@@ -69,3 +72,57 @@ def fetch_debs(manifest: ToolchainManifest, cache_root: Path, sources: Sources) 
     return [fetch(Download(url=f"{mirror.rstrip('/')}/{p.path}", sha256=p.sha256, size=p.size), cache_root,
                   deb_sources).path
             for p in manifest.debian_packages]
+
+
+def release_asset(manifest: ToolchainManifest) -> ReleaseAsset | None:
+    """The release archive pinned for this host, if any."""
+    return next((a for a in manifest.release if a.platform == host_platform()), None)
+
+
+def install_release(manifest: ToolchainManifest, cache_root: Path, sources: Sources,
+                    entry_key: Callable[[ReleaseAsset], tuple[Path, str]], install: Callable[[Path], None], *,
+                    hint: str) -> tuple[Path, list[dict[str, Any]]]:
+    """The release route of any toolchain: the archive pinned for this host, fetched from upstream or a mirror
+    directory (never the Debian mirror), verified, unpacked into the cache entry `entry_key(asset)` names and
+    completed there by `install(root)` (layout, patches, sanity check). Returns the entry and the record's inputs;
+    a valid entry is reused as it is."""
+    asset = release_asset(manifest)
+    if asset is None:
+        have = ", ".join(a.platform for a in manifest.release) or "none"
+        raise ToolchainError(
+            f"{manifest.file.name}: no pinned release of {manifest.name} {manifest.version} for {host_platform()} "
+            f"(pinned: {have})",
+            hint=hint,
+        )
+    entry, key = entry_key(asset)
+    record = {"name": asset.download.name, "sha256": asset.download.sha256, "size": asset.download.size}
+    if cache.is_valid(entry, key):
+        stamp = cache.read_stamp(entry) or {}
+        return entry, [{**record, "route": stamp.get("fetch_route", "cache"),
+                        "url": stamp.get("url", asset.download.url)}]
+    release_sources = Sources(mirror_dir=sources.mirror_dir, debian_mirror=None, upstream=sources.upstream)
+    got = fetch(asset.download, cache_root, release_sources)
+    with cache.fresh_entry(entry, key, route="release", fetch_route=got.route, url=got.url) as root:
+        extract_tarball(got.path, root, strip_components=asset.strip_components)
+        install(root)
+    return entry, [{**record, "route": got.route, "url": got.url}]
+
+
+def install_debian(manifest: ToolchainManifest, cache_root: Path, sources: Sources, entry: Path, key: str,
+                   install: Callable[[Path, list[Path]], None], *, hint: str) -> tuple[Path, list[dict[str, Any]]]:
+    """The Debian route of any toolchain: the manifest's pinned .debs, fetched and verified, handed to
+    `install(root, debs)` (extraction and layout) in the cache entry `entry`. Returns the entry and the record's
+    inputs; a valid entry is reused as it is."""
+    plat = host_platform()
+    if not manifest.debian_packages or manifest.debian_platform != plat:
+        raise ToolchainError(
+            f"{manifest.file.name}: the Debian route serves {manifest.debian_platform}, this host is {plat}",
+            hint=hint,
+        )
+    inputs = debian_inputs(manifest)
+    if cache.is_valid(entry, key):
+        return entry, inputs
+    debs = fetch_debs(manifest, cache_root, sources)
+    with cache.fresh_entry(entry, key, route="debian") as root:
+        install(root, debs)
+    return entry, inputs

@@ -12,12 +12,11 @@ import tempfile
 from pathlib import Path
 
 from wasmbuild import cache, log
-from wasmbuild.archive import extract_tarball
 from wasmbuild.debian import extract_deb
-from wasmbuild.download import DownloadError, Sources, fetch
+from wasmbuild.download import DownloadError, Sources
 from wasmbuild.errors import ChecksumError, ToolchainError, UsageError
 from wasmbuild.recipe import ReleaseAsset, ToolchainManifest
-from wasmbuild.toolchain import ROUTES, Toolchain, debian_inputs, fetch_debs, host_platform
+from wasmbuild.toolchain import ROUTES, Toolchain, host_platform, install_debian, install_release, release_asset
 
 # Bump when the code that arranges a provisioned SDK changes, so cached SDKs are rebuilt.
 LAYOUT_VERSION = 1
@@ -130,62 +129,36 @@ def _debian_entry(manifest: ToolchainManifest, cache_root: Path) -> tuple[Path, 
     return cache_root / "toolchains" / f"{manifest.name}-{manifest.version}-debian-{key[:12]}", key
 
 
-def _release_asset(manifest: ToolchainManifest) -> ReleaseAsset | None:
-    """The release pinned for this host, if any."""
-    return next((a for a in manifest.release if a.platform == host_platform()), None)
-
-
 def _release_entry(manifest: ToolchainManifest, cache_root: Path, asset: ReleaseAsset) -> tuple[Path, str]:
     key = cache.hash_key({"layout": LAYOUT_VERSION, "sha256": asset.download.sha256})
     return cache_root / "toolchains" / f"{manifest.name}-{manifest.version}-release-{key[:12]}", key
 
 
 def provision_debian(manifest: ToolchainManifest, cache_root: Path, sources: Sources) -> Toolchain:
-    plat = host_platform()
-    if not manifest.debian_packages or manifest.debian_platform != plat:
-        raise ToolchainError(
-            f"{manifest.file.name}: the Debian route serves {manifest.debian_platform}, this host is {plat}",
-            hint="use the release route or set WASI_SDK_PATH",
-        )
-    entry, key = _debian_entry(manifest, cache_root)
-    inputs = debian_inputs(manifest)
-    if cache.is_valid(entry, key):
-        return Toolchain(manifest.name, manifest.version, entry, "debian", manifest.components, inputs)
-    debs = fetch_debs(manifest, cache_root, sources)
     arch_triple = {"amd64": "x86_64-linux-gnu", "arm64": "aarch64-linux-gnu"}[manifest.debian_arch or "amd64"]
-    with cache.fresh_entry(entry, key, route="debian") as sdk:
+
+    def install(sdk: Path, debs: list[Path]) -> None:
         root = sdk / "debian-root"
         for deb in debs:
             extract_deb(deb, root)
         _arrange_debian(root, sdk, arch_triple)
         clang = sanity_check(sdk)
         log.info(f"  assembled WASI SDK from {len(debs)} Debian packages: {clang}")
+
+    entry, inputs = install_debian(manifest, cache_root, sources, *_debian_entry(manifest, cache_root), install,
+                                   hint="use the release route or set WASI_SDK_PATH")
     return Toolchain(manifest.name, manifest.version, entry, "debian", manifest.components, inputs)
 
 
 def provision_release(manifest: ToolchainManifest, cache_root: Path, sources: Sources) -> Toolchain:
-    asset = _release_asset(manifest)
-    if asset is None:
-        have = ", ".join(a.platform for a in manifest.release) or "none"
-        raise ToolchainError(
-            f"{manifest.file.name}: no pinned release of {manifest.name} {manifest.version} for {host_platform()} "
-            f"(pinned: {have})",
-            hint="use the Debian route (--toolchain-route debian) or set WASI_SDK_PATH",
-        )
-    entry, key = _release_entry(manifest, cache_root, asset)
-    record = {"name": asset.download.name, "sha256": asset.download.sha256, "size": asset.download.size}
-    if cache.is_valid(entry, key):
-        stamp = cache.read_stamp(entry) or {}
-        inputs = [{**record, "route": stamp.get("fetch_route", "cache"), "url": stamp.get("url", asset.download.url)}]
-        return Toolchain(manifest.name, manifest.version, entry, "release", manifest.components, inputs)
-    release_sources = Sources(mirror_dir=sources.mirror_dir, debian_mirror=None, upstream=sources.upstream)
-    got = fetch(asset.download, cache_root, release_sources)
-    with cache.fresh_entry(entry, key, route="release", fetch_route=got.route, url=got.url) as sdk:
-        extract_tarball(got.path, sdk, strip_components=asset.strip_components)
+    def install(sdk: Path) -> None:
         check_layout(sdk, "the release archive")
         clang = sanity_check(sdk)
         log.info(f"  installed WASI SDK release: {clang}")
-    inputs = [{**record, "route": got.route, "url": got.url}]
+
+    entry, inputs = install_release(manifest, cache_root, sources,
+                                    lambda asset: _release_entry(manifest, cache_root, asset), install,
+                                    hint="use the Debian route (--toolchain-route debian) or set WASI_SDK_PATH")
     return Toolchain(manifest.name, manifest.version, entry, "release", manifest.components, inputs)
 
 
@@ -214,7 +187,7 @@ def provision(manifest: ToolchainManifest, cache_root: Path, sources: Sources, r
         return provision_debian(manifest, cache_root, sources)
     # auto: an SDK already in the cache (either route), else the upstream release where one is pinned for
     # this host and reachable, else Debian.
-    asset = _release_asset(manifest)
+    asset = release_asset(manifest)
     if asset and cache.is_valid(*_release_entry(manifest, cache_root, asset)):
         return provision_release(manifest, cache_root, sources)
     if manifest.debian_platform == host_platform() and cache.is_valid(*_debian_entry(manifest, cache_root)):

@@ -116,7 +116,8 @@ def environment(monkeypatch, node20):
         return FAKE_EMCC
 
     monkeypatch.setattr(emscripten, "sanity_check", fake_sanity_check)
-    monkeypatch.setattr("wasmbuild.emscripten.host_platform", lambda: "linux-x86_64")
+    for where in ("wasmbuild.emscripten", "wasmbuild.toolchain"):
+        monkeypatch.setattr(f"{where}.host_platform", lambda: "linux-x86_64")
     # Not cleared by conftest's guards: the caller's values must not leak in.
     monkeypatch.setenv("WASMBUILD_NODE", str(node20))
     monkeypatch.delenv("EMSDK_PYTHON", raising=False)
@@ -441,7 +442,8 @@ def test_failing_sanity_check_leaves_no_entry(release, cache_root, monkeypatch):
 
 def test_release_route_without_an_asset_for_this_host(release, cache_root, monkeypatch, http_server):
     manifest, _ = release
-    monkeypatch.setattr("wasmbuild.emscripten.host_platform", lambda: "macos-arm64")
+    for where in ("wasmbuild.emscripten", "wasmbuild.toolchain"):
+        monkeypatch.setattr(f"{where}.host_platform", lambda: "macos-arm64")
     with pytest.raises(ToolchainError, match=re.escape(
         "emscripten.yaml: no pinned release of emscripten 3.1.69 for macos-arm64 (pinned: linux-x86_64)"
     )) as info:
@@ -678,7 +680,8 @@ def test_debian_route_errors(tmp_path, http_server, debs, cache_root, monkeypatc
     with pytest.raises(ToolchainError, match="the Debian route needs a Debian mirror and none is configured") as info:
         emscripten.provision(manifest, cache_root, Sources(), route="debian")
     assert "hint: set --debian-mirror / WASMBUILD_DEBIAN_MIRROR" in str(info.value)
-    monkeypatch.setattr("wasmbuild.emscripten.host_platform", lambda: "linux-arm64")
+    for where in ("wasmbuild.emscripten", "wasmbuild.toolchain"):
+        monkeypatch.setattr(f"{where}.host_platform", lambda: "linux-arm64")
     with pytest.raises(ToolchainError, match=re.escape(
         "emscripten.yaml: the Debian route serves linux-x86_64, this host is linux-arm64"
     )):

@@ -64,7 +64,8 @@ def no_compiler(monkeypatch):
         return FAKE_CLANG
 
     monkeypatch.setattr(wasi_sdk, "sanity_check", fake_sanity_check)
-    monkeypatch.setattr("wasmbuild.wasi_sdk.host_platform", lambda: "linux-x86_64")
+    for where in ("wasmbuild.wasi_sdk", "wasmbuild.toolchain"):
+        monkeypatch.setattr(f"{where}.host_platform", lambda: "linux-x86_64")
     return calls
 
 
@@ -182,7 +183,8 @@ def test_failing_sanity_check_leaves_no_entry(release, cache_root, monkeypatch):
 
 def test_release_route_without_an_asset_for_this_host(release, cache_root, monkeypatch, http_server):
     manifest, _, _ = release
-    monkeypatch.setattr("wasmbuild.wasi_sdk.host_platform", lambda: "macos-arm64")
+    for where in ("wasmbuild.wasi_sdk", "wasmbuild.toolchain"):
+        monkeypatch.setattr(f"{where}.host_platform", lambda: "macos-arm64")
     with pytest.raises(ToolchainError, match=re.escape(
         "wasi-sdk.yaml: no pinned release of wasi-sdk 25 for macos-arm64 (pinned: linux-x86_64)"
     )):
@@ -368,7 +370,8 @@ def test_auto_ignores_an_unstamped_cache_entry(release, cache_root, http_server)
 
 def test_debian_route_on_another_host(debian_manifest, cache_root, http_server, monkeypatch):
     manifest, _ = debian_manifest
-    monkeypatch.setattr("wasmbuild.wasi_sdk.host_platform", lambda: "linux-arm64")
+    for where in ("wasmbuild.wasi_sdk", "wasmbuild.toolchain"):
+        monkeypatch.setattr(f"{where}.host_platform", lambda: "linux-arm64")
     with pytest.raises(ToolchainError, match=re.escape(
         "wasi-sdk.yaml: the Debian route serves linux-x86_64, this host is linux-arm64"
     )):
