@@ -123,15 +123,14 @@ def configure_and_make_host(ctx: Context, entry: Path, key: str, argv: list[str]
     """The host build in cache entry `entry` (skipped when valid): write `files`, configure, make with the
     recipe's make_args, and check that make produced `outputs`."""
     t = ctx.target
+    files = dict(files or {})
     if t.setup_local:
         ctx.state.setdefault("configure", {})["setup_local"] = list(t.setup_local)
+        files["Modules/Setup.local"] = "# From the recipe's setup_local (wasmbuild)\n" + "\n".join(t.setup_local) + "\n"
     if cache.is_valid(entry, key):
         log.info(f"✓ host build {t.triple}: cached ({entry})")
         return entry
     logf = ctx.log_file(f"host-{t.triple}")
-    files = dict(files or {})
-    if t.setup_local:
-        files["Modules/Setup.local"] = "# From the recipe's setup_local (wasmbuild)\n" + "\n".join(t.setup_local) + "\n"
     with cache.fresh_entry(entry, key):
         for name, text in files.items():
             (entry / name).parent.mkdir(parents=True, exist_ok=True)

@@ -110,11 +110,11 @@ def _cache_root(args: argparse.Namespace) -> Path:
     return cache.ensure_cache_root((args.cache_dir or cache.default_cache_dir()).expanduser().resolve())
 
 
-def _context(args: argparse.Namespace, target: str):
+def _context(args: argparse.Namespace, target: str, recipe=None):
     from wasmbuild.build import Context
 
     root = project_root()
-    recipe = select_recipe(root, args.python)
+    recipe = recipe or select_recipe(root, args.python)
     cache_root = _cache_root(args)
     dist = (getattr(args, "dist_dir", None) or Path.cwd() / "dist").expanduser().resolve()
     ctx = Context(root=root, cache=cache_root, dist=dist, recipe=recipe, target=recipe.target(target),
@@ -205,28 +205,26 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     """Every recipe x target (or --python / --target): build, smoke test, test suite; one row each, all rows run."""
     import json
 
-    from wasmbuild.recipe import load_recipe
-    from wasmbuild.suite import test_artifact
+    from wasmbuild.suite import results_name, test_artifact
 
     root = project_root()
-    recipes = available_recipes(root)
-    versions = [args.python] if args.python else sorted(recipes, key=lambda v: [int(p) for p in v.split(".")])
+    versions = [args.python] if args.python else sorted(available_recipes(root),
+                                                        key=lambda v: [int(p) for p in v.split(".")])
     report_dir = (args.report_dir or Path.cwd() / "reports").expanduser().resolve()
     rows = []
     start = time.monotonic()
     for version in versions:
-        recipe = select_recipe(root, version) if args.python else load_recipe(recipes[version], root / "patches")
+        recipe = select_recipe(root, version)
         for target_name in recipe.targets:
             if args.target and target_name not in args.target:
                 continue
-            args.python = recipe.version
             row = {"python": recipe.version, "target": target_name, "triple": recipe.targets[target_name].triple}
             t0 = time.monotonic()
             log.info(f"━━ matrix: CPython {recipe.version} for {target_name}")
-            name = f"cpython-{recipe.version}-{row['triple']}-tests.json"
-            (report_dir / name).unlink(missing_ok=True)  # never report an older run's counts
+            results_file = report_dir / f"{results_name(recipe.version, row['triple'])}.json"
+            results_file.unlink(missing_ok=True)  # never report an older run's counts
             try:
-                ctx = _context(args, target_name)
+                ctx = _context(args, target_name, recipe)
                 archive = _build(ctx, target_name)
                 row["artifact"] = archive.name
                 row["sha256"] = cache.sha256_file(archive)
@@ -236,8 +234,8 @@ def cmd_matrix(args: argparse.Namespace) -> int:
             except WasmbuildError as exc:
                 row["result"] = f"error: {str(exc).splitlines()[0]}"
                 log.info(f"error: {exc}")
-            if (report_dir / name).is_file():
-                results = json.loads((report_dir / name).read_text())
+            if results_file.is_file():
+                results = json.loads(results_file.read_text())
                 row["tests"] = {"selection": "all" if results["selection"] == "all" else "ci subset",
                                 **results["counts"]}
             row["minutes"] = round((time.monotonic() - t0) / 60, 1)

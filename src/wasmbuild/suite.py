@@ -3,7 +3,6 @@ tests/expectations/<target>-<X.Y>.yaml."""
 
 from __future__ import annotations
 
-import shlex
 import sys
 import tempfile
 from pathlib import Path
@@ -19,6 +18,7 @@ from wasmbuild.testsuite import (
     compare,
     counts,
     load_expectations,
+    regrtest_command,
     run_regrtest,
     write_results,
 )
@@ -37,6 +37,11 @@ def ci_subset(file: Path) -> list[str]:
 
     validate({"ci_subset": subset}, {"ci_subset": ListOf(str)}, file)
     return list(subset)
+
+
+def results_name(version: str, triple: str) -> str:
+    """The stem of a run's results (.json) and log (.log) in the report directory."""
+    return f"cpython-{version}-{triple}-tests"
 
 
 def left_out_tests(stdlib_exclude: tuple[str, ...]) -> list[str]:
@@ -60,9 +65,9 @@ def worker_command(root: Path, cache_root: Path) -> tuple[list[str], list[str]]:
         if not launcher.is_file():
             raise UsageError(f"{root} has no python.sh launcher")
         return [str(launcher)], ["<artifact>/python.sh"]
-    tail = ["run", "--cache-dir", str(cache_root), "--dir", "/::/", "--inherit-env", str(root), "--"]
-    shown = ["<python>", "-m", "wasmbuild", *tail[:1], *tail[3:6], "<artifact>", "--"]
-    return [sys.executable, "-m", "wasmbuild", *tail], shown
+    options = ["--dir", "/::/", "--inherit-env"]
+    return ([sys.executable, "-m", "wasmbuild", "run", "--cache-dir", str(cache_root), *options, str(root), "--"],
+            ["<python>", "-m", "wasmbuild", "run", *options, "<artifact>", "--"])
 
 
 def test_artifact(ctx: Context, archive: Path, *, report_dir: Path, jobs: int, timeout: int, subset: str,
@@ -81,13 +86,13 @@ def test_artifact(ctx: Context, archive: Path, *, report_dir: Path, jobs: int, t
     root = unpack_artifact(archive, ctx.cache)
     python_cmd, shown = worker_command(root, ctx.cache)
     bp = Path(ctx.state["build_python"]["path"])
-    name = f"cpython-{ctx.recipe.version}-{ctx.target.triple}-tests"
+    name = results_name(ctx.recipe.version, ctx.target.triple)
     report_dir.mkdir(parents=True, exist_ok=True)
     log_file = report_dir / f"{name}.log"
     what = "all test modules" if not selected else f"{len(selected)} test modules"
     title = f"regrtest: {what} of CPython {ctx.recipe.version} on {ctx.target.triple}, -j{jobs} (log: {log_file})"
     with log.step(title), tempfile.TemporaryDirectory(prefix="wasmbuild-regrtest-") as tmp:
-        results, duration, code, argv = run_regrtest(bp, python_cmd, Path(tmp), jobs=jobs, timeout=timeout,
+        results, duration, code, _argv = run_regrtest(bp, python_cmd, Path(tmp), jobs=jobs, timeout=timeout,
                                                      tests=selected, extra=extra, log_file=log_file)
     if not results:
         raise TestSuiteError(f"regrtest ran no test modules (exit {code}); see {log_file}")
@@ -101,8 +106,8 @@ def test_artifact(ctx: Context, archive: Path, *, report_dir: Path, jobs: int, t
         "target": {"name": ctx.target.name, "triple": ctx.target.triple},
         "artifact": {"name": archive.name, "sha256": cache.sha256_file(archive)},
         "expectations": exp_file.relative_to(ctx.root).as_posix(),
-        "command": ["<build-python>", *argv[1:4], shlex.join(shown), *argv[5:7], "--tempdir=<work>/regrtest",
-                    *argv[8:]],
+        "command": regrtest_command(Path("<build-python>"), shown, jobs=jobs, timeout=timeout, tests=selected,
+                                    extra=extra, tempdir=Path("<work>/regrtest")),
         "selection": selected or "all",
         "not_in_artifact": absent,
         "jobs": jobs,

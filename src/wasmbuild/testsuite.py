@@ -167,22 +167,18 @@ def compare(results: dict[str, dict[str, str]], exp: Expectations, complete: boo
 
 
 def regrtest_command(build_python: Path, python_cmd: list[str], *, jobs: int, timeout: int, tests: list[str],
-                     extra: list[str]) -> list[str]:
-    """The native build-python runs regrtest; its workers run `python_cmd` (the artifact) for each test module."""
+                     extra: list[str], tempdir: Path | None = None) -> list[str]:
+    """The native build-python runs regrtest; its workers run `python_cmd` (the artifact) for each test module.
+    `tempdir`: regrtest's --tempdir (a build-python in its build tree otherwise puts test files under that tree;
+    3.11 ignores TMPDIR there)."""
     return [str(build_python), "-m", "test", "--python", shlex.join(python_cmd), f"-j{jobs}", f"--timeout={timeout}",
-            *extra, *tests]
-
-
-def with_tempdir(argv: list[str], work: Path) -> list[str]:
-    """regrtest's --tempdir: a build-python in its build tree otherwise puts test files under that tree (3.11
-    ignores TMPDIR there)."""
-    return [*argv[:7], f"--tempdir={work / 'regrtest'}", *argv[7:]]
+            *([f"--tempdir={tempdir}"] if tempdir else []), *extra, *tests]
 
 
 def run_regrtest(build_python: Path, python_cmd: list[str], work: Path, *, jobs: int, timeout: int, tests: list[str],
                  extra: list[str], log_file: Path) -> tuple[dict[str, dict[str, str]], float, int, list[str]]:
-    argv = with_tempdir(regrtest_command(build_python, python_cmd, jobs=jobs, timeout=timeout, tests=tests,
-                                         extra=extra), work)
+    argv = regrtest_command(build_python, python_cmd, jobs=jobs, timeout=timeout, tests=tests, extra=extra,
+                            tempdir=work / "regrtest")
     log.echo_command(argv, work)
     # Every temporary file of the run (the driver's and the workers') stays under `work`, which the caller
     # removes: a test that leaves an undeletable tree behind (test_tarfile's path-length attack) cannot litter /tmp.

@@ -357,8 +357,8 @@ def test_run_regrtest_with_a_fake_build_python(tmp_path, monkeypatch, capsys):
         log_file=log_file)
     assert code == 2
     assert duration >= 0
-    assert argv == testsuite.with_tempdir(testsuite.regrtest_command(
-        fake, [str(tmp_path / "python.sh")], jobs=2, timeout=60, tests=["test_grammar", "test_os"], extra=[]), work)
+    assert argv == testsuite.regrtest_command(fake, [str(tmp_path / "python.sh")], jobs=2, timeout=60,
+                                              tests=["test_grammar", "test_os"], extra=[], tempdir=work / "regrtest")
     assert argv[6:8] == ["--timeout=60", f"--tempdir={work / 'regrtest'}"]
     assert results == {"test_grammar": {"status": "passed", "detail": ""},
                        "test_os": {"status": "failed", "detail": "failed (1 error)"}}
