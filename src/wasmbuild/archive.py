@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import gzip
+import lzma
 import os
 import posixpath
 import stat
 import tarfile
+import zlib
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
@@ -40,39 +42,81 @@ def _without_dot_slash(name: str) -> str:
     return name
 
 
-def safe_extract(tar: tarfile.TarFile, dest: Path, *, strip_components: int = 0, label: str = "archive") -> None:
-    """Extract `tar` into `dest`, refusing absolute paths, '..', special files and links leaving the tree."""
+# tarfile's "data" filter (PEP 706) arrived in 3.11.4 / 3.12; Debian 12's Python 3.11.2 lacks it. There, the
+# member checks above are the defence, and _sanitize() applies what the filter would change (modes, owners).
+HAS_DATA_FILTER = hasattr(tarfile, "data_filter")
+# Expansion limit: an archive may unpack to at most EXPANSION_RATIO times its own size (and always to
+# EXPANSION_FLOOR bytes): real source and toolchain archives stay below 15x, a gzip bomb is refused unwritten.
+EXPANSION_RATIO = 50
+EXPANSION_FLOOR = 32 * 1024 * 1024
+
+
+def expansion_limit(compressed_size: int) -> int:
+    return max(EXPANSION_FLOOR, EXPANSION_RATIO * compressed_size)
+
+
+def _sanitize(member: tarfile.TarInfo) -> None:
+    """What the data filter changes: no setuid/setgid/sticky bits, no group/other write, owner can read (and
+    write) regular files, and no ownership from the archive (extracting as root would chown to it)."""
+    mode = member.mode & 0o755
+    if member.isreg() or member.islnk():
+        mode |= 0o600
+    elif member.isdir():
+        mode |= 0o700
+    member.mode = mode
+    member.uid, member.gid = os.getuid(), os.getgid()
+    member.uname = member.gname = ""
+
+
+def safe_extract(tar: tarfile.TarFile, dest: Path, *, strip_components: int = 0, label: str = "archive",
+                 max_bytes: int | None = None) -> None:
+    """Extract `tar` into `dest`, refusing absolute paths, '..', special files and links leaving the tree, and
+    (with `max_bytes`) archives that would unpack to more than that: refused before anything is written."""
     dest.mkdir(parents=True, exist_ok=True)
     members = []
-    for member in tar.getmembers():
-        name = _without_dot_slash(member.name)
-        if member.islnk():
-            member.linkname = _without_dot_slash(member.linkname)
-        if strip_components:
-            parts = name.split("/")
-            if len(parts) <= strip_components:
-                continue
-            name = "/".join(parts[strip_components:])
-            if member.islnk():
-                member.linkname = "/".join(member.linkname.split("/")[strip_components:])
-        if not name or name == ".":
-            continue
-        _check_member(member, name, label)
-        member.name = name
-        members.append(member)
+    total = 0
     try:
-        tar.extractall(dest, members=members, filter="data")
-    except tarfile.FilterError as exc:  # second line of defence
+        for member in tar:
+            name = _without_dot_slash(member.name)
+            if member.islnk():
+                member.linkname = _without_dot_slash(member.linkname)
+            if strip_components:
+                parts = name.split("/")
+                if len(parts) <= strip_components:
+                    continue
+                name = "/".join(parts[strip_components:])
+                if member.islnk():
+                    member.linkname = "/".join(member.linkname.split("/")[strip_components:])
+            if not name or name == ".":
+                continue
+            _check_member(member, name, label)
+            member.name = name
+            total += member.size
+            if max_bytes is not None and total > max_bytes:
+                raise ArchiveError(f"{label}: refusing to unpack more than {max_bytes} bytes (an archive that "
+                                   "expands this much is damaged or a decompression bomb)")
+            members.append(member)
+    except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError) as exc:
+        raise ArchiveError(f"{label}: not a readable archive (truncated or corrupt?): {exc}") from None
+    try:
+        if HAS_DATA_FILTER:
+            tar.extractall(dest, members=members, filter="data")
+        else:
+            for member in members:
+                _sanitize(member)
+            tar.extractall(dest, members=members)
+    except getattr(tarfile, "FilterError", ()) as exc:  # second line of defence
         raise ArchiveError(f"{label}: {exc}") from None
-    except (tarfile.TarError, EOFError, OSError) as exc:
-        raise ArchiveError(f"{label}: cannot extract: {exc}") from None
+    except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError) as exc:
+        raise ArchiveError(f"{label}: cannot extract (truncated or corrupt?): {exc}") from None
 
 
 def extract_tarball(path: Path, dest: Path, *, strip_components: int = 0) -> None:
     try:
+        limit = expansion_limit(path.stat().st_size)
         with tarfile.open(path, "r:*") as tar:
-            safe_extract(tar, dest, strip_components=strip_components, label=str(path))
-    except (tarfile.TarError, EOFError, OSError) as exc:
+            safe_extract(tar, dest, strip_components=strip_components, label=str(path), max_bytes=limit)
+    except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError) as exc:
         raise ArchiveError(f"{path}: not a readable tar archive: {exc}") from None
 
 

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from wasmbuild import log
 from wasmbuild.errors import LockError
 
 STAMP_NAME = ".wasmbuild-stamp.json"
@@ -97,8 +98,9 @@ def fresh_entry(entry: Path, key: str, **stamp_extra: Any) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def lock(root: Path, name: str = "wasmbuild") -> Iterator[None]:
-    """An exclusive, non-blocking lock so two runs never write the same cache at once."""
+def lock(root: Path, name: str = "wasmbuild", *, wait: bool = False) -> Iterator[None]:
+    """An exclusive lock so two runs never write the same cache at once. Held by another run: LockError, or with
+    `wait` a message naming the holder's pid and a wait until it is released (a killed holder releases it)."""
     ensure_cache_root(root)
     path = root / f".{name}.lock"
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -106,10 +108,17 @@ def lock(root: Path, name: str = "wasmbuild") -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise LockError(
-                f"another wasmbuild run is using the cache {root}",
-                hint="wait for it to finish, or use another --cache-dir",
-            ) from None
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            if not wait:
+                raise LockError(
+                    f"another wasmbuild run (pid {holder}) is using the cache {root}",
+                    hint="wait for it to finish, or use another --cache-dir",
+                ) from None
+            log.info(f"waiting for another wasmbuild run (pid {holder}) to finish with the cache {root} ...")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            log.info("  the cache is free: going on")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield
     finally:
         os.close(fd)

@@ -15,7 +15,7 @@ import subprocess
 import tarfile
 from pathlib import Path
 
-from wasmbuild.archive import safe_extract
+from wasmbuild.archive import expansion_limit, safe_extract
 from wasmbuild.errors import ArchiveError
 
 DEBIAN_SUITES = re.compile(r"^(bookworm|trixie|forky|sid|unstable|testing|stable|oldstable|bullseye|experimental)")
@@ -120,7 +120,7 @@ def extract_deb(deb: Path, dest: Path) -> None:
     """Unpack the data part of a .deb into `dest` without dpkg and without root."""
     try:
         members = _ar_members(deb.read_bytes())
-    except ValueError as exc:
+    except (ValueError, IndexError) as exc:
         raise ArchiveError(f"{deb.name}: corrupt ar archive: {exc}") from None
     for name, payload in members.items():
         if not name.startswith("data.tar"):
@@ -134,7 +134,7 @@ def extract_deb(deb: Path, dest: Path) -> None:
             elif name.endswith(".xz"):
                 payload = lzma.decompress(payload)
             with tarfile.open(fileobj=io.BytesIO(payload), mode="r:*") as tar:
-                safe_extract(tar, dest, label=deb.name)
+                safe_extract(tar, dest, label=deb.name, max_bytes=expansion_limit(deb.stat().st_size))
         except (lzma.LZMAError, tarfile.TarError, EOFError, subprocess.CalledProcessError) as exc:
             raise ArchiveError(f"{deb.name}: unreadable {name}: {exc}") from None
         return

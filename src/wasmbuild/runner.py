@@ -9,21 +9,27 @@ it is serialized into the cache keyed by the module's sha256, the wasmtime versi
 from __future__ import annotations
 
 import contextlib
+import lzma
 import os
+import shutil
 import sys
 import tarfile
+import tempfile
 import threading
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
 from wasmbuild import cache, log
-from wasmbuild.archive import safe_extract
+from wasmbuild.archive import expansion_limit, safe_extract
 from wasmbuild.errors import ArchiveError, UsageError, WasmbuildError
 
 MAX_WASM_STACK = 8 * 1024 * 1024
 ASYNC_STACK = 16 * 1024 * 1024
 THREAD_STACK = 256 * 1024 * 1024
 CONFIG_ID = f"stack={MAX_WASM_STACK},async={ASYNC_STACK}"
+# Exit status of a guest stopped by --timeout (as coreutils' timeout(1)).
+TIMEOUT_EXIT = 124
 # node's V8 stack for Emscripten artifacts (KiB), run with the stack rlimit raised to its hard limit: deep
 # recursion in CPython's tests overflows node's default (~984 KiB) before wasm's own stack limit.
 NODE_STACK_KB = 30000
@@ -33,34 +39,69 @@ class RunError(WasmbuildError):
     exit_code = 11
 
 
+def _check_layout(root: Path, label: str) -> None:
+    """A runnable artifact: python.wasm, and the standard library under lib/ (mapped at /lib)."""
+    if not (root / "python.wasm").is_file():
+        raise ArchiveError(f"{label}: no python.wasm in {root.name}/", hint="is this a wasmbuild artifact?")
+    if not (root / "lib").is_dir():
+        raise ArchiveError(f"{label}: {root.name}/ has no lib/ (the standard library)",
+                           hint="rebuild the artifact, or use a complete archive from dist/")
+
+
 def unpack_artifact(artifact: Path, cache_root: Path) -> Path:
-    """A directory holding python.wasm: the artifact itself, or its archive extracted into the cache."""
+    """A directory holding python.wasm: the artifact itself, or its archive extracted into the cache.
+
+    The archive is unpacked into a temporary directory, checked, stamped and renamed into place under a
+    per-archive lock: concurrent runs of one archive wait for each other and never see a partial tree, and an
+    archive that is refused leaves nothing behind."""
     artifact = artifact.expanduser().resolve()
     if artifact.is_dir():
-        if not (artifact / "python.wasm").is_file():
-            raise UsageError(f"{artifact} holds no python.wasm")
+        _check_layout(artifact, str(artifact))
         return artifact
     if not artifact.is_file():
         raise UsageError(f"artifact not found: {artifact}")
     digest = cache.sha256_file(artifact)
     entry = cache_root / "artifacts" / digest[:16]
     if not cache.is_valid(entry, digest):
-        with cache.fresh_entry(entry, digest):
-            try:
-                with tarfile.open(artifact, "r:*") as tar:
-                    safe_extract(tar, entry, label=str(artifact))
-            except tarfile.TarError as exc:
-                raise ArchiveError(f"{artifact}: not a readable archive: {exc}") from None
-    found = [p.parent for p in entry.glob("*/python.wasm")]
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        with cache.lock(entry.parent, name=digest[:16], wait=True):
+            if not cache.is_valid(entry, digest):
+                tmp = entry.with_name(f".{entry.name}.tmp-{os.getpid()}")
+                cache.remove_tree(tmp)
+                try:
+                    try:
+                        with tarfile.open(artifact, "r:*") as tar:
+                            safe_extract(tar, tmp, label=str(artifact),
+                                         max_bytes=expansion_limit(artifact.stat().st_size))
+                    except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError) as exc:
+                        raise ArchiveError(f"{artifact}: not a readable archive: {exc}") from None
+                    _check_layout(_single_root(tmp, artifact), str(artifact))
+                    cache.write_stamp(tmp, digest)
+                    cache.remove_tree(entry)
+                    tmp.rename(entry)
+                finally:
+                    cache.remove_tree(tmp)
+    return _single_root(entry, artifact)
+
+
+def _single_root(tree: Path, artifact: Path) -> Path:
+    found = [p for p in tree.iterdir() if p.is_dir()] if tree.is_dir() else []
     if len(found) != 1:
-        raise ArchiveError(f"{artifact}: expected one <name>/python.wasm inside, found {len(found)}")
+        raise ArchiveError(f"{artifact}: expected one top-level directory <name>/ inside, found {len(found)}",
+                           hint="is this a wasmbuild artifact?")
     return found[0]
 
 
-def _engine():
+def _config_id(interruptible: bool) -> str:
+    return CONFIG_ID + (",epoch" if interruptible else "")
+
+
+def _engine(interruptible: bool = False):
     import wasmtime
 
     config = wasmtime.Config()
+    # Epoch interruption (--timeout) changes the compiled code: it is part of the compiled module's cache key.
+    config.epoch_interruption = interruptible
     try:
         from wasmtime import _ffi as ffi
 
@@ -74,19 +115,24 @@ def _engine():
     return wasmtime.Engine(config)
 
 
-def load_module(engine, wasm: Path, cache_root: Path):
+def load_module(engine, wasm: Path, cache_root: Path, config_id: str = CONFIG_ID):
     """Compile `wasm`, or load its serialized form from the cache."""
     import wasmtime
 
     version = getattr(wasmtime, "__version__", None) or _wasmtime_version()
-    key = cache.hash_key({"wasm": cache.sha256_file(wasm), "wasmtime": version, "config": CONFIG_ID})
+    key = cache.hash_key({"wasm": cache.sha256_file(wasm), "wasmtime": version, "config": config_id})
     compiled = cache_root / "wasmtime" / f"{key[:24]}.cwasm"
     if compiled.is_file():
         try:
             return wasmtime.Module.deserialize_file(engine, str(compiled))
         except wasmtime.WasmtimeError:
             compiled.unlink(missing_ok=True)
-    module = wasmtime.Module.from_file(engine, str(wasm))
+    try:
+        module = wasmtime.Module.from_file(engine, str(wasm))
+    except wasmtime.WasmtimeError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        raise RunError(f"{wasm} is not a valid WebAssembly module: {first}",
+                       hint="rebuild the artifact, or use a complete archive from dist/") from None
     compiled.parent.mkdir(parents=True, exist_ok=True)
     tmp = compiled.with_name(f".{compiled.name}.tmp-{os.getpid()}")
     tmp.write_bytes(module.serialize())
@@ -101,17 +147,25 @@ def _wasmtime_version() -> str:
 
 
 def run_wasm(wasm: Path, argv: Sequence[str], cache_root: Path, *, dirs: Sequence[tuple[Path, str]] = (),
-             env: dict[str, str] | None = None, stdout: Path | None = None, stderr: Path | None = None) -> int:
-    """Run `wasm` with `argv` (argv[0] included); return the guest's exit code."""
+             env: dict[str, str] | None = None, stdout: Path | None = None, stderr: Path | None = None,
+             timeout: float | None = None, max_memory: int | None = None) -> int:
+    """Run `wasm` with `argv` (argv[0] included); return the guest's exit code. `timeout` (seconds) stops the
+    guest through epoch interruption (exit TIMEOUT_EXIT); `max_memory` (bytes) caps its linear memory (growing
+    past it fails inside the guest: MemoryError in Python)."""
     import wasmtime
 
-    engine = _engine()
-    module = load_module(engine, wasm, cache_root)
+    engine = _engine(interruptible=timeout is not None)
+    module = load_module(engine, wasm, cache_root, _config_id(timeout is not None))
     result: dict[str, object] = {}
+    timed_out = threading.Event()
 
     def target() -> None:
         try:
             store = wasmtime.Store(engine)
+            if timeout is not None:
+                store.set_epoch_deadline(1)
+            if max_memory is not None:
+                store.set_limits(memory_size=max_memory)
             wasi = wasmtime.WasiConfig()
             wasi.argv = list(argv)
             wasi.env = sorted((env or {}).items())
@@ -147,9 +201,17 @@ def run_wasm(wasm: Path, argv: Sequence[str], cache_root: Path, *, dirs: Sequenc
         thread.start()
     finally:
         threading.stack_size(old)
+    if timeout is not None:
+        thread.join(timeout)
+        if thread.is_alive():
+            timed_out.set()
+            engine.increment_epoch()
     thread.join()
     if "error" in result:
         raise result["error"]  # type: ignore[misc]
+    if timed_out.is_set() and "trap" in result:
+        log.info(f"wasmbuild: the guest ran longer than --timeout {timeout:g} s and was stopped")
+        return TIMEOUT_EXIT
     if "trap" in result:
         log.info(f"wasm trap: {result['trap']}")
         return 134
@@ -182,7 +244,7 @@ def _unlimited_stack() -> None:
 
 
 def run_node_python(root: Path, args: Sequence[str], *, cwd: Path | None = None, env: dict[str, str] | None = None,
-                    stdout: Path | None = None, stderr: Path | None = None) -> int:
+                    stdout: Path | None = None, stderr: Path | None = None, timeout: float | None = None) -> int:
     """Run an Emscripten artifact under node as python.sh does: host paths (NODERAWFS), PYTHONHOME=root."""
     import subprocess
 
@@ -191,28 +253,58 @@ def run_node_python(root: Path, args: Sequence[str], *, cwd: Path | None = None,
     with contextlib.ExitStack() as files:
         out = files.enter_context(open(stdout, "wb")) if stdout else None
         err = files.enter_context(open(stderr, "wb")) if stderr else None
-        proc = subprocess.run(argv, cwd=cwd, env=full_env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                              preexec_fn=_unlimited_stack)
+        try:
+            proc = subprocess.run(argv, cwd=cwd, env=full_env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                  preexec_fn=_unlimited_stack, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            log.info(f"wasmbuild: the guest ran longer than --timeout {timeout:g} s and was stopped")
+            return TIMEOUT_EXIT
     return proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
 
 
 def run_python(root: Path, args: Sequence[str], cache_root: Path, dirs: Sequence[tuple[Path, str]], *,
-               env: dict[str, str] | None = None, stdout: Path | None = None, stderr: Path | None = None) -> int:
-    """Run the unpacked artifact at `root` as python.sh does: the given preopens, the artifact's lib/ at /lib,
-    PYTHONHOME=/. (Emscripten artifacts see the host's files: the first directory is the working directory.)"""
+               env: dict[str, str] | None = None, stdout: Path | None = None, stderr: Path | None = None,
+               timeout: float | None = None, max_memory: int | None = None, lib: Path | None = None) -> int:
+    """Run the unpacked artifact at `root` as python.sh does: the given preopens, the artifact's lib/ (or `lib`)
+    at /lib, PYTHONHOME=/. (Emscripten artifacts see the host's files: the first directory is the working
+    directory.)"""
     if is_node_artifact(root):
-        return run_node_python(root, args, cwd=dirs[0][0] if dirs else None, env=env, stdout=stdout, stderr=stderr)
-    mounts = [*dirs, (root / "lib", "/lib")]
+        if max_memory is not None:
+            raise UsageError("--max-memory applies to WASI artifacts only (an Emscripten module's maximum memory "
+                             "is fixed when it is linked)")
+        return run_node_python(root, args, cwd=dirs[0][0] if dirs else None, env=env, stdout=stdout, stderr=stderr,
+                               timeout=timeout)
+    mounts = [*dirs, (lib or root / "lib", "/lib")]
     return run_wasm(root / "python.wasm", ["python", *args], cache_root, dirs=mounts, env=guest_env(env),
-                    stdout=stdout, stderr=stderr)
+                    stdout=stdout, stderr=stderr, timeout=timeout, max_memory=max_memory)
+
+
+def link_tree(src: Path, dest: Path) -> None:
+    """A private copy of `src` at `dest` made of hard links (a plain copy across file systems): files the guest
+    creates or replaces there (bytecode, test files) are seen by no other run. Files are not written in place by
+    the guests that use this (CPython replaces .pyc files by rename)."""
+    def link(source: str, target: str) -> None:
+        try:
+            os.link(source, target)
+        except OSError:
+            shutil.copy2(source, target)
+
+    shutil.copytree(src, dest, symlinks=True, copy_function=link)
 
 
 def run_artifact(artifact: Path, args: Sequence[str], cache_root: Path, *,
-                 dirs: Sequence[tuple[Path, str]] | None = None, env: dict[str, str] | None = None) -> int:
-    """`wasmbuild run`: the current directory as / unless --dir says otherwise."""
+                 dirs: Sequence[tuple[Path, str]] | None = None, env: dict[str, str] | None = None,
+                 timeout: float | None = None, max_memory: int | None = None, private_lib: bool = False) -> int:
+    """`wasmbuild run`: the current directory as / unless --dir says otherwise. With `private_lib`, the guest
+    gets its own linked copy of the standard library (parallel test workers must not see each other's writes)."""
     root = unpack_artifact(artifact, cache_root)
     mounts = list(dirs) if dirs is not None else [(Path.cwd(), "/")]
     for host, _ in mounts:
         if not Path(host).is_dir():
             raise UsageError(f"--dir {host}: not a directory")
-    return run_python(root, args, cache_root, mounts, env=env)
+    if not private_lib or is_node_artifact(root):
+        return run_python(root, args, cache_root, mounts, env=env, timeout=timeout, max_memory=max_memory)
+    with tempfile.TemporaryDirectory(prefix="wasmbuild-lib-", dir=os.environ.get("TMPDIR")) as tmp:
+        lib = Path(tmp) / "lib"
+        link_tree(root / "lib", lib)
+        return run_python(root, args, cache_root, mounts, env=env, timeout=timeout, max_memory=max_memory, lib=lib)

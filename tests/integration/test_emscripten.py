@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import wasmbuild
+from wasmbuild.archive import safe_extract
 
 VERSION = "3.13.15"
 NAME = f"cpython-{VERSION}-wasm32-emscripten"
@@ -27,7 +28,7 @@ def em_dist(tmp_path_factory) -> Path:
 def unpacked(em_dist, tmp_path_factory) -> Path:
     dest = tmp_path_factory.mktemp("em-unpacked")
     with tarfile.open(em_dist / f"{NAME}.tar.gz") as tar:
-        tar.extractall(dest, filter="data")
+        safe_extract(tar, dest)
     return dest / NAME
 
 

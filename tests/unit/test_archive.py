@@ -7,12 +7,14 @@ import io
 import os
 import re
 import shutil
+import stat
 import tarfile
 from pathlib import Path
 
 import pytest
 
-from wasmbuild.archive import extract_tarball, safe_extract, write_deterministic_tar_gz
+from wasmbuild import archive
+from wasmbuild.archive import expansion_limit, extract_tarball, safe_extract, write_deterministic_tar_gz
 from wasmbuild.errors import ArchiveError
 
 
@@ -304,3 +306,81 @@ def test_special_file_fails_and_leaves_nothing(tmp_path):
     with pytest.raises(ArchiveError, match=re.escape(f"cannot package special file {root / 'lib' / 'fifo'}")):
         write_deterministic_tar_gz(out, root, "pfx", EPOCH)
     assert list(out.parent.iterdir()) == []
+
+
+# --- every supported host Python: no data filter before 3.11.4; expansion limit ------------------------
+
+
+@pytest.fixture
+def no_data_filter(monkeypatch):
+    """This Python as if it were 3.11.2: extractall() takes no filter= and tarfile has no FilterError."""
+    real = tarfile.TarFile.extractall
+    real_takes_filter = archive.HAS_DATA_FILTER
+
+    def extractall(self, path=".", members=None, *, numeric_owner=False, **kwargs):
+        if "filter" in kwargs:
+            raise TypeError("extractall() got an unexpected keyword argument 'filter'")
+        extra = {"filter": "fully_trusted"} if real_takes_filter else {}  # 3.11.2's behaviour: no filtering
+        return real(self, path, members, numeric_owner=numeric_owner, **extra)
+
+    monkeypatch.setattr(archive, "HAS_DATA_FILTER", False)
+    monkeypatch.setattr(tarfile.TarFile, "extractall", extractall)
+    monkeypatch.delattr(tarfile, "FilterError", raising=False)
+
+
+@pytest.mark.parametrize("case", CASE_IDS)
+def test_without_the_data_filter_the_same_members_are_refused(outer, build_tar, no_data_filter, case):
+    _, entries, message = {c[0]: c for c in _unsafe_cases(str(outer))}[case]
+    data = build_tar([("file", "harmless.txt", b"hello"), *entries])
+    with pytest.raises(ArchiveError, match=re.escape(f"my.tar: {message}")), open_tar(data) as tar:
+        safe_extract(tar, outer / "dest", label="my.tar")
+    assert tree(outer) == ["dest/"]
+
+
+def test_without_the_data_filter_modes_are_sanitized_like_the_filter(outer, build_tar, no_data_filter):
+    data = build_tar([("dir", "d"), ("file", "d/setuid", b"x", 0o4777), ("file", "d/ro", b"y", 0o444),
+                      ("file", "d/exe", b"z", 0o755), ("symlink", "d/link", "exe")])
+    with open_tar(data) as tar:
+        safe_extract(tar, outer / "dest", label="my.tar")
+    d = outer / "dest" / "d"
+    assert stat.S_IMODE((d / "setuid").stat().st_mode) == 0o755  # no setuid, no group/other write
+    assert stat.S_IMODE((d / "ro").stat().st_mode) == 0o644  # the owner may write
+    assert stat.S_IMODE((d / "exe").stat().st_mode) == 0o755
+    assert (d / "link").is_symlink() and (d / "link").read_bytes() == b"z"
+
+
+def test_without_the_data_filter_a_normal_archive_extracts(outer, build_tar, no_data_filter):
+    path = outer / "a.tar.gz"
+    path.write_bytes(build_tar([("dir", "top"), ("file", "top/a.txt", b"A"), ("file", "top/sub/b.txt", b"B")],
+                               compression="gz"))
+    extract_tarball(path, outer / "dest", strip_components=1)
+    assert tree(outer / "dest") == ["a.txt", "sub/", "sub/b.txt"]
+
+
+def test_a_decompression_bomb_is_refused_and_nothing_is_written(outer, monkeypatch):
+    monkeypatch.setattr(archive, "EXPANSION_FLOOR", 1 << 20)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        info = tarfile.TarInfo("bomb/zeros")
+        info.size = 64 << 20
+        tar.addfile(info, io.BytesIO(bytes(info.size)))
+    path = outer / "bomb.tar.gz"
+    path.write_bytes(buf.getvalue())
+    assert path.stat().st_size * archive.EXPANSION_RATIO < (64 << 20)
+    with pytest.raises(ArchiveError, match="refusing to unpack more than .* decompression bomb"):
+        extract_tarball(path, outer / "dest")
+    assert tree(outer) == ["bomb.tar.gz", "dest/"]
+
+
+def test_expansion_limit_has_a_floor_and_a_ratio():
+    assert expansion_limit(0) == archive.EXPANSION_FLOOR
+    assert expansion_limit(10 << 20) == archive.EXPANSION_RATIO * (10 << 20)
+
+
+@pytest.mark.parametrize("cut", [0.3, 0.9])
+def test_a_truncated_archive_is_an_archive_error_not_a_traceback(outer, build_tar, cut):
+    data = gzip.compress(build_tar([("file", f"f{i}", bytes(range(256)) * 400) for i in range(8)]))
+    path = outer / "cut.tar.gz"
+    path.write_bytes(data[: int(len(data) * cut)])
+    with pytest.raises(ArchiveError, match="cut.tar.gz"):
+        extract_tarball(path, outer / "dest")

@@ -6,6 +6,8 @@ import fcntl
 import hashlib
 import json
 import os
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -128,7 +130,7 @@ def test_lock_raises_lock_error_when_another_holder_has_it(tmp_path):
     fd = os.open(root / ".wasmbuild.lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        with pytest.raises(LockError, match=f"another wasmbuild run is using the cache {root}") as info, \
+        with pytest.raises(LockError, match=rf"another wasmbuild run \(pid \S+\) is using the cache {root}") as info, \
                 cache.lock(root):
             pytest.fail("the lock must not be granted")
         assert info.value.exit_code == 10
@@ -158,6 +160,25 @@ def test_lock_is_exclusive_within_one_process_and_released_after_use(tmp_path):
         fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released: no error
     finally:
         os.close(probe)
+
+
+def test_lock_with_wait_says_so_and_waits_for_the_holder(tmp_path, capsys):
+    root = tmp_path / "cache"
+    order = []
+    with cache.lock(root):
+        def second():
+            with cache.lock(root, wait=True):
+                order.append("second")
+
+        t = threading.Thread(target=second)
+        t.start()
+        time.sleep(0.3)
+        order.append("first done")
+        assert t.is_alive()
+    t.join(5)
+    assert order == ["first done", "second"]
+    out = capsys.readouterr()
+    assert f"waiting for another wasmbuild run (pid {os.getpid()}) to finish with the cache {root}" in out.out + out.err
 
 
 def test_lock_is_released_when_the_body_raises(tmp_path):

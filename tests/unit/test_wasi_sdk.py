@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from wasmbuild import cache, wasi_sdk
+from wasmbuild.archive import safe_extract
 from wasmbuild.download import Sources
 from wasmbuild.errors import ChecksumError, ToolchainError, UsageError
 from wasmbuild.recipe import load_toolchain
@@ -276,7 +277,7 @@ def test_wasi_sdk_path_with_a_sdk_layout(tmp_path, cache_root, release, no_compi
     manifest, _, _ = release
     sdk = tmp_path / "opt" / "wasi-sdk"
     with tarfile.open(fileobj=io.BytesIO(build_tar(SDK_TREE))) as tar:
-        tar.extractall(tmp_path / "opt", filter="data")
+        safe_extract(tar, tmp_path / "opt")
     (tmp_path / "opt" / TOP).rename(sdk)
     tc = wasi_sdk.provision(manifest, cache_root, Sources(), route="path", sdk_path=sdk)
     assert (tc.route, tc.path, tc.version) == ("path", sdk, f"local ({FAKE_CLANG})")
