@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from wasmbuild import cache, log
+from wasmbuild import cache, hosttools, log
 from wasmbuild.archive import extract_tarball
 from wasmbuild.download import DownloadError, Fetched, Sources, fetch
 from wasmbuild.errors import BuildError, ChecksumError, RecipeError
 from wasmbuild.process import run
-from wasmbuild.recipe import Download
-from wasmbuild.schema import DOWNLOAD, Field, MapOf, Sha256, load_yaml, validate
+from wasmbuild.recipe import Download, project_root
+from wasmbuild.schema import DOWNLOAD, Field, ListOf, MapOf, Sha256, load_yaml, validate
 
 FORMAT = 1
 # Bump when the way libraries are built changes (invalidates cached libraries).
@@ -30,7 +30,9 @@ LIBRARY_SCHEMA = {
     "license": str,
     "source": DOWNLOAD,
     # Debian's orig tarball when it is NOT the upstream file (repacked): pinned by its own hash.
-    "debian_repack": Field({"path": str, "sha256": Sha256, "size": int}, required=False),
+    # `tools`: host tools its script then needs (toolchains/host-tools.yaml), always the pinned ones.
+    "debian_repack": Field({"path": str, "sha256": Sha256, "size": int, "tools": Field(ListOf(str), required=False)},
+                           required=False),
     # Shell script (sh -eu) run in the unpacked source; it installs into $PREFIX.
     "script": str,
     # Variables handed to CPython's configure; {prefix} is the installed prefix.
@@ -49,6 +51,8 @@ class Library:
     script: str
     provides: dict[str, str]
     data: dict[str, Any]
+    # Host tools the script needs when the source is Debian's repack (toolchains/host-tools.yaml).
+    repack_tools: tuple[str, ...] = ()
 
 
 def load_libraries(file: Path) -> dict[str, Library]:
@@ -63,8 +67,9 @@ def load_libraries(file: Path) -> dict[str, Library]:
             repack = Download(url=f"debian:{r['path']}", sha256=r["sha256"], size=r["size"],
                               filename=r["path"].rsplit("/", 1)[-1], debian=r["path"])
         libs[name] = Library(name=name, version=lib["version"], license=lib["license"],
-                             source=Download.from_data(lib["source"]), repack=repack, script=lib["script"],
-                             provides=dict(lib["provides"]), data=lib)
+                             source=Download.from_data(lib["source"]), repack=repack,
+                             repack_tools=tuple((lib.get("debian_repack") or {}).get("tools", ())),
+                             script=lib["script"], provides=dict(lib["provides"]), data=lib)
     return libs
 
 
@@ -94,7 +99,8 @@ def fetch_source(lib: Library, cache_root: Path, sources: Sources) -> tuple[Fetc
         except ChecksumError:
             raise
         except DownloadError as exc2:
-            raise DownloadError(f"{exc}\n  - debian (repacked orig): {exc2}", hint=exc.hint) from None
+            # The messages without their hints (str() appends it): the combined error carries it once.
+            raise DownloadError(f"{exc.args[0]}\n  - debian (repacked orig): {exc2.args[0]}", hint=exc.hint) from None
         return dataclasses.replace(got, route="debian"), lib.repack
 
 
@@ -111,7 +117,7 @@ class Built:
         return sorted(self.lib.provides.items())
 
 
-SOURCE_KEYS = ("file", "sha256", "route", "url")
+SOURCE_KEYS = ("file", "sha256", "route", "url", "tools")
 
 
 def build(lib: Library, *, cache_root: Path, sources: Sources, target: str, toolchain_key: Any,
@@ -132,7 +138,10 @@ def build(lib: Library, *, cache_root: Path, sources: Sources, target: str, tool
         stamp = cache.read_stamp(entry) or {}
         return Built(lib, prefix, record(stamp.get("source", {})))
     got, item = fetch_source(lib, cache_root, sources)
-    source = {"file": item.name, "sha256": item.sha256, "route": got.route, "url": got.url}
+    source: dict[str, Any] = {"file": item.name, "sha256": item.sha256, "route": got.route, "url": got.url}
+    tools = hosttools.ensure(lib.repack_tools if item is lib.repack else (), project_root(), cache_root, sources)
+    if tools:
+        source["tools"] = [t.record() for t in tools]
     logf = log_dir / f"lib-{lib.name}-{target}.log"
     logf.parent.mkdir(parents=True, exist_ok=True)
     logf.write_text(f"# {lib.name} {lib.version} for {target}\n")
@@ -147,6 +156,8 @@ def build(lib: Library, *, cache_root: Path, sources: Sources, target: str, tool
             "PREFIX": str(prefix),
             "JOBS": str(jobs),
         }
+        if tools:
+            script_env["PATH"] = hosttools.path_with(tools, env.get("PATH"))
         script = entry / f"build-{lib.name}.sh"
         script.write_text(lib.script)
         run(["sh", "-eu", script], cwd=src, env=script_env, log_file=logf, what=f"the build script of {lib.name}")

@@ -227,11 +227,11 @@ def is_node_artifact(root: Path) -> bool:
     return (root / "python.js").is_file()
 
 
-def node_command(root: Path) -> list[str]:
+def node_command(root: Path, cache_root: Path | None = None) -> list[str]:
     """node with the stack the artifact needs (NODE_STACK_KB; the launcher raises `ulimit -s` to match)."""
     from wasmbuild.emscripten import NODE_MINIMUM, find_node
 
-    node = find_node(NODE_MINIMUM)
+    node = find_node(NODE_MINIMUM, cache_root=cache_root)
     return [str(node.path), f"--stack-size={NODE_STACK_KB}", str(root / "python.js")]
 
 
@@ -244,11 +244,12 @@ def _unlimited_stack() -> None:
 
 
 def run_node_python(root: Path, args: Sequence[str], *, cwd: Path | None = None, env: dict[str, str] | None = None,
-                    stdout: Path | None = None, stderr: Path | None = None, timeout: float | None = None) -> int:
+                    stdout: Path | None = None, stderr: Path | None = None, timeout: float | None = None,
+                    cache_root: Path | None = None) -> int:
     """Run an Emscripten artifact under node as python.sh does: host paths (NODERAWFS), PYTHONHOME=root."""
     import subprocess
 
-    argv = [*node_command(root), *args]
+    argv = [*node_command(root, cache_root), *args]
     full_env = {**os.environ, "PYTHONHOME": str(root), **(env or {})}
     with contextlib.ExitStack() as files:
         out = files.enter_context(open(stdout, "wb")) if stdout else None
@@ -273,7 +274,7 @@ def run_python(root: Path, args: Sequence[str], cache_root: Path, dirs: Sequence
             raise UsageError("--max-memory applies to WASI artifacts only (an Emscripten module's maximum memory "
                              "is fixed when it is linked)")
         return run_node_python(root, args, cwd=dirs[0][0] if dirs else None, env=env, stdout=stdout, stderr=stderr,
-                               timeout=timeout)
+                               timeout=timeout, cache_root=cache_root)
     mounts = [*dirs, (lib or root / "lib", "/lib")]
     return run_wasm(root / "python.wasm", ["python", *args], cache_root, dirs=mounts, env=guest_env(env),
                     stdout=stdout, stderr=stderr, timeout=timeout, max_memory=max_memory)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from wasmbuild import cache, emscripten
+from wasmbuild import cache, emscripten, hosttools
 from wasmbuild.build import patch_records
 from wasmbuild.download import Sources
 from wasmbuild.errors import ChecksumError, PatchError, ToolchainError, UsageError
@@ -244,15 +244,26 @@ def test_find_node_too_old(tmp_path):
     assert emscripten.find_node(16, str(node16)).version == "16.0.0"
 
 
-def test_find_node_missing(tmp_path, monkeypatch):
+@pytest.mark.parametrize("on_path", [None, "16.0.0"])
+def test_find_node_missing_or_too_old_on_path_provisions_the_pinned_node(tmp_path, monkeypatch, on_path):
     monkeypatch.delenv("WASMBUILD_NODE")
     empty = tmp_path / "empty-bin"
     empty.mkdir()
+    if on_path:
+        write_node(empty, on_path)
     monkeypatch.setenv("PATH", str(empty))
-    with pytest.raises(ToolchainError, match="node not found: Emscripten and the built python.js need it") as info:
-        emscripten.find_node(18)
-    assert "hint: install node >= 18 (Debian: apt-get install nodejs" in str(info.value)
-    assert "WASMBUILD_NODE" in str(info.value)
+    pinned = write_node(tmp_path / "tools" / "node-x" / "bin", "20.18.0")
+    asked = []
+
+    def ensure(names, project, cache_root, sources):
+        asked.append((list(names), cache_root))
+        return [hosttools.Provisioned(hosttools.Tool("node", "20.18.0", {"bin": {"node": "x"}}), pinned.parent, ())]
+
+    monkeypatch.setattr(hosttools, "ensure", ensure)
+    node = emscripten.find_node(18, cache_root=tmp_path / "cache")
+    assert node == emscripten.Node(pinned.resolve(), "20.18.0")
+    assert asked == [(["node"], tmp_path / "cache")]
+    assert os.environ["PATH"].split(os.pathsep)[0] == str(pinned.parent)  # emcc, python.sh and workers see it
 
 
 def test_find_node_explicit_path_that_does_not_exist(tmp_path, monkeypatch):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from wasmbuild import cache, libs
+from wasmbuild import cache, hosttools, libs
 from wasmbuild.download import Sources
 from wasmbuild.errors import BuildError, ChecksumError, DownloadError, RecipeError
 from wasmbuild.recipe import project_root
@@ -347,6 +347,42 @@ def test_build_records_the_repack_it_used(tmp_path, cache_root, http_server, bui
     assert built.record["file"] == "foo_1.0.orig.tar.gz"
     assert built.record["sha256"] == lib.repack.sha256
     assert built.record["url"] == http_server.url(f"/debian/{REPACK_PATH}")
+
+
+def test_a_repack_that_needs_host_tools_gets_the_pinned_ones_first_on_path(tmp_path, cache_root, http_server,
+                                                                           build_tar, monkeypatch):
+    repacked = source_tarball(build_tar, top="foo-1.0+dfsg")
+    http_server.serve(f"/debian/{REPACK_PATH}", repacked)
+    data = library(url=http_server.url("/upstream/foo-1.0.tar.gz"), data=b"upstream bytes",
+                   repack=(REPACK_PATH, repacked),
+                   script=INSTALL_SCRIPT + 'command -v tclsh > "$PREFIX/tclsh.txt"\n')
+    data["debian_repack"]["tools"] = ["tcl"]
+    lib = libs.load_libraries(write_libraries(tmp_path, {"foo": data}))["foo"]
+    assert lib.repack_tools == ("tcl",)
+    tool_bin = tmp_path / "tools" / "tcl" / "bin"
+    tool_bin.mkdir(parents=True)
+    (tool_bin / "tclsh").write_text("#!/bin/sh\n")
+    (tool_bin / "tclsh").chmod(0o755)
+    asked = []
+
+    def ensure(names, project, cache_root_, sources):
+        asked.append(tuple(names))
+        tool = hosttools.Tool("tcl", "8.6.13", {"bin": {"tclsh": "usr/bin/tclsh8.6"}})
+        return [hosttools.Provisioned(tool, tool_bin, ({"name": "tcl8.6.deb", "sha256": "0" * 64},))] if names else []
+
+    monkeypatch.setattr(hosttools, "ensure", ensure)
+    built = build(lib, cache_root, tmp_path, sources=Sources(debian_mirror=http_server.url("/debian")))
+    assert asked == [("tcl",)]
+    assert (built.prefix / "tclsh.txt").read_text().strip() == str(tool_bin / "tclsh")
+    assert built.record["tools"] == [{"name": "tcl", "version": "8.6.13",
+                                      "inputs": [{"name": "tcl8.6.deb", "sha256": "0" * 64}]}]
+    again = build(lib, cache_root, tmp_path, sources=Sources(debian_mirror=http_server.url("/debian")))
+    assert list(again.record.items()) == list(built.record.items())  # the same record from the cache
+
+
+def test_the_upstream_source_needs_no_host_tools(foo, cache_root, tmp_path, monkeypatch):
+    monkeypatch.setattr(hosttools, "ensure", lambda names, *a: [] if not names else pytest.fail(f"asked {names}"))
+    assert "tools" not in build(foo(), cache_root, tmp_path).record
 
 
 def test_failing_script_leaves_no_entry(foo, cache_root, tmp_path):
