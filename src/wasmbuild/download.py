@@ -7,29 +7,113 @@ mirror. Nothing unverified is ever returned.
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import os
+import shutil
 import time
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+import urllib3
 
 from wasmbuild import log
 from wasmbuild.cache import sha256_file
-from wasmbuild.errors import ChecksumError, DownloadError
+from wasmbuild.errors import ChecksumError, DownloadError, UsageError
 from wasmbuild.recipe import Download
 
 CHUNK = 1 << 16
-TIMEOUT = (15, 60)  # connect, read (seconds)
+TIMEOUT = (15, 60)  # connect, read (seconds): the longest silence tolerated
+MIN_RATE = 16 << 10  # bytes/s averaged over RATE_WINDOW, else the transfer is aborted; WASMBUILD_MIN_RATE, 0 = off
+RATE_WINDOW = 30.0  # seconds
+MAX_UNSIZED = 8 << 30  # bytes: the ceiling for an input pinned without a size or max_size
 RETRIES = 3
 BACKOFF = 1.0  # seconds; doubled after each failed attempt
 USER_AGENT = "wasmbuild/0.1 (+reproducible CPython WebAssembly builds)"
+# The sha256 is of the bytes as served: never ask for (nor undo) a transfer encoding such as gzip.
+HEADERS = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
 
 
 class _Permanent(DownloadError):
-    """Not worth retrying (4xx, no such host, checksum mismatch)."""
+    """Not worth retrying (4xx, no such host, bad url, too large, checksum mismatch)."""
+
+
+def min_rate() -> int:
+    """MIN_RATE, or WASMBUILD_MIN_RATE (bytes/s) when set; 0 disables the check."""
+    value = os.environ.get("WASMBUILD_MIN_RATE", "").strip()
+    if not value:
+        return MIN_RATE
+    try:
+        rate = int(value)
+        if rate < 0:
+            raise ValueError
+    except ValueError:
+        raise UsageError(
+            f"WASMBUILD_MIN_RATE={value!r}: expected a whole number of bytes per second (0 disables the check)"
+        ) from None
+    return rate
+
+
+class _RateGuard:
+    """Aborts (retryably) a transfer averaging under `rate` bytes/s over the last RATE_WINDOW seconds."""
+
+    def __init__(self, url: str, rate: int, total: int | None) -> None:
+        self.url, self.rate, self.total = url, rate, total
+        self.window = RATE_WINDOW
+        self.samples = collections.deque([(time.monotonic(), 0)])  # (time, bytes so far), oldest first
+
+    def check(self, got: int) -> None:
+        if not self.rate:
+            return
+        now = time.monotonic()
+        samples = self.samples
+        if now - samples[-1][0] >= self.window / 8:
+            samples.append((now, got))
+        while len(samples) > 1 and now - samples[1][0] >= self.window:
+            samples.popleft()  # samples[0] stays the newest one at least a window old
+        since, had = samples[0]
+        if now - since >= self.window and (got - had) / (now - since) < self.rate:
+            raise DownloadError(
+                f"{self.url}: transfer too slow: {(got - had) / (now - since):.0f} bytes/s over the last "
+                f"{now - since:.1f}s, under the minimum of {self.rate} bytes/s, after {_progress(got, self.total)}"
+                " (WASMBUILD_MIN_RATE=0 disables the check)"
+            )
+
+
+def _progress(got: int, total: int | None) -> str:
+    return f"{got} of {total} bytes" if total is not None else f"{got} bytes"
+
+
+def _limit(size: int | None, max_size: int | None) -> tuple[int, str]:
+    """The most bytes a download may have, and how to name that limit in a message."""
+    limits = []
+    if size is not None:
+        limits.append((size, f"the expected {size} bytes"))
+    if max_size is not None:
+        limits.append((max_size, f"its max_size of {max_size} bytes"))
+    if not limits:
+        limits.append((MAX_UNSIZED, f"{MAX_UNSIZED} bytes, the ceiling for an input without a pinned size "
+                                    "(MAX_UNSIZED; pin its size or max_size)"))
+    return min(limits)
+
+
+def _request_error(url: str, exc: requests.exceptions.RequestException) -> DownloadError:
+    """The failure of a request that got no usable response, permanent when a retry cannot help."""
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        text = str(exc)
+        if "NameResolutionError" in text or "Name or service not known" in text or "getaddrinfo" in text:
+            return _Permanent(f"{url}: host not found (no network route?)")
+        return DownloadError(f"{url}: connection failed: {exc.__class__.__name__}")
+    if isinstance(exc, requests.exceptions.TooManyRedirects):
+        return _Permanent(f"{url}: redirect loop (more than {requests.models.DEFAULT_REDIRECT_LIMIT} redirects)")
+    if isinstance(exc, requests.exceptions.InvalidSchema):
+        return _Permanent(f"{url}: unsupported url scheme, here or in a redirect: {exc} (only http and https "
+                          "urls are fetched over the network)")
+    if isinstance(exc, (requests.exceptions.MissingSchema, requests.exceptions.InvalidURL)):
+        return _Permanent(f"{url}: not a valid url: {exc}")
+    return DownloadError(f"{url}: {exc.__class__.__name__}: {exc}")
 
 
 @dataclass(frozen=True)
@@ -54,52 +138,73 @@ def _verify_stream_target(tmp: Path, url: str, sha256: str, size: int | None, di
         )
 
 
-def _fetch_once(url: str, tmp: Path, sha256: str, size: int | None, label: str) -> None:
+def _content_length(response: requests.Response) -> int | None:
+    try:
+        return int(response.headers["Content-Length"])
+    except (KeyError, ValueError):
+        return None
+
+
+def _fetch_once(url: str, tmp: Path, sha256: str, size: int | None, label: str, *, max_size: int | None = None,
+                rate: int = 0) -> None:
     digest = hashlib.sha256()
     got = 0
-    parsed = urllib.parse.urlparse(url)
+    limit, limit_text = _limit(size, max_size)
+    try:
+        parsed = urllib.parse.urlparse(url)
+    except ValueError as exc:  # e.g. an unclosed [ipv6
+        raise _Permanent(f"{url}: not a valid url: {exc}") from None
     if parsed.scheme == "file":
         source = Path(urllib.parse.unquote(parsed.path))
+        if source.is_dir():
+            raise _Permanent(f"{url}: {source} is a directory, not a file")
         try:
             with open(source, "rb") as src, open(tmp, "wb") as out:
                 while block := src.read(CHUNK * 16):
                     digest.update(block)
                     got += len(block)
+                    if got > limit:
+                        raise _Permanent(f"{url}: more than {limit_text}")
                     out.write(block)
         except FileNotFoundError:
             raise _Permanent(f"{url}: no such file") from None
     else:
         try:
-            response = requests.get(url, stream=True, timeout=TIMEOUT, headers={"User-Agent": USER_AGENT})
-        except requests.exceptions.ConnectionError as exc:
-            text = str(exc)
-            if "NameResolutionError" in text or "Name or service not known" in text or "getaddrinfo" in text:
-                raise _Permanent(f"{url}: host not found (no network route?)") from None
-            raise DownloadError(f"{url}: connection failed: {exc.__class__.__name__}") from None
+            response = requests.get(url, stream=True, timeout=TIMEOUT, headers=HEADERS)
         except requests.exceptions.RequestException as exc:
-            raise DownloadError(f"{url}: {exc.__class__.__name__}: {exc}") from None
+            raise _request_error(url, exc) from None
         with response:
             if 400 <= response.status_code < 500:
                 raise _Permanent(f"{url}: HTTP {response.status_code} {response.reason}")
             if response.status_code >= 500:
                 raise DownloadError(f"{url}: HTTP {response.status_code} {response.reason}")
-            total = size or int(response.headers.get("Content-Length") or 0) or None
+            # Raw bytes (decode_content=False): the Content-Length counts them, and they are what is pinned.
+            announced = _content_length(response)
+            if announced is not None and announced > limit:
+                raise _Permanent(f"{url}: more than {limit_text} (the server announces {announced})")
+            total = size if size is not None else announced
+            # read1 returns what has arrived (urllib3 2.x); read() waits for a whole CHUNK (urllib3 1.x).
+            read = getattr(response.raw, "read1", None) or response.raw.read
+            guard = _RateGuard(url, rate, total)
             progress = log.Progress(label, total)
             try:
                 with open(tmp, "wb") as out:
-                    for block in response.iter_content(CHUNK):
+                    while block := read(CHUNK, decode_content=False):
                         digest.update(block)
                         got += len(block)
+                        if got > limit:
+                            raise _Permanent(f"{url}: more than {limit_text}")
                         out.write(block)
                         progress.update(len(block))
-                        if size is not None and got > size:
-                            raise _Permanent(f"{url}: more than the expected {size} bytes")
-            except requests.exceptions.RequestException as exc:
+                        guard.check(got)
+            except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as exc:
                 raise DownloadError(
-                    f"{url}: transfer interrupted after {got} bytes ({exc.__class__.__name__})"
+                    f"{url}: transfer interrupted after {_progress(got, total)} ({exc.__class__.__name__})"
                 ) from None
             finally:
                 progress.close()
+            if announced is not None and got < announced:  # urllib3 1.x does not check the Content-Length
+                raise DownloadError(f"{url}: transfer interrupted after {_progress(got, total)} (connection closed)")
     try:
         _verify_stream_target(tmp, url, sha256, size, digest.hexdigest(), got)
     except ChecksumError as exc:
@@ -108,19 +213,27 @@ def _fetch_once(url: str, tmp: Path, sha256: str, size: int | None, label: str) 
         raise
 
 
-def download(url: str, dest: Path, sha256: str, size: int | None = None, *, retries: int = RETRIES) -> Path:
-    """Download `url` to `dest`, verified. `dest` appears only when the bytes match."""
+def download(url: str, dest: Path, sha256: str, size: int | None = None, *, max_size: int | None = None,
+             retries: int = RETRIES) -> Path:
+    """Download `url` to `dest`, verified. `dest` appears only when the bytes match.
+
+    At most `size` (exact) or `max_size` bytes are accepted, MAX_UNSIZED when neither is given. A failure leaves
+    no file behind, nor the folders this call created."""
+    rate = min_rate()
+    created = [d for d in (dest.parent, *dest.parent.parents) if not d.exists()]
     dest.parent.mkdir(parents=True, exist_ok=True)
     for stale in dest.parent.glob(f".{dest.name}.part-*"):  # left by a killed run (we hold the cache lock)
         stale.unlink(missing_ok=True)
     tmp = dest.with_name(f".{dest.name}.part-{os.getpid()}")
     delay = BACKOFF
     last: DownloadError | None = None
+    done = False
     try:
         for attempt in range(1, retries + 1):
             try:
-                _fetch_once(url, tmp, sha256, size, dest.name)
+                _fetch_once(url, tmp, sha256, size, dest.name, max_size=max_size, rate=rate)
                 tmp.replace(dest)
+                done = True
                 return dest
             except (_Permanent, ChecksumError):
                 raise
@@ -134,6 +247,17 @@ def download(url: str, dest: Path, sha256: str, size: int | None = None, *, retr
         raise last
     finally:
         tmp.unlink(missing_ok=True)
+        if not done:
+            _remove_empty(created)
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove the folders (deepest first) as long as they are empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (or gone): keep it and everything above it
+            return
 
 
 def cache_path(cache_root: Path, item: Download) -> Path:
@@ -142,6 +266,13 @@ def cache_path(cache_root: Path, item: Download) -> Path:
 
 def verified_cached(path: Path, item: Download) -> bool:
     """A cached file is reused only after its hash and size are checked again."""
+    if path.is_dir():  # a stale leftover in our cache, never something of the user's
+        log.warn(f"cached {path} is a directory, not a file; removing it and fetching again")
+        if path.is_symlink():
+            path.unlink()
+        else:
+            shutil.rmtree(path)
+        return False
     if not path.is_file():
         return False
     if (item.size is not None and path.stat().st_size != item.size) or sha256_file(path) != item.sha256:
@@ -151,11 +282,11 @@ def verified_cached(path: Path, item: Download) -> bool:
     return True
 
 
-def candidate_urls(item: Download, sources: Sources) -> list[tuple[str, str]]:
-    """(route, url) pairs in the order they are tried."""
+def candidate_urls(item: Download, sources: Sources, *, primary_route: str = "upstream") -> list[tuple[str, str]]:
+    """(route, url) pairs in the order they are tried; `primary_route` names the route of the item's own url."""
     urls: list[tuple[str, str]] = []
     if sources.upstream:
-        urls.append(("upstream", item.url))
+        urls.append((primary_route, item.url))
     if sources.mirror_dir:
         urls.append(("mirror-dir", (sources.mirror_dir / item.name).resolve().as_uri()))
     if sources.debian_mirror and item.debian:
@@ -170,18 +301,20 @@ class Fetched:
     url: str
 
 
-def fetch(item: Download, cache_root: Path, sources: Sources) -> Fetched:
-    """Return a verified local copy of `item`, trying every route in order."""
+def fetch(item: Download, cache_root: Path, sources: Sources, *, primary_route: str = "upstream") -> Fetched:
+    """Return a verified local copy of `item`, trying every route in order. `primary_route` names the route of
+    the item's own url in logs and in `Fetched.route` (e.g. "debian" for a .deb whose url is the Debian mirror)."""
     dest = cache_path(cache_root, item)
     marker = dest.with_name(dest.name + ".route")
     if verified_cached(dest, item):
         route, _, url = (marker.read_text().partition(" ") if marker.exists() else ("cache", "", item.url))
         return Fetched(dest, route or "cache", url or item.url)
+    marker.unlink(missing_ok=True)  # it described a file that is gone
     failures: list[tuple[str, DownloadError]] = []
-    for route, url in candidate_urls(item, sources):
+    for route, url in candidate_urls(item, sources, primary_route=primary_route):
         log.info(f"  fetching {item.name} ({route}): {url}")
         try:
-            download(url, dest, item.sha256, item.size)
+            download(url, dest, item.sha256, item.size, max_size=getattr(item, "max_size", None))
         except ChecksumError as exc:
             # A mirror serving different bytes is worth reporting loudly, then try the next one.
             log.warn(str(exc))
@@ -192,6 +325,7 @@ def fetch(item: Download, cache_root: Path, sources: Sources) -> Fetched:
             continue
         marker.write_text(f"{route} {url}")
         return Fetched(dest, route, url)
+    _remove_empty([dest.parent])  # our cache folder for this input, possibly left empty by an earlier run
     detail = "\n".join(f"  - {route}: {exc}" for route, exc in failures) or "  (no route configured)"
     # Only when every route delivered wrong bytes is this a checksum failure (never fall back from it silently).
     cls = ChecksumError if failures and all(isinstance(e, ChecksumError) for _, e in failures) else DownloadError

@@ -67,10 +67,10 @@ def fetch_debs(manifest: ToolchainManifest, cache_root: Path, sources: Sources) 
             "the Debian route needs a Debian mirror and none is configured",
             hint="set --debian-mirror / WASMBUILD_DEBIAN_MIRROR, or configure apt",
         )
-    # The deb's own url is the mirror; a local mirror directory may hold it too.
+    # The deb's own url is the mirror (so its route is "debian"); a local mirror directory may hold it too.
     deb_sources = Sources(mirror_dir=sources.mirror_dir, debian_mirror=None, upstream=True)
     return [fetch(Download(url=f"{mirror.rstrip('/')}/{p.path}", sha256=p.sha256, size=p.size), cache_root,
-                  deb_sources).path
+                  deb_sources, primary_route="debian").path
             for p in manifest.debian_packages]
 
 
