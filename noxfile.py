@@ -76,6 +76,14 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session
+def unit(session: nox.Session) -> None:
+    """Unit tests only (no network, no compiler; seconds). CI runs them under every host Python it has:
+    nox -s unit --force-python /usr/bin/python3."""
+    _install(session, "dev")
+    session.run("python", "-m", "pytest", "tests/unit", "-q", *session.posargs)
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     _install(session, "dev")
     session.run("ruff", "check", "src", "tests", "noxfile.py")

@@ -38,6 +38,28 @@ def _guest_path(root: Path, work: Path, name: str) -> str:
     return str(work / name) if is_node_artifact(root) else f"/{name}"
 
 
+def read_record(root: Path, artifact: Path) -> dict:
+    """The artifact's BUILD.json with the fields the checks read; a missing or malformed one is one error."""
+    path = root / "BUILD.json"
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        fields = (record["python"]["version"], record["target"]["name"], record["target"]["triple"],
+                  record["artifact"]["python.wasm"]["sha256"])
+        if not all(isinstance(f, str) for f in fields):
+            raise TypeError("not a string")
+    except FileNotFoundError:
+        raise SmokeTestError(f"{artifact}: no BUILD.json (not a wasmbuild artifact, or an incomplete one)",
+                             hint="use an archive from dist/ or rebuild it") from None
+    except (OSError, ValueError) as exc:
+        raise SmokeTestError(f"{artifact}: BUILD.json is not valid JSON: {exc}",
+                             hint="use an archive from dist/ or rebuild it") from None
+    except (KeyError, TypeError, IndexError) as exc:
+        raise SmokeTestError(f"{artifact}: BUILD.json lacks python.version, target.name/triple or "
+                             f"artifact.python.wasm.sha256 ({exc.__class__.__name__}: {exc})",
+                             hint="use an archive from dist/ or rebuild it") from None
+    return record
+
+
 def check_record(archive: Path, root: Path) -> dict:
     """BUILD.json is the archive's first member and describes the python.wasm next to it."""
     if archive.is_file():
@@ -47,7 +69,7 @@ def check_record(archive: Path, root: Path) -> dict:
                 first = tar.next()
             if first is None or not first.name.endswith("/BUILD.json"):
                 raise SmokeTestError(f"{archive}: the first member is {first and first.name!r}, not BUILD.json")
-    record = json.loads((root / "BUILD.json").read_text())
+    record = read_record(root, archive)
     wasm = record["artifact"]["python.wasm"]
     actual = cache.sha256_file(root / "python.wasm")
     if actual != wasm["sha256"]:
@@ -102,7 +124,7 @@ def smoke_test(archive: Path, cache_root: Path, recipe: Recipe, target: TargetOp
 def smoke_test_any(artifact: Path, cache_root: Path) -> None:
     """Smoke-test an artifact on its own: its BUILD.json says which recipe and target it came from."""
     root = unpack_artifact(artifact, cache_root)
-    record = json.loads((root / "BUILD.json").read_text())
+    record = read_record(root, artifact)
     recipe = select_recipe(project_root(), record["python"]["version"])
     target = recipe.target(record["target"]["name"])
     if target.triple != record["target"]["triple"]:

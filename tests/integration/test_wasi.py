@@ -104,6 +104,39 @@ def test_run_artifact_exit_codes_and_files(wasi_dist: Path, tmp_path: Path):
     assert proc.returncode == 1 and "ZeroDivisionError" in proc.stderr
 
 
+def test_guest_sees_only_the_directories_it_was_given_and_its_limits_hold(wasi_dist: Path, tmp_path: Path):
+    archive = wasi_dist / f"{NAME}.tar.gz"
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "in.txt").write_text("given")
+    code = """
+import os
+print(sorted(os.listdir('/')))
+print(open('/data/in.txt').read())
+for path in ('/etc/passwd', '/root', '/proc/self/environ', '/data/../../etc/passwd'):
+    try:
+        open(path).read()
+    except OSError as exc:
+        print('refused', path, type(exc).__name__)
+    else:
+        print('READ', path)
+"""
+    proc = wasmbuild("run", "--dir", f"{data}::/data", str(archive), "--", "-c", code, cwd=tmp_path)
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "['data', 'lib']"
+    assert lines[1] == "given"
+    assert [line.split()[0] for line in lines[2:]] == ["refused"] * 4, proc.stdout
+    # --timeout stops a guest that never ends; --max-memory turns a big allocation into MemoryError.
+    proc = wasmbuild("run", "--timeout", "3", str(archive), "--", "-c", "while True: pass", cwd=tmp_path,
+                     check=False)
+    assert proc.returncode == 124, proc.stderr
+    assert "ran longer than --timeout 3 s" in proc.stdout + proc.stderr
+    proc = wasmbuild("run", "--max-memory", "64M", str(archive), "--", "-c",
+                     "try:\n    b = bytearray(200 * 1024 * 1024)\nexcept MemoryError:\n    print('MemoryError')",
+                     cwd=tmp_path)
+    assert proc.stdout.strip() == "MemoryError"
+
+
 def test_smoke_test_command_on_the_archive(wasi_dist: Path):
     proc = wasmbuild("smoke-test", str(wasi_dist / f"{NAME}.tar.gz"))
     assert "modules import" in proc.stderr and "test_json" in proc.stderr
