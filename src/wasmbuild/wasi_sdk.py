@@ -38,12 +38,12 @@ exec "$sdk/{llvm}/bin/{name}" --target={target} --sysroot="$sdk/share/wasi-sysro
 """
 
 
-def check_layout(path: Path, label: str) -> None:
+def check_layout(path: Path, label: str, hint: str | None = None) -> None:
     missing = [p for p in REQUIRED if not (path / p).exists()]
     if missing:
         raise ToolchainError(
             f"{label} at {path} is not a WASI SDK: missing {', '.join(missing)}",
-            hint="point WASI_SDK_PATH at an extracted wasi-sdk release (it has bin/clang and "
+            hint=hint or "point WASI_SDK_PATH at an extracted wasi-sdk release (it has bin/clang and "
             "share/wasi-sysroot), or unset it to let wasmbuild provision one",
         )
 
@@ -152,7 +152,8 @@ def provision_debian(manifest: ToolchainManifest, cache_root: Path, sources: Sou
 
 def provision_release(manifest: ToolchainManifest, cache_root: Path, sources: Sources) -> Toolchain:
     def install(sdk: Path) -> None:
-        check_layout(sdk, "the release archive")
+        check_layout(sdk, "the release archive", hint="the pinned archive does not have the expected layout: check "
+                     "strip_components and the release entry in toolchains/wasi-sdk.yaml")
         clang = sanity_check(sdk)
         log.info(f"  installed WASI SDK release: {clang}")
 

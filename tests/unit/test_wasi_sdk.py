@@ -165,7 +165,9 @@ def test_release_tarball_without_sysroot_fails_and_leaves_no_entry(tmp_path, htt
     with pytest.raises(ToolchainError, match=r"the release archive at \S+ is not a WASI SDK: missing "
                                              r"share/wasi-sysroot\n") as info:
         wasi_sdk.provision(manifest, cache_root, Sources(), route="release")
-    assert "hint: point WASI_SDK_PATH at an extracted wasi-sdk release" in str(info.value)
+    # The user set no WASI_SDK_PATH: the hint is about the pinned archive, not about that variable.
+    assert "hint: the pinned archive does not have the expected layout" in str(info.value)
+    assert "WASI_SDK_PATH" not in str(info.value)
     assert toolchain_entries(cache_root) == []
     assert no_compiler == []
 
