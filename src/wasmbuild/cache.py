@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ def ensure_cache_root(root: Path) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     tag = root / "CACHEDIR.TAG"
     if not tag.exists():
-        tmp = tag.with_suffix(f".tmp{os.getpid()}")
+        tmp = tag.with_suffix(f".tmp{os.getpid()}-{threading.get_ident()}")  # unique per thread too
         tmp.write_text(CACHEDIR_TAG)
         tmp.replace(tag)
     return root

@@ -1,30 +1,95 @@
 """Command line: `python -m wasmbuild build|run|smoke-test|toolchain|versions`.
 
-Every WasmbuildError is caught here, once: `error: <message>` and its exit code.
+Every WasmbuildError is caught here, once: `error: <message>` and its exit code. Environment variables that are
+set but empty count as unset (as XDG_CACHE_HOME does).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import re
+import shlex
 import signal
 import sys
 import time
+from decimal import Decimal
 from pathlib import Path
 
 from wasmbuild import cache, debian, log
 from wasmbuild.download import Sources
 from wasmbuild.errors import UsageError, WasmbuildError
-from wasmbuild.recipe import available_recipes, project_root, select_recipe
+from wasmbuild.recipe import available_recipes, load_recipe, project_root, select_recipe
 from wasmbuild.targets import TARGET_NAMES, get_target
 from wasmbuild.toolchain import ROUTES
+
+# --- argument types: a bad value is an argparse usage error (exit 2) naming the option -----------------------
+
+
+def _path(text: str) -> Path:
+    """A path option: not empty (Path("") would silently mean the current directory)."""
+    if not text:
+        raise argparse.ArgumentTypeError("empty path")
+    if "\0" in text:
+        raise argparse.ArgumentTypeError(f"{text!r}: a path cannot contain a NUL character")
+    return Path(text)
+
+
+def _nonempty(text: str) -> str:
+    if not text:
+        raise argparse.ArgumentTypeError("empty value")
+    return text
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+SIZE_UNITS = {"": 1, "k": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mib": 1 << 20, "g": 1 << 30, "gib": 1 << 30}
+_SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([a-z]*)\s*$", re.IGNORECASE)
+
+
+def parse_size(text: str) -> int:
+    """Bytes from '1048576', '512M', '1.5GiB' (K/M/G and KiB/MiB/GiB are powers of 1024). ValueError if not > 0."""
+    m = _SIZE.match(text)
+    if not m or m[2].lower() not in SIZE_UNITS:
+        raise ValueError(f"expected a size in bytes, optionally with a suffix K, M, G, KiB, MiB or GiB (e.g. 512M), "
+                         f"got {text!r}")
+    value = int(Decimal(m[1]) * SIZE_UNITS[m[2].lower()])
+    if value <= 0:
+        raise ValueError(f"expected a positive size, got {text!r}")
+    return value
+
+
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--python", metavar="VERSION", help="CPython version: 3.13 or 3.13.15 (default: newest)")
-    p.add_argument("--cache-dir", type=Path, help="cache directory (env WASMBUILD_CACHE_DIR; default "
+    p.add_argument("--cache-dir", type=_path, help="cache directory (env WASMBUILD_CACHE_DIR; default "
                    "~/.cache/wasmbuild)")
-    p.add_argument("--mirror-dir", type=Path, default=os.environ.get("WASMBUILD_MIRROR_DIR") or None,
+    p.add_argument("--mirror-dir", type=_path, default=None,
                    help="a local directory holding input files by name, tried after the upstream url "
                    "(env WASMBUILD_MIRROR_DIR)")
     p.add_argument("--debian-mirror", metavar="URL",
@@ -35,8 +100,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--toolchain-route", choices=ROUTES, default=os.environ.get("WASMBUILD_TOOLCHAIN_ROUTE", "auto"),
                    help="how to get the toolchain: upstream release, Debian packages, a local path "
                    "(WASI_SDK_PATH), or auto (release, then Debian)")
-    p.add_argument("--wasi-sdk-path", type=Path, help="use this WASI SDK (same as WASI_SDK_PATH)")
-    p.add_argument("--node", help="node executable for Emscripten (env WASMBUILD_NODE; default: node on PATH)")
+    p.add_argument("--wasi-sdk-path", type=_path, help="use this WASI SDK (same as WASI_SDK_PATH)")
+    p.add_argument("--node", type=_nonempty,
+                   help="node executable for Emscripten (env WASMBUILD_NODE; default: node on PATH)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -46,80 +112,125 @@ def _parser() -> argparse.ArgumentParser:
     b = sub.add_parser("build", help="build, package and smoke-test CPython for a target")
     b.add_argument("--target", choices=TARGET_NAMES, default="wasi")
     _add_common(b)
-    b.add_argument("--dist-dir", type=Path, default=None, help="output directory (default: ./dist)")
-    b.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1)
+    b.add_argument("--dist-dir", type=_path, default=None, help="output directory (default: ./dist)")
+    b.add_argument("--jobs", "-j", type=_positive_int, default=os.cpu_count() or 1)
     b.add_argument("--no-smoke-test", action="store_true", help="skip the smoke test of the artifact")
 
     t = sub.add_parser("toolchain", help="provision a target's toolchain and print its path")
     t.add_argument("--target", choices=TARGET_NAMES, default="wasi")
     _add_common(t)
 
-    r = sub.add_parser("run", help="run a built artifact (archive or directory): wasmbuild run ART -- ARGS")
-    r.add_argument("artifact", type=Path)
+    # Python's arguments are everything after the first `--` (main splits them off before argparse runs).
+    r = sub.add_parser("run", help="run a built artifact (archive or directory): wasmbuild run ART -- ARGS",
+                       usage="wasmbuild run [options] ARTIFACT [options] -- [PYTHON ARGS...]")
+    r.add_argument("artifact", type=_path)
     r.add_argument("--dir", action="append", default=[], metavar="HOST[::GUEST]",
                    help="preopen a host directory (default: the current directory as /)")
     r.add_argument("--env", action="append", default=[], metavar="NAME=VALUE")
     r.add_argument("--inherit-env", action="store_true",
                    help="pass this process's environment to a WASI guest (except PATH, PYTHONHOME, PYTHONPATH)")
-    r.add_argument("--cache-dir", type=Path)
-    r.add_argument("args", nargs=argparse.REMAINDER)
+    r.add_argument("--cache-dir", type=_path)
+    r.add_argument("--timeout", type=_positive_seconds, metavar="SECONDS", help="stop the guest after this long")
+    r.add_argument("--max-memory", type=_size, metavar="SIZE",
+                   help="the guest's memory limit in bytes; suffixes K, M, G (KiB, MiB, GiB) e.g. 512M")
+    r.add_argument("--private-lib", action="store_true",
+                   help="give a WASI guest its own linked copy of the standard library (for parallel test workers)")
 
     s = sub.add_parser("smoke-test", help="smoke-test a built artifact (archive or directory)")
-    s.add_argument("artifact", type=Path)
-    s.add_argument("--cache-dir", type=Path)
+    s.add_argument("artifact", type=_path)
+    s.add_argument("--cache-dir", type=_path)
 
     bench = sub.add_parser("bench", help="time `-c pass` of a WASI artifact: module compile cold, cached, runs")
-    bench.add_argument("artifact", type=Path, nargs="?", help="default: the newest WASI archive in ./dist")
-    bench.add_argument("--runs", type=int, default=5)
+    bench.add_argument("artifact", type=_path, nargs="?", help="default: the newest WASI archive in ./dist")
+    bench.add_argument("--runs", type=_positive_int, default=5)
 
     ts = sub.add_parser("test", help="run CPython's test suite (regrtest) against the built artifact and compare "
                         "with tests/expectations/<target>-<X.Y>.yaml")
     ts.add_argument("--target", choices=TARGET_NAMES, default="wasi")
     _add_common(ts)
-    ts.add_argument("--dist-dir", type=Path, default=None, help="where the artifact is built (default: ./dist)")
-    ts.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1, help="parallel workers (regrtest -j)")
-    ts.add_argument("--timeout", type=int, default=900, help="per test module, seconds (regrtest --timeout)")
+    ts.add_argument("--dist-dir", type=_path, default=None, help="where the artifact is built (default: ./dist)")
+    ts.add_argument("--jobs", "-j", type=_positive_int, default=os.cpu_count() or 1,
+                    help="parallel workers (regrtest -j)")
+    ts.add_argument("--timeout", type=_positive_int, default=900,
+                    help="per test module, seconds (regrtest --timeout)")
     ts.add_argument("--subset", choices=("all", "ci"), default="all",
                     help="all test modules, or the expectations file's documented CI subset")
-    ts.add_argument("--report-dir", type=Path, default=None, help="where results go (default: ./reports)")
+    ts.add_argument("--report-dir", type=_path, default=None, help="where results go (default: ./reports)")
     ts.add_argument("tests", nargs="*", help="only these test modules (default: all)")
 
     m = sub.add_parser("matrix", help="build, smoke-test and test every supported version x target into one dist/ "
                        "(one SHA256SUMS) and print the matrix")
     _add_common(m)
     m.add_argument("--target", action="append", choices=TARGET_NAMES, help="only this target (repeatable)")
-    m.add_argument("--dist-dir", type=Path, default=None, help="output directory (default: ./dist)")
-    m.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1)
-    m.add_argument("--timeout", type=int, default=900, help="per test module, seconds")
+    m.add_argument("--dist-dir", type=_path, default=None, help="output directory (default: ./dist)")
+    m.add_argument("--jobs", "-j", type=_positive_int, default=os.cpu_count() or 1)
+    m.add_argument("--timeout", type=_positive_int, default=900, help="per test module, seconds")
     m.add_argument("--subset", choices=("all", "ci"), default="all", help="whole test suites, or the CI subsets")
-    m.add_argument("--report-dir", type=Path, default=None, help="where results go (default: ./reports)")
+    m.add_argument("--report-dir", type=_path, default=None, help="where results go (default: ./reports)")
 
     sub.add_parser("versions", help="list the supported CPython versions and targets")
     return parser
 
 
 def _sources(args: argparse.Namespace) -> Sources:
-    mirror_dir = Path(args.mirror_dir).expanduser().resolve() if args.mirror_dir else None
+    if args.mirror_dir is not None:
+        mirror_dir, origin = args.mirror_dir.expanduser().resolve(), "--mirror-dir"
+    elif env := os.environ.get("WASMBUILD_MIRROR_DIR"):
+        mirror_dir, origin = Path(env).expanduser().resolve(), "WASMBUILD_MIRROR_DIR"
+    else:
+        mirror_dir = origin = None
     if mirror_dir and not mirror_dir.is_dir():
-        raise UsageError(f"--mirror-dir {mirror_dir} is not a directory")
+        what = "is a file, not a directory" if mirror_dir.exists() else "does not exist"
+        raise UsageError(f"{origin} {mirror_dir} {what}",
+                         hint=f"{origin} names a local directory holding input files by name")
     return Sources(mirror_dir=mirror_dir, debian_mirror=debian.resolve_mirror(args.debian_mirror),
                    upstream=not args.offline)
 
 
 def _cache_root(args: argparse.Namespace) -> Path:
-    return cache.ensure_cache_root((args.cache_dir or cache.default_cache_dir()).expanduser().resolve())
+    if args.cache_dir is not None:
+        root, origin = args.cache_dir, "--cache-dir"
+    else:
+        root = cache.default_cache_dir()
+        origin = "WASMBUILD_CACHE_DIR" if os.environ.get("WASMBUILD_CACHE_DIR") else "the default cache directory"
+    root = root.expanduser().resolve()
+    if root.exists() and not root.is_dir():
+        raise UsageError(f"{origin} {root} is a file, not a directory",
+                         hint="name a directory (it is created if missing)")
+    try:
+        return cache.ensure_cache_root(root)
+    except OSError as exc:
+        raise UsageError(f"{origin} {root}: cannot create the cache there: {exc.strerror or exc}",
+                         hint="name a directory you can write to") from None
+
+
+def _out_dir(value: Path | None, option: str, default: str) -> Path:
+    """--dist-dir / --report-dir (or ./dist, ./reports): a directory, or a path where one can be made."""
+    path = (value or Path.cwd() / default).expanduser().resolve()
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{option} {path} is a file, not a directory")
+    return path
+
+
+def _check_route(args: argparse.Namespace) -> None:
+    if args.toolchain_route not in ROUTES:  # the default comes from the environment, which argparse never checks
+        raise UsageError(f"WASMBUILD_TOOLCHAIN_ROUTE={args.toolchain_route}: not a toolchain route",
+                         hint=f"use one of: {', '.join(ROUTES)}")
 
 
 def _context(args: argparse.Namespace, target: str, recipe=None):
     from wasmbuild.build import Context
 
+    _check_route(args)
     root = project_root()
     recipe = recipe or select_recipe(root, args.python)
+    options = recipe.target(target)
+    # Every check before the cache directory is made: a bad option leaves nothing behind.
+    sources = _sources(args)
+    dist = _out_dir(getattr(args, "dist_dir", None), "--dist-dir", "dist")
     cache_root = _cache_root(args)
-    dist = (getattr(args, "dist_dir", None) or Path.cwd() / "dist").expanduser().resolve()
-    ctx = Context(root=root, cache=cache_root, dist=dist, recipe=recipe, target=recipe.target(target),
-                  sources=_sources(args), jobs=getattr(args, "jobs", os.cpu_count() or 1),
-                  toolchain_route=args.toolchain_route)
+    ctx = Context(root=root, cache=cache_root, dist=dist, recipe=recipe, target=options, sources=sources,
+                  jobs=getattr(args, "jobs", os.cpu_count() or 1), toolchain_route=args.toolchain_route)
     if args.wasi_sdk_path:
         ctx.state["wasi_sdk_path"] = args.wasi_sdk_path
     if args.node:
@@ -138,12 +249,13 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def cmd_toolchain(args: argparse.Namespace) -> int:
     ctx = _context(args, args.target)
-    with cache.lock(ctx.cache):
+    with cache.lock(ctx.cache, wait=True):
         tc = get_target(args.target).provision_toolchain(ctx)
     print(tc.path)
     return 0
 
 
+DIR_HINT = "write --dir HOST (seen as the same path) or --dir HOST::GUEST, e.g. --dir .::/work"
 # Host variables that would point a guest at the host's programs or at another Python's library.
 INHERIT_SKIP = frozenset({"PATH", "PYTHONHOME", "PYTHONPATH", "PYTHONSTARTUP", "VIRTUAL_ENV"})
 
@@ -151,8 +263,6 @@ INHERIT_SKIP = frozenset({"PATH", "PYTHONHOME", "PYTHONPATH", "PYTHONSTARTUP", "
 def cmd_run(args: argparse.Namespace) -> int:
     from wasmbuild.runner import run_artifact
 
-    argv = args.args[1:] if args.args[:1] == ["--"] else args.args
-    cache_root = _cache_root(args)
     env = {}
     if args.inherit_env:
         # The guest gets UTF-8; a value decoded with surrogateescape (a non-UTF-8 host locale) is re-encoded.
@@ -162,12 +272,27 @@ def cmd_run(args: argparse.Namespace) -> int:
         name, sep, value = item.partition("=")
         if not sep:
             raise UsageError(f"--env {item!r}: expected NAME=VALUE")
+        if not name:
+            raise UsageError(f"--env {item!r}: empty variable name", hint="write --env NAME=VALUE")
+        if "\0" in item:
+            raise UsageError(f"--env {item!r}: an environment variable cannot contain a NUL character")
         env[name] = value
     dirs = []
     for item in args.dir:
         host, sep, guest = item.partition("::")
+        if not host:
+            raise UsageError(f"--dir {item!r}: empty host directory", hint=DIR_HINT)
+        if sep and not guest:
+            raise UsageError(f"--dir {item!r}: empty guest path after '::'", hint=DIR_HINT)
+        if "\0" in item:
+            raise UsageError(f"--dir {item!r}: a path cannot contain a NUL character")
         dirs.append((Path(host), guest if sep else host))
-    return run_artifact(args.artifact, argv, cache_root, dirs=dirs or None, env=env)
+    # Only the options that were given: run_artifact grows keyword arguments, callers stay compatible.
+    limits = {k: v for k, v in (("timeout", args.timeout), ("max_memory", args.max_memory)) if v is not None}
+    if args.private_lib:
+        limits["private_lib"] = True
+    cache_root = _cache_root(args)
+    return run_artifact(args.artifact, args.args, cache_root, dirs=dirs or None, env=env, **limits)
 
 
 def cmd_smoke_test(args: argparse.Namespace) -> int:
@@ -180,8 +305,8 @@ def cmd_smoke_test(args: argparse.Namespace) -> int:
 
 def cmd_versions(args: argparse.Namespace) -> int:
     root = project_root()
-    for short in available_recipes(root):
-        recipe = select_recipe(root, short)
+    for file in available_recipes(root).values():
+        recipe = load_recipe(file, root / "patches")
         print(f"{recipe.version}: {', '.join(f'{n} ({t.triple})' for n, t in recipe.targets.items())}")
     return 0
 
@@ -190,7 +315,7 @@ def _build(ctx, target_name: str, smoke: bool = True) -> Path:
     from wasmbuild.package import package
 
     target = get_target(target_name)
-    with cache.lock(ctx.cache):
+    with cache.lock(ctx.cache, wait=True):
         target.provision_toolchain(ctx)
         build = target.build_host(ctx)
         archive = package(ctx, build, target.stage)
@@ -210,7 +335,11 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     root = project_root()
     versions = [args.python] if args.python else sorted(available_recipes(root),
                                                         key=lambda v: [int(p) for p in v.split(".")])
-    report_dir = (args.report_dir or Path.cwd() / "reports").expanduser().resolve()
+    report_dir = _out_dir(args.report_dir, "--report-dir", "reports")
+    # Options every row shares are checked once, before any row: a bad one is one error, not one per row.
+    _check_route(args)
+    _sources(args)
+    dist = _out_dir(args.dist_dir, "--dist-dir", "dist")
     rows = []
     start = time.monotonic()
     for version in versions:
@@ -250,7 +379,6 @@ def cmd_matrix(args: argparse.Namespace) -> int:
         t = r.get("tests")
         counts = f"{t['passed']}/{t['failed']}/{t['crashed']}/{t['skipped']} ({t['selection']})" if t else "-"
         log.info(f"{r['python']:<9} {r['target']:<11} {r['result'][:7]:<7} {counts:<40} {r['minutes']}")
-    dist = (args.dist_dir or Path.cwd() / "dist").expanduser().resolve()
     log.info(f"matrix: {report_dir / 'matrix.json'}; artifacts and one SHA256SUMS in {dist}")
     failed = [r for r in rows if r["result"] != "ok"]
     if failed:
@@ -275,10 +403,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_test(args: argparse.Namespace) -> int:
     from wasmbuild.suite import test_artifact
 
+    report_dir = _out_dir(args.report_dir, "--report-dir", "reports")
     ctx = _context(args, args.target)
     # The artifact under test is the packaged one (built if needed); its smoke test is the build's business.
     archive = _build(ctx, args.target, smoke=False)
-    report_dir = (args.report_dir or Path.cwd() / "reports").expanduser().resolve()
     return test_artifact(ctx, archive, report_dir=report_dir, jobs=args.jobs, timeout=args.timeout,
                          subset=args.subset, tests=args.tests)
 
@@ -292,10 +420,45 @@ def _terminate(signum, frame):  # noqa: ARG001
     raise KeyboardInterrupt  # so `kill` cleans up like Ctrl-C: partial cache entries are removed
 
 
+RUN_HINT = "put Python's arguments after --, e.g. wasmbuild run ART -- -c 'print(1)'"
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    """argparse, except that `run` takes its guest's arguments after the first `--` (wasmbuild's own options may
+    come before or after the artifact). argparse errors exit (SystemExit 2) with its usage message."""
+    parser = _parser()
+    if argv[:1] != ["run"]:
+        return parser.parse_args(argv)
+    head, guest = (argv[: argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, None)
+    args, extra = parser.parse_known_args(head)
+    if extra:
+        if guest is None:
+            raise UsageError(f"run: unexpected argument{'s' if len(extra) > 1 else ''} {shlex.join(extra)}",
+                             hint=RUN_HINT)
+        raise UsageError(f"run: unknown option{'s' if len(extra) > 1 else ''} before --: {shlex.join(extra)}",
+                         hint="see wasmbuild run --help; Python's own arguments go after --")
+    args.args = guest or []
+    return args
+
+
+# Commands that build: each first checks, at once, the host tools wasmbuild cannot provision (hosttools.preflight).
+BUILDING = frozenset({"build", "toolchain", "test", "matrix"})
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        try:
+            args = _parse(argv)
+        except SystemExit as exc:  # --help, or argparse's usage error (already printed)
+            return exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+        signal.signal(signal.SIGTERM, _terminate)
+        if args.command in BUILDING:
+            from wasmbuild.hosttools import preflight
+
+            targets = getattr(args, "target", None)
+            for target in (targets if isinstance(targets, list) else [targets]) if targets else [None, "emscripten"]:
+                preflight(target)
         return COMMANDS[args.command](args)
     except WasmbuildError as exc:
         log.info(f"error: {exc}")

@@ -3,17 +3,34 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wasmbuild import log
 from wasmbuild.errors import RecipeError, UsageError
-from wasmbuild.schema import DOWNLOAD, Field, ListOf, MapOf, Sha256, load_yaml, validate
+from wasmbuild.schema import (
+    DOWNLOAD,
+    Field,
+    FileName,
+    ListOf,
+    MapOf,
+    RelPath,
+    Sha256,
+    download_name,
+    load_yaml,
+    validate,
+)
 
 FORMAT = 1
 TARGETS = ("wasi", "emscripten")
 
-PATCH = {"file": str, "reason": str, "upstream": str}
+# `file` is relative to patches/ (and must stay inside it).
+PATCH = {"file": RelPath, "reason": str, "upstream": str}
+# A recipe is recipes/cpython-X.Y.yaml; its version is X.Y.Z (optionally a pre-release: 3.14.0rc1).
+RECIPE_NAME = re.compile(r"^cpython-(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.yaml$")
+VERSION = re.compile(r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(?:(?:a|b|rc)[1-9][0-9]*)?$")
 
 TARGET_SCHEMA = {
     # The artifact's name part (cpython-<version>-<triple>) and the compiler's --target.
@@ -22,7 +39,7 @@ TARGET_SCHEMA = {
     "host": Field(str, required=False),
     "toolchain": str,
     # Relative to the CPython source tree.
-    "config_site": Field(str, required=False),
+    "config_site": Field(RelPath, required=False),
     "configure_args": Field(ListOf(str), required=False),
     # autoconf cache variables (ac_cv_*, py_cv_*) passed to configure.
     "config_cache": Field(MapOf(str), required=False),
@@ -47,7 +64,7 @@ TARGET_SCHEMA = {
 RECIPE_SCHEMA = {
     "format": int,
     "version": str,
-    "source": {**DOWNLOAD, "filename": str, "top_dir": str},
+    "source": {**DOWNLOAD, "filename": FileName, "top_dir": FileName},
     "source_date_epoch": int,
     "patches": Field(ListOf(PATCH), required=False),
     "stdlib": Field({"exclude": ListOf(str)}, required=False),
@@ -58,7 +75,8 @@ DEB_PACKAGE = {
     "name": str,
     "version": str,
     "suite": str,
-    "path": str,
+    # Relative to the Debian mirror's base url (pool/...).
+    "path": RelPath,
     "sha256": Sha256,
     "size": int,
 }
@@ -89,14 +107,22 @@ TOOLCHAIN_SCHEMA = {
 }
 
 
+def _is_data_root(path: Path) -> bool:
+    return (path / "recipes").is_dir() and (path / "toolchains").is_dir()
+
+
 def project_root() -> Path:
-    """The directory holding recipes/, toolchains/ and patches/."""
-    candidates = []
+    """The directory holding recipes/, toolchains/ and patches/: WASMBUILD_ROOT when set (and not empty), else
+    this checkout, else the current directory."""
     if env := os.environ.get("WASMBUILD_ROOT"):
-        candidates.append(Path(env))
-    candidates += [Path(__file__).resolve().parents[2], Path.cwd()]
-    for candidate in candidates:
-        if (candidate / "recipes").is_dir() and (candidate / "toolchains").is_dir():
+        root = Path(env).expanduser()
+        if not _is_data_root(root):
+            what = "does not exist" if not root.exists() else "has no recipes/ and toolchains/ directories"
+            raise UsageError(f"WASMBUILD_ROOT={env}: {what}",
+                             hint="point WASMBUILD_ROOT at a wasmbuild checkout, or unset it")
+        return root.resolve()
+    for candidate in (Path(__file__).resolve().parents[2], Path.cwd()):
+        if _is_data_root(candidate):
             return candidate.resolve()
     raise UsageError(
         "cannot find the wasmbuild data directories (recipes/, toolchains/)",
@@ -111,14 +137,16 @@ class Download:
     size: int | None = None
     filename: str | None = None
     debian: str | None = None
+    # An upper bound in bytes for an input whose upstream publishes no size (the loader requires size or this).
+    max_size: int | None = None
 
     @property
     def name(self) -> str:
-        return self.filename or self.url.rstrip("/").rsplit("/", 1)[-1]
+        return download_name({"url": self.url, "filename": self.filename})  # the loader checked it is plain
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> Download:
-        return cls(**{k: data.get(k) for k in ("url", "sha256", "size", "filename", "debian")})
+        return cls(**{k: data.get(k) for k in ("url", "sha256", "size", "filename", "debian", "max_size")})
 
 
 @dataclass(frozen=True)
@@ -177,6 +205,10 @@ def load_recipe(file: Path, patches_dir: Path | None = None) -> Recipe:
     validate(data, RECIPE_SCHEMA, file)
     if data["format"] != FORMAT:
         raise RecipeError(f"{file}: format: unsupported format {data['format']} (this wasmbuild reads {FORMAT})")
+    _check_version(file, data["version"])
+    if not data["targets"]:
+        raise RecipeError(f"{file}: targets: the recipe defines no targets",
+                          hint=f"add at least one of: {', '.join(TARGETS)}")
     patches_dir = patches_dir or file.parent.parent / "patches"
     patches = _load_patches(file, data.get("patches", []), patches_dir)
     targets = {}
@@ -216,16 +248,36 @@ def load_recipe(file: Path, patches_dir: Path | None = None) -> Recipe:
     )
 
 
+def _check_version(file: Path, version: str) -> None:
+    if not VERSION.match(version):
+        raise RecipeError(f"{file}: version: expected a CPython release like 3.13.1 or 3.14.0rc1, got {version!r}")
+    if (m := RECIPE_NAME.match(file.name)) and version.split(".")[:2] != [m[1], m[2]]:
+        raise RecipeError(f"{file}: version: {version} does not match the file name (cpython-{m[1]}.{m[2]}.yaml must "
+                          f"hold CPython {m[1]}.{m[2]}.x)",
+                          hint=f"fix the version, or name the file cpython-{'.'.join(version.split('.')[:2])}.yaml")
+
+
 def _version_key(version: str) -> tuple[int, ...]:
     return tuple(int(p) for p in version.split(".") if p.isdigit())
 
 
+_warned: set[Path] = set()  # stray files already reported (available_recipes runs more than once per command)
+
+
 def available_recipes(root: Path) -> dict[str, Path]:
-    """Map 'X.Y' -> recipe file for every recipes/cpython-X.Y.yaml."""
+    """Map 'X.Y' -> recipe file for every recipes/cpython-X.Y.yaml, oldest first. Other cpython-*.yaml files are
+    skipped with a warning."""
     found = {}
     for path in sorted((root / "recipes").glob("cpython-*.yaml")):
-        found[path.stem.removeprefix("cpython-")] = path
-    return found
+        m = RECIPE_NAME.match(path.name)
+        problem = "not named cpython-X.Y.yaml" if not m else None if path.is_file() else "not a file"
+        if problem:
+            if path not in _warned:
+                _warned.add(path)
+                log.warn(f"ignoring recipes/{path.name}: {problem}")
+            continue
+        found[f"{m[1]}.{m[2]}"] = path
+    return dict(sorted(found.items(), key=lambda item: _version_key(item[0])))
 
 
 def select_recipe(root: Path, requested: str | None) -> Recipe:
@@ -292,6 +344,9 @@ def _load_patches(file: Path, entries: list[dict[str, str]], patches_dir: Path) 
     patches = []
     for i, p in enumerate(entries):
         path = patches_dir / p["file"]
+        if not path.resolve().is_relative_to(patches_dir.resolve()):
+            raise RecipeError(f"{file}: patches[{i}].file: {p['file']} resolves outside {patches_dir} (a symlink?)",
+                              hint="keep patch files inside patches/")
         if not path.is_file():
             raise RecipeError(f"{file}: patches[{i}].file: patch file not found: {path}")
         patches.append(Patch(file=path, rel=p["file"], reason=p["reason"], upstream=p["upstream"]))

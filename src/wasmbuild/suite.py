@@ -59,13 +59,15 @@ def worker_command(root: Path, cache_root: Path) -> tuple[list[str], list[str]]:
 
     Emscripten: the artifact's python.sh (node with NODERAWFS sees the host's files). WASI: wasmbuild's own
     wasmtime runner with the host's / preopened as the guest's / (so the paths regrtest hands its workers mean
-    the same inside), the artifact's lib/ at /lib and the worker's environment (TMPDIR) passed in."""
+    the same inside), a private linked copy of the artifact's lib/ at /lib (guests write bytecode and test files
+    there: a worker listing a directory while another writes to it could miss entries) and the worker's
+    environment (TMPDIR) passed in."""
     if is_node_artifact(root):
         launcher = root / "python.sh"
         if not launcher.is_file():
             raise UsageError(f"{root} has no python.sh launcher")
         return [str(launcher)], ["<artifact>/python.sh"]
-    options = ["--dir", "/::/", "--inherit-env"]
+    options = ["--dir", "/::/", "--inherit-env", "--private-lib"]
     return ([sys.executable, "-m", "wasmbuild", "run", "--cache-dir", str(cache_root), *options, str(root), "--"],
             ["<python>", "-m", "wasmbuild", "run", *options, "<artifact>", "--"])
 

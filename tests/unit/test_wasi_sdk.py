@@ -81,7 +81,7 @@ def write_manifest(tmp_path: Path, *, release: tuple[str, bytes] | None = None,
     if release:
         url, data = release
         routes["release"] = [{"platform": "linux-x86_64", "url": url,
-                              "sha256": hashlib.sha256(data).hexdigest(), "strip_components": 1}]
+                              "sha256": hashlib.sha256(data).hexdigest(), "max_size": 1 << 20, "strip_components": 1}]
     routes["debian"] = {
         "platform": "linux-x86_64",
         "arch": "amd64",
