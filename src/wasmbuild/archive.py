@@ -68,6 +68,27 @@ def _sanitize(member: tarfile.TarInfo) -> None:
     member.uname = member.gname = ""
 
 
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root + os.sep)
+
+
+def _check_resolved(member: tarfile.TarInfo, dest: Path, root: str, label: str) -> None:
+    """What the data filter checks on disk: the member, and a link's target, resolved through the links already
+    extracted, stay inside the destination (a lexically harmless 'x -> a/..' after 'a -> .' does not)."""
+    full = os.path.join(dest, member.name)
+    where = os.path.join(os.path.realpath(os.path.dirname(full)), os.path.basename(full))
+    if not _inside(where, root):
+        raise ArchiveError(f"{label}: {member.name!r} would be extracted outside the destination")
+    if member.issym():
+        target = os.path.realpath(os.path.join(os.path.dirname(where), member.linkname))
+    elif member.islnk():
+        target = os.path.realpath(os.path.join(dest, member.linkname))
+    else:
+        return
+    if not _inside(target, root):
+        raise ArchiveError(f"{label}: link {member.name!r} -> {member.linkname!r} points outside the destination")
+
+
 def safe_extract(tar: tarfile.TarFile, dest: Path, *, strip_components: int = 0, label: str = "archive",
                  max_bytes: int | None = None) -> None:
     """Extract `tar` into `dest`, refusing absolute paths, '..', special files and links leaving the tree, and
@@ -102,9 +123,11 @@ def safe_extract(tar: tarfile.TarFile, dest: Path, *, strip_components: int = 0,
         if HAS_DATA_FILTER:
             tar.extractall(dest, members=members, filter="data")
         else:
-            for member in members:
+            root = os.path.realpath(dest)
+            for member in members:  # one at a time: links made by earlier members are followed by the checks
                 _sanitize(member)
-            tar.extractall(dest, members=members)
+                _check_resolved(member, dest, root, label)
+                tar.extract(member, dest)
     except getattr(tarfile, "FilterError", ()) as exc:  # second line of defence
         raise ArchiveError(f"{label}: {exc}") from None
     except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError) as exc:

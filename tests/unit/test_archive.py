@@ -337,6 +337,13 @@ def test_without_the_data_filter_the_same_members_are_refused(outer, build_tar, 
     assert tree(outer) == ["dest/"]
 
 
+def test_without_the_data_filter_a_symlink_chain_out_of_the_tree_is_refused(outer, build_tar, no_data_filter):
+    data = build_tar([("symlink", "a", "."), ("symlink", "x", "a/.."), ("file", "x/evil", b"pwned")])
+    with pytest.raises(ArchiveError, match="outside the destination"), open_tar(data) as tar:
+        safe_extract(tar, outer / "dest")
+    assert "evil" not in [p.name for p in outer.iterdir()]
+
+
 def test_without_the_data_filter_modes_are_sanitized_like_the_filter(outer, build_tar, no_data_filter):
     data = build_tar([("dir", "d"), ("file", "d/setuid", b"x", 0o4777), ("file", "d/ro", b"y", 0o444),
                       ("file", "d/exe", b"z", 0o755), ("symlink", "d/link", "exe")])
