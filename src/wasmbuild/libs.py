@@ -19,7 +19,7 @@ from wasmbuild.download import DownloadError, Fetched, Sources, fetch
 from wasmbuild.errors import BuildError, ChecksumError, RecipeError
 from wasmbuild.process import run
 from wasmbuild.recipe import Download, project_root
-from wasmbuild.schema import DOWNLOAD, Field, ListOf, MapOf, Sha256, load_yaml, validate
+from wasmbuild.schema import DOWNLOAD, Field, ListOf, MapOf, Sha256, load_document
 
 FORMAT = 1
 # Bump when the way libraries are built changes (invalidates cached libraries).
@@ -56,10 +56,7 @@ class Library:
 
 
 def load_libraries(file: Path) -> dict[str, Library]:
-    data = load_yaml(file)
-    validate(data, FILE_SCHEMA, file)
-    if data["format"] != FORMAT:
-        raise RecipeError(f"{file}: format: unsupported format {data['format']} (this wasmbuild reads {FORMAT})")
+    data = load_document(file, FILE_SCHEMA, FORMAT)
     libs = {}
     for name, lib in data["libraries"].items():
         repack = None

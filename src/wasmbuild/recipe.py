@@ -19,8 +19,7 @@ from wasmbuild.schema import (
     RelPath,
     Sha256,
     download_name,
-    load_yaml,
-    validate,
+    load_document,
 )
 
 FORMAT = 1
@@ -201,10 +200,7 @@ class Recipe:
 
 
 def load_recipe(file: Path, patches_dir: Path | None = None) -> Recipe:
-    data = load_yaml(file)
-    validate(data, RECIPE_SCHEMA, file)
-    if data["format"] != FORMAT:
-        raise RecipeError(f"{file}: format: unsupported format {data['format']} (this wasmbuild reads {FORMAT})")
+    data = load_document(file, RECIPE_SCHEMA, FORMAT)
     _check_version(file, data["version"])
     if not data["targets"]:
         raise RecipeError(f"{file}: targets: the recipe defines no targets",
@@ -354,10 +350,7 @@ def _load_patches(file: Path, entries: list[dict[str, str]], patches_dir: Path) 
 
 
 def load_toolchain(file: Path, patches_dir: Path | None = None) -> ToolchainManifest:
-    data = load_yaml(file)
-    validate(data, TOOLCHAIN_SCHEMA, file)
-    if data["format"] != FORMAT:
-        raise RecipeError(f"{file}: format: unsupported format {data['format']} (this wasmbuild reads {FORMAT})")
+    data = load_document(file, TOOLCHAIN_SCHEMA, FORMAT)
     patches_dir = patches_dir or file.parent.parent / "patches"
     routes = data["routes"]
     release = tuple(

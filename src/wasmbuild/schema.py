@@ -244,6 +244,15 @@ class StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+def load_document(file: Path, schema: Any, fmt: int) -> Any:
+    """A data file loaded, checked against `schema`, and of format `fmt` (one convention for recipes, toolchain
+    manifests, the libraries and the host tools)."""
+    data = validate(load_yaml(file), schema, file)
+    if data["format"] != fmt:
+        raise RecipeError(f"{file}: format: unsupported format {data['format']} (this wasmbuild reads {fmt})")
+    return data
+
+
 def load_yaml(file: Path) -> Any:
     try:
         raw = file.read_bytes()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tests.unit.test_recipe import VALID_RECIPE
 
 from wasmbuild import libs
 from wasmbuild.errors import RecipeError, UsageError
@@ -25,19 +26,7 @@ from wasmbuild.schema import MAX_DEPTH, Field, load_yaml, validate
 
 ROOT = Path(__file__).resolve().parents[2]
 
-RECIPE = {
-    "format": 1,
-    "version": "3.13.15",
-    "source": {
-        "url": "https://python.example/ftp/Python-3.13.15.tar.xz",
-        "filename": "Python-3.13.15.tar.xz",
-        "sha256": "a" * 64,
-        "size": 10,
-        "top_dir": "Python-3.13.15",
-    },
-    "source_date_epoch": 1_700_000_000,
-    "targets": {"wasi": {"triple": "wasm32-wasip1", "toolchain": "wasi-sdk"}},
-}
+RECIPE = VALID_RECIPE  # the valid recipe of test_recipe.py, changed per test by recipe()
 
 TOOLCHAIN = {
     "format": 1,
