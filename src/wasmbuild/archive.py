@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 from wasmbuild.errors import ArchiveError
+from wasmbuild.files import atomic_open
 
 
 def _check_member(member: tarfile.TarInfo, name: str, label: str) -> None:
@@ -181,23 +182,17 @@ def write_deterministic_tar_gz(out: Path, root: Path, prefix: str, mtime: int, f
     paths = [root / f for f in first]
     paths += sorted((p for p in _walk_sorted(root) if p.relative_to(root).as_posix() not in first),
                     key=lambda p: p.relative_to(root).as_posix())
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0,
-                                                   compresslevel=9) as gz, \
-                tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            tar.addfile(_dir_info(prefix, mtime))
-            for path in paths:
-                arcname = f"{prefix}/{path.relative_to(root).as_posix()}"
-                info = _normalized_info(path, arcname, mtime)
-                if info.isreg():
-                    with open(path, "rb") as f:
-                        tar.addfile(info, f)
-                else:
-                    tar.addfile(info)
-        tmp.replace(out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_open(out) as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9) as gz, \
+            tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        tar.addfile(_dir_info(prefix, mtime))
+        for path in paths:
+            arcname = f"{prefix}/{path.relative_to(root).as_posix()}"
+            info = _normalized_info(path, arcname, mtime)
+            if info.isreg():
+                with open(path, "rb") as f:
+                    tar.addfile(info, f)
+            else:
+                tar.addfile(info)
 
 
 def _dir_info(name: str, mtime: int) -> tarfile.TarInfo:

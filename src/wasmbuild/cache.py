@@ -13,13 +13,13 @@ import hashlib
 import json
 import os
 import shutil
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from wasmbuild import log
 from wasmbuild.errors import LockError
+from wasmbuild.files import atomic_write, write_json
 
 STAMP_NAME = ".wasmbuild-stamp.json"
 CACHEDIR_TAG = (
@@ -40,9 +40,7 @@ def ensure_cache_root(root: Path) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     tag = root / "CACHEDIR.TAG"
     if not tag.exists():
-        tmp = tag.with_suffix(f".tmp{os.getpid()}-{threading.get_ident()}")  # unique per thread too
-        tmp.write_text(CACHEDIR_TAG)
-        tmp.replace(tag)
+        atomic_write(tag, CACHEDIR_TAG)
     return root
 
 
@@ -73,9 +71,7 @@ def is_valid(entry: Path, key: str) -> bool:
 
 
 def write_stamp(entry: Path, key: str, **extra: Any) -> None:
-    tmp = entry / (STAMP_NAME + ".tmp")
-    tmp.write_text(json.dumps({"key": key, **extra}, sort_keys=True, indent=1))
-    tmp.replace(entry / STAMP_NAME)
+    write_json(entry / STAMP_NAME, {"key": key, **extra})
 
 
 def remove_tree(path: Path) -> None:

@@ -17,12 +17,13 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
-from wasmbuild import cache, debian, log
+from wasmbuild import cache, log, pipeline
 from wasmbuild.download import Sources
 from wasmbuild.errors import UsageError, WasmbuildError
-from wasmbuild.recipe import available_recipes, load_recipe, project_root, select_recipe
+from wasmbuild.pipeline import Context
+from wasmbuild.recipe import Recipe, available_recipes, load_recipe, project_root, select_recipe
 from wasmbuild.targets import TARGET_NAMES, get_target
-from wasmbuild.toolchain import ROUTES
+from wasmbuild.toolchain import ROUTES, debian
 
 # --- argument types: a bad value is an argparse usage error (exit 2) naming the option -----------------------
 
@@ -218,9 +219,7 @@ def _check_route(args: argparse.Namespace) -> None:
                          hint=f"use one of: {', '.join(ROUTES)}")
 
 
-def _context(args: argparse.Namespace, target: str, recipe=None):
-    from wasmbuild.build import Context
-
+def _context(args: argparse.Namespace, target: str, recipe: Recipe | None = None) -> Context:
     _check_route(args)
     root = project_root()
     recipe = recipe or select_recipe(root, args.python)
@@ -229,21 +228,17 @@ def _context(args: argparse.Namespace, target: str, recipe=None):
     sources = _sources(args)
     dist = _out_dir(getattr(args, "dist_dir", None), "--dist-dir", "dist")
     cache_root = _cache_root(args)
-    ctx = Context(root=root, cache=cache_root, dist=dist, recipe=recipe, target=options, sources=sources,
-                  jobs=getattr(args, "jobs", os.cpu_count() or 1), toolchain_route=args.toolchain_route)
-    if args.wasi_sdk_path:
-        ctx.state["wasi_sdk_path"] = args.wasi_sdk_path
-    if args.node:
-        ctx.state["node"] = args.node
-    return ctx
+    return Context(root=root, cache=cache_root, dist=dist, recipe=recipe, target=options, sources=sources,
+                   jobs=getattr(args, "jobs", os.cpu_count() or 1), toolchain_route=args.toolchain_route,
+                   wasi_sdk_path=args.wasi_sdk_path, node=args.node)
 
 
 def cmd_build(args: argparse.Namespace) -> int:
     start = time.monotonic()
     ctx = _context(args, args.target)
     log.info(f"wasmbuild: CPython {ctx.recipe.version} for {ctx.target.triple} (cache {ctx.cache})")
-    archive = _build(ctx, args.target, smoke=not args.no_smoke_test)
-    log.info(f"done in {log.format_duration(time.monotonic() - start)}: {archive}")
+    artifact = pipeline.build(ctx, get_target(args.target), smoke=not args.no_smoke_test)
+    log.info(f"done in {log.format_duration(time.monotonic() - start)}: {artifact.archive}")
     return 0
 
 
@@ -296,7 +291,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_smoke_test(args: argparse.Namespace) -> int:
-    from wasmbuild.smoke import smoke_test_any
+    from wasmbuild.checks.smoke import smoke_test_any
 
     cache_root = _cache_root(args)
     smoke_test_any(args.artifact, cache_root)
@@ -311,26 +306,9 @@ def cmd_versions(args: argparse.Namespace) -> int:
     return 0
 
 
-def _build(ctx, target_name: str, smoke: bool = True) -> Path:
-    from wasmbuild.package import package
-
-    target = get_target(target_name)
-    with cache.lock(ctx.cache, wait=True):
-        target.provision_toolchain(ctx)
-        build = target.build_host(ctx)
-        archive = package(ctx, build, target.stage)
-    if smoke:
-        from wasmbuild.smoke import smoke_test
-
-        smoke_test(archive, ctx.cache, ctx.recipe, ctx.target)
-    return archive
-
-
 def cmd_matrix(args: argparse.Namespace) -> int:
     """Every recipe x target (or --python / --target): build, smoke test, test suite; one row each, all rows run."""
-    import json
-
-    from wasmbuild.suite import results_name, test_artifact
+    from wasmbuild.matrix import SuiteOptions, run_matrix
 
     root = project_root()
     versions = [args.python] if args.python else sorted(available_recipes(root),
@@ -340,55 +318,14 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     _check_route(args)
     _sources(args)
     dist = _out_dir(args.dist_dir, "--dist-dir", "dist")
-    rows = []
-    start = time.monotonic()
-    for version in versions:
-        recipe = select_recipe(root, version)
-        for target_name in recipe.targets:
-            if args.target and target_name not in args.target:
-                continue
-            row = {"python": recipe.version, "target": target_name, "triple": recipe.targets[target_name].triple}
-            t0 = time.monotonic()
-            log.info(f"━━ matrix: CPython {recipe.version} for {target_name}")
-            results_file = report_dir / f"{results_name(recipe.version, row['triple'])}.json"
-            results_file.unlink(missing_ok=True)  # never report an older run's counts
-            try:
-                ctx = _context(args, target_name, recipe)
-                archive = _build(ctx, target_name)
-                row["artifact"] = archive.name
-                row["sha256"] = cache.sha256_file(archive)
-                test_artifact(ctx, archive, report_dir=report_dir, jobs=args.jobs, timeout=args.timeout,
-                              subset=args.subset, tests=[])
-                row["result"] = "ok"
-            except WasmbuildError as exc:
-                row["result"] = f"error: {str(exc).splitlines()[0]}"
-                log.info(f"error: {exc}")
-            if results_file.is_file():
-                results = json.loads(results_file.read_text())
-                row["tests"] = {"selection": "all" if results["selection"] == "all" else "ci subset",
-                                **results["counts"]}
-            row["minutes"] = round((time.monotonic() - t0) / 60, 1)
-            rows.append(row)
-    from wasmbuild.testsuite import write_results
-
-    write_results(report_dir / "matrix.json", {"rows": rows, "subset": args.subset,
-                                               "minutes": round((time.monotonic() - start) / 60, 1)})
-    log.info("")
-    log.info(f"{'CPython':<9} {'target':<11} {'result':<7} {'tests (passed/failed/crashed/skipped)':<40} minutes")
-    for r in rows:
-        t = r.get("tests")
-        counts = f"{t['passed']}/{t['failed']}/{t['crashed']}/{t['skipped']} ({t['selection']})" if t else "-"
-        log.info(f"{r['python']:<9} {r['target']:<11} {r['result'][:7]:<7} {counts:<40} {r['minutes']}")
-    log.info(f"matrix: {report_dir / 'matrix.json'}; artifacts and one SHA256SUMS in {dist}")
-    failed = [r for r in rows if r["result"] != "ok"]
-    if failed:
-        raise WasmbuildError(f"{len(failed)} of {len(rows)} matrix rows failed: "
-                             + ", ".join(f"{r['python']} {r['target']}" for r in failed))
+    recipes = [select_recipe(root, version) for version in versions]
+    run_matrix(recipes, args.target, lambda recipe, target: _context(args, target, recipe), report_dir=report_dir,
+               dist=dist, suite=SuiteOptions(jobs=args.jobs, timeout=args.timeout, subset=args.subset))
     return 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from wasmbuild.bench import bench_wasi
+    from wasmbuild.checks.bench import bench_wasi
 
     artifact = args.artifact
     if artifact is None:
@@ -401,14 +338,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_test(args: argparse.Namespace) -> int:
-    from wasmbuild.suite import test_artifact
+    from wasmbuild.checks import regrtest
 
     report_dir = _out_dir(args.report_dir, "--report-dir", "reports")
     ctx = _context(args, args.target)
+    target = get_target(args.target)
     # The artifact under test is the packaged one (built if needed); its smoke test is the build's business.
-    archive = _build(ctx, args.target, smoke=False)
-    return test_artifact(ctx, archive, report_dir=report_dir, jobs=args.jobs, timeout=args.timeout,
-                         subset=args.subset, tests=args.tests)
+    artifact = pipeline.build(ctx, target, smoke=False)
+    run = regrtest.run_suite(ctx, target, artifact.archive, artifact.build_python.python, report_dir=report_dir,
+                             jobs=args.jobs, timeout=args.timeout, subset=args.subset, tests=args.tests)
+    run.check()
+    return 0
 
 
 COMMANDS = {"bench": cmd_bench, "build": cmd_build, "matrix": cmd_matrix, "test": cmd_test,
@@ -454,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
             return exc.code if isinstance(exc.code, int) else int(exc.code is not None)
         signal.signal(signal.SIGTERM, _terminate)
         if args.command in BUILDING:
-            from wasmbuild.hosttools import preflight
+            from wasmbuild.toolchain.hosttools import preflight
 
             targets = getattr(args, "target", None)
             for target in (targets if isinstance(targets, list) else [targets]) if targets else [None, "emscripten"]:

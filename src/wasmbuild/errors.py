@@ -82,3 +82,16 @@ class LockError(WasmbuildError):
     """Another wasmbuild run holds the cache lock."""
 
     exit_code = 10
+
+
+class RunError(WasmbuildError):
+    """A built artifact cannot be run (an invalid module, a runtime that cannot host it)."""
+
+    exit_code = 11
+
+
+class TestSuiteError(WasmbuildError):
+    """CPython's test suite did not end as the expectations file says (or ran nothing)."""
+
+    __test__ = False  # not a pytest test class
+    exit_code = 12

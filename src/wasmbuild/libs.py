@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from wasmbuild import cache, hosttools, log
+from wasmbuild import cache, log
 from wasmbuild.archive import extract_tarball
 from wasmbuild.download import DownloadError, Fetched, Sources, fetch
 from wasmbuild.errors import BuildError, ChecksumError, RecipeError
 from wasmbuild.process import run
 from wasmbuild.recipe import Download, project_root
 from wasmbuild.schema import DOWNLOAD, Field, ListOf, MapOf, Sha256, load_document
+from wasmbuild.toolchain import hosttools
 
 FORMAT = 1
 # Bump when the way libraries are built changes (invalidates cached libraries).
@@ -129,6 +130,8 @@ def build(lib: Library, *, cache_root: Path, sources: Sources, target: str, tool
         # One key order whether the source was just fetched or read back from the cache stamp (which a JSON
         # writer may have sorted): the build record, and so the archive, must not depend on the cache's state.
         ordered = {k: source[k] for k in SOURCE_KEYS if k in source}
+        if "tools" in ordered:
+            ordered["tools"] = [hosttools.ordered_record(t) for t in ordered["tools"]]
         return {"name": lib.name, "version": lib.version, "license": lib.license, **ordered}
 
     if cache.is_valid(entry, key):

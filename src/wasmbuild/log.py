@@ -41,6 +41,16 @@ def echo_command(argv: Sequence[str | os.PathLike[str]], cwd: Path | None = None
     info(f"  $ {text}{where}")
 
 
+def is_verbose() -> bool:
+    return os.environ.get("WASMBUILD_VERBOSE", "").lower() not in {"", "0", "false", "no"}
+
+
+def debug_command(argv: Sequence[str | os.PathLike[str]], cwd: Path | None = None) -> None:
+    """A command's echo for WASMBUILD_VERBOSE runs (probes and guests are not echoed otherwise)."""
+    if is_verbose():
+        echo_command(argv, cwd)
+
+
 def format_duration(seconds: float) -> str:
     if seconds < 60:
         return f"{seconds:.1f}s"

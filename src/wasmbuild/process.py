@@ -1,17 +1,70 @@
-"""Running commands: echo them, send long output to a log file, name that file on failure."""
+"""Running commands: every subprocess wasmbuild starts goes through this module.
+
+- `run`: a build command, echoed, its output sent to a step log whose tail is shown on failure (BuildError).
+- `capture`: a short command whose output the caller reads (versions, probes, sanity checks), logged to stderr
+  when WASMBUILD_VERBOSE is set (echoing them always would put `node --version` into every `wasmbuild run`).
+- `call`: a command with the caller's streams (guests under node, a nested wasmbuild), logged like `capture`.
+- `stream`: a long-running command whose merged output the caller reads line by line (regrtest).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import IO, Any
 
 from wasmbuild import log
 from wasmbuild.errors import BuildError, MissingToolError
 
 TAIL_LINES = 25
+
+
+def capture(argv: Sequence[str | os.PathLike[str]], *, cwd: Path | str | None = None,
+            env: Mapping[str, str] | None = None, input: str | bytes | None = None, timeout: float | None = None,
+            text: bool = True, check: bool = False) -> subprocess.CompletedProcess[Any]:
+    """Run `argv` with its stdout and stderr captured (stdin: `input`, else nothing). `env` is the whole
+    environment (None: this process's). OSError, TimeoutExpired and (with `check`) CalledProcessError propagate."""
+    args = [os.fspath(a) for a in argv]
+    log.debug_command(args, Path(cwd) if cwd else None)
+    return subprocess.run(args, cwd=cwd, env=None if env is None else dict(env), input=input, timeout=timeout,
+                          capture_output=True, text=text, check=check,
+                          stdin=subprocess.DEVNULL if input is None else None)
+
+
+def call(argv: Sequence[str | os.PathLike[str]], *, cwd: Path | str | None = None,
+         env: Mapping[str, str] | None = None, stdout: IO[Any] | None = None, stderr: IO[Any] | None = None,
+         timeout: float | None = None, preexec_fn: Callable[[], None] | None = None) -> int:
+    """Run `argv` with stdin closed and the given (or inherited) stdout/stderr; its exit status (negative: the
+    signal that ended it). TimeoutExpired propagates (the child is killed first)."""
+    args = [os.fspath(a) for a in argv]
+    log.debug_command(args, Path(cwd) if cwd else None)
+    proc = subprocess.run(args, cwd=cwd, env=None if env is None else dict(env), stdin=subprocess.DEVNULL,
+                          stdout=stdout, stderr=stderr, timeout=timeout, preexec_fn=preexec_fn)
+    return proc.returncode
+
+
+@contextlib.contextmanager
+def stream(argv: Sequence[str | os.PathLike[str]], *, cwd: Path | str | None = None,
+           env: Mapping[str, str] | None = None) -> Iterator[subprocess.Popen[str]]:
+    """Start `argv` (echoed) with stdout and stderr merged into one text pipe; the caller reads `proc.stdout`
+    and waits. Leaving the block by an exception terminates the command."""
+    args = [os.fspath(a) for a in argv]
+    log.echo_command(args, Path(cwd) if cwd else None)
+    proc = subprocess.Popen(args, cwd=cwd, env=None if env is None else dict(env), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
+    try:
+        yield proc
+    except BaseException:
+        proc.terminate()
+        proc.wait()
+        raise
+    finally:
+        if proc.stdout:
+            proc.stdout.close()
 
 
 def require_tool(name: str, why: str, install_hint: str) -> str:

@@ -1,6 +1,7 @@
-"""Run a WASI python.wasm in-process with wasmtime's Python API.
+"""Running artifacts: unpacking an archive into the cache, a WASI python.wasm in-process with wasmtime's Python
+API, an Emscripten python.js under node.
 
-Pitfalls handled here (../shared/NOTES.md): an 8 MiB `max_wasm_stack` (what CPython's own runner uses)
+Pitfalls handled here (docs/platform-notes.md, "wasmtime"): an 8 MiB `max_wasm_stack` (what CPython's own runner uses)
 aborts the process unless the async stack size is raised first (the wheel has no setter: we call the C
 function), and the guest runs on a thread with a big native stack. Compiling the module takes seconds;
 it is serialized into the cache keyed by the module's sha256, the wasmtime version and the config.
@@ -12,6 +13,7 @@ import contextlib
 import lzma
 import os
 import shutil
+import subprocess
 import sys
 import tarfile
 import tempfile
@@ -22,7 +24,9 @@ from pathlib import Path
 
 from wasmbuild import cache, log
 from wasmbuild.archive import expansion_limit, safe_extract
-from wasmbuild.errors import ArchiveError, UsageError, WasmbuildError
+from wasmbuild.errors import ArchiveError, RunError, UsageError
+from wasmbuild.files import atomic_write
+from wasmbuild.process import call
 
 MAX_WASM_STACK = 8 * 1024 * 1024
 ASYNC_STACK = 16 * 1024 * 1024
@@ -33,10 +37,6 @@ TIMEOUT_EXIT = 124
 # node's V8 stack for Emscripten artifacts (KiB), run with the stack rlimit raised to its hard limit: deep
 # recursion in CPython's tests overflows node's default (~984 KiB) before wasm's own stack limit.
 NODE_STACK_KB = 30000
-
-
-class RunError(WasmbuildError):
-    exit_code = 11
 
 
 def _check_layout(root: Path, label: str) -> None:
@@ -134,9 +134,7 @@ def load_module(engine, wasm: Path, cache_root: Path, config_id: str = CONFIG_ID
         raise RunError(f"{wasm} is not a valid WebAssembly module: {first}",
                        hint="rebuild the artifact, or use a complete archive from dist/") from None
     compiled.parent.mkdir(parents=True, exist_ok=True)
-    tmp = compiled.with_name(f".{compiled.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(module.serialize())
-    tmp.replace(compiled)
+    atomic_write(compiled, module.serialize())
     return module
 
 
@@ -229,7 +227,7 @@ def is_node_artifact(root: Path) -> bool:
 
 def node_command(root: Path, cache_root: Path | None = None) -> list[str]:
     """node with the stack the artifact needs (NODE_STACK_KB; the launcher raises `ulimit -s` to match)."""
-    from wasmbuild.emscripten import NODE_MINIMUM, find_node
+    from wasmbuild.node import NODE_MINIMUM, find_node
 
     node = find_node(NODE_MINIMUM, cache_root=cache_root)
     return [str(node.path), f"--stack-size={NODE_STACK_KB}", str(root / "python.js")]
@@ -247,37 +245,29 @@ def run_node_python(root: Path, args: Sequence[str], *, cwd: Path | None = None,
                     stdout: Path | None = None, stderr: Path | None = None, timeout: float | None = None,
                     cache_root: Path | None = None) -> int:
     """Run an Emscripten artifact under node as python.sh does: host paths (NODERAWFS), PYTHONHOME=root."""
-    import subprocess
-
     argv = [*node_command(root, cache_root), *args]
     full_env = {**os.environ, "PYTHONHOME": str(root), **(env or {})}
     with contextlib.ExitStack() as files:
         out = files.enter_context(open(stdout, "wb")) if stdout else None
         err = files.enter_context(open(stderr, "wb")) if stderr else None
         try:
-            proc = subprocess.run(argv, cwd=cwd, env=full_env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                  preexec_fn=_unlimited_stack, timeout=timeout)
+            code = call(argv, cwd=cwd, env=full_env, stdout=out, stderr=err, timeout=timeout,
+                        preexec_fn=_unlimited_stack)
         except subprocess.TimeoutExpired:
             log.info(f"wasmbuild: the guest ran longer than --timeout {timeout:g} s and was stopped")
             return TIMEOUT_EXIT
-    return proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
+    return code if code >= 0 else 128 - code
 
 
 def run_python(root: Path, args: Sequence[str], cache_root: Path, dirs: Sequence[tuple[Path, str]], *,
                env: dict[str, str] | None = None, stdout: Path | None = None, stderr: Path | None = None,
                timeout: float | None = None, max_memory: int | None = None, lib: Path | None = None) -> int:
-    """Run the unpacked artifact at `root` as python.sh does: the given preopens, the artifact's lib/ (or `lib`)
-    at /lib, PYTHONHOME=/. (Emscripten artifacts see the host's files: the first directory is the working
-    directory.)"""
-    if is_node_artifact(root):
-        if max_memory is not None:
-            raise UsageError("--max-memory applies to WASI artifacts only (an Emscripten module's maximum memory "
-                             "is fixed when it is linked)")
-        return run_node_python(root, args, cwd=dirs[0][0] if dirs else None, env=env, stdout=stdout, stderr=stderr,
-                               timeout=timeout, cache_root=cache_root)
-    mounts = [*dirs, (lib or root / "lib", "/lib")]
-    return run_wasm(root / "python.wasm", ["python", *args], cache_root, dirs=mounts, env=guest_env(env),
-                    stdout=stdout, stderr=stderr, timeout=timeout, max_memory=max_memory)
+    """Run the unpacked artifact at `root` as its launcher does, by its target (targets.artifact_target): WASI
+    with the given preopens and lib/ (or `lib`) at /lib, Emscripten under node seeing the host's files."""
+    from wasmbuild.targets import artifact_target
+
+    return artifact_target(root).run_python(root, args, cache_root, dirs, env=env, stdout=stdout, stderr=stderr,
+                                            timeout=timeout, max_memory=max_memory, lib=lib)
 
 
 def link_tree(src: Path, dest: Path) -> None:
@@ -303,7 +293,7 @@ def run_artifact(artifact: Path, args: Sequence[str], cache_root: Path, *,
     for host, _ in mounts:
         if not Path(host).is_dir():
             raise UsageError(f"--dir {host}: not a directory")
-    if not private_lib or is_node_artifact(root):
+    if not private_lib or is_node_artifact(root):  # node guests see the host's files: nothing to map
         return run_python(root, args, cache_root, mounts, env=env, timeout=timeout, max_memory=max_memory)
     with tempfile.TemporaryDirectory(prefix="wasmbuild-lib-", dir=os.environ.get("TMPDIR")) as tmp:
         lib = Path(tmp) / "lib"

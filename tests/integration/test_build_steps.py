@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from wasmbuild import cache
-from wasmbuild.build import Context, configure_and_make_host
+from wasmbuild.pipeline import Context, configure_and_make
+from wasmbuild.targets.base import HostSettings
 from wasmbuild.download import Sources
 from wasmbuild.errors import BuildError
 from wasmbuild.recipe import load_recipe
@@ -55,14 +56,15 @@ def test_setup_local_lines_reach_the_build_and_make_sees_the_library_variables(c
     configure.chmod(0o755)
     entry = ctx.cache / "hosts" / "h"
     env = {"PATH": "/usr/bin:/bin", "LIBFFI_LIBS": "-L/opt/libffi/lib -lffi"}
-    configure_and_make_host(ctx, entry, "k1", [str(configure), "--host=wasm32-unknown-emscripten"], env,
-                            outputs=("python.wasm",), files={"pre.js": "// pre"})
+    record = configure_and_make(ctx, entry, "k1",
+                                HostSettings([str(configure), "--host=wasm32-unknown-emscripten"], env, {"args": []}),
+                                outputs=("python.wasm",), files={"pre.js": "// pre"})
     made = (entry / "made.txt").read_text().splitlines()
     assert made[0] == "# From the recipe's setup_local (wasmbuild)"
     assert made[1] == "_ctypes _ctypes/_ctypes.c -DHAVE_X $(LIBFFI_CFLAGS) $(LIBFFI_LIBS)"
     assert made[2] == "LIBFFI_LIBS=-L/opt/libffi/lib -lffi X="  # make_args override, env fills the rest
     assert (entry / "pre.js").read_text() == "// pre"
-    assert ctx.state["configure"]["setup_local"] == list(RECIPE["targets"]["emscripten"]["setup_local"])
+    assert record["setup_local"] == list(RECIPE["targets"]["emscripten"]["setup_local"])
     assert cache.is_valid(entry, "k1")
 
 
@@ -72,7 +74,7 @@ def test_missing_output_fails_and_leaves_no_cache_entry(ctx, tmp_path):
     configure.chmod(0o755)
     entry = ctx.cache / "hosts" / "h2"
     with pytest.raises(BuildError, match=r"python\.wasm is missing"):
-        configure_and_make_host(ctx, entry, "k2", [str(configure)], {"PATH": "/usr/bin:/bin"},
-                                outputs=("python.wasm",))
+        configure_and_make(ctx, entry, "k2", HostSettings([str(configure)], {"PATH": "/usr/bin:/bin"}, {}),
+                           outputs=("python.wasm",))
     assert not entry.exists() and not cache.is_valid(entry, "k2")
     assert Path(ctx.logs).is_dir()

@@ -7,12 +7,15 @@ import copy
 import json
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
 
-from wasmbuild import cli, runner, suite
+from wasmbuild import cli, pipeline, runner
+from wasmbuild.checks import regrtest
 from wasmbuild.recipe import available_recipes, project_root
+from wasmbuild.targets import get_target
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -122,7 +125,7 @@ def test_empty_wasmbuild_cache_dir_counts_as_unset(capsys, tmp_path, monkeypatch
 def test_output_dir_naming_a_file_is_a_usage_error(capsys, tmp_path, monkeypatch, option):
     afile = tmp_path / "out"
     afile.write_text("x")
-    monkeypatch.setattr(cli, "_build", lambda *a, **k: pytest.fail("nothing may be built"))
+    monkeypatch.setattr(pipeline, "build", lambda *a, **k: pytest.fail("nothing may be built"))
     newest = max(available_recipes(project_root()), key=lambda v: [int(p) for p in v.split(".")])
     code, err = run_main(capsys, "matrix", "--python", newest, "--cache-dir", str(tmp_path / "c"), option, str(afile))
     assert code == 2
@@ -225,7 +228,7 @@ def test_run_without_an_artifact_is_argparses_usage_error(capsys, fake_run):
 
 def test_the_test_suites_worker_command_still_parses(tmp_path, fake_run):
     (tmp_path / "python.wasm").write_bytes(b"\0asm")
-    cmd, _ = suite.worker_command(tmp_path, tmp_path / "cache")
+    cmd, _ = get_target("wasi").worker_command(tmp_path, tmp_path / "cache")
     assert cmd[1:4] == ["-m", "wasmbuild", "run"]
     assert cli.main([*cmd[3:], "-m", "test.regrtest", "--worker", "{}"]) == 0
     (call,) = fake_run
@@ -357,15 +360,18 @@ def test_matrix_runs_every_valid_recipe_despite_strays(capsys, tmp_path, monkeyp
     monkeypatch.setenv("WASMBUILD_ROOT", str(stray_root))
     built = []
 
-    def fake_build(ctx, target_name, smoke=True):
-        built.append((ctx.recipe.version, target_name))
-        archive = tmp_path / "dist" / f"{ctx.recipe.version}-{target_name}.tar.gz"
+    def fake_build(ctx, target, smoke=True):
+        built.append((ctx.recipe.version, target.name))
+        archive = tmp_path / "dist" / f"{ctx.recipe.version}-{target.name}.tar.gz"
         archive.parent.mkdir(exist_ok=True)
         archive.write_bytes(b"x")
-        return archive
+        return SimpleNamespace(archive=archive, build_python=SimpleNamespace(python=tmp_path / "python"))
 
-    monkeypatch.setattr(cli, "_build", fake_build)
-    monkeypatch.setattr(suite, "test_artifact", lambda *a, **k: 0)
+    def fake_suite(*args, **kwargs):
+        return SimpleNamespace(selection="all", counts=dict.fromkeys(regrtest.STATUSES, 0), check=lambda: None)
+
+    monkeypatch.setattr(pipeline, "build", fake_build)
+    monkeypatch.setattr(regrtest, "run_suite", fake_suite)
     code = cli.main(["matrix", "--cache-dir", str(tmp_path / "cache"), "--report-dir", str(tmp_path / "reports"),
                      "--dist-dir", str(tmp_path / "dist")])
     assert code == 0, capsys.readouterr().err
@@ -415,6 +421,6 @@ def test_builds_wait_for_the_cache_lock(monkeypatch, tmp_path):
 
     monkeypatch.setattr(cli.cache, "lock", lock)
     monkeypatch.setattr(cli, "get_target", lambda name: (_ for _ in ()).throw(cli.UsageError("stop here")))
-    monkeypatch.setattr("wasmbuild.hosttools.preflight", lambda target: None)
+    monkeypatch.setattr("wasmbuild.toolchain.hosttools.preflight", lambda target: None)
     assert cli.main(["toolchain", "--cache-dir", str(tmp_path / "c")]) == 2
     assert seen == [True]

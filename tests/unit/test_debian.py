@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from wasmbuild import debian
-from wasmbuild.debian import discover_mirror, extract_deb, resolve_mirror
 from wasmbuild.errors import ArchiveError
+from wasmbuild.toolchain import debian
+from wasmbuild.toolchain.debian import discover_mirror, extract_deb, resolve_mirror
 
 MIRROR = "http://mirror.example/debian"
 

@@ -17,11 +17,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from wasmbuild import cache, emscripten, hosttools
-from wasmbuild.build import patch_records
+from wasmbuild import cache
+from wasmbuild import node as nodes
 from wasmbuild.download import Sources
 from wasmbuild.errors import ChecksumError, PatchError, ToolchainError, UsageError
+from wasmbuild.patching import patch_records
 from wasmbuild.recipe import load_toolchain
+from wasmbuild.toolchain import emsdk, hosttools
 
 ARCHIVE = "wasm-binaries.tar.xz"
 ARCHIVE_PATH = f"/emscripten-releases-builds/linux/0123abcd/{ARCHIVE}"
@@ -109,14 +111,14 @@ def node20(tmp_path) -> Path:
 @pytest.fixture(autouse=True)
 def environment(monkeypatch, node20):
     """Pretend to be linux-x86_64, stub the toolchain check, use a fake node; record the checks made."""
-    calls: list[tuple[Path, emscripten.Node]] = []
+    calls: list[tuple[Path, nodes.Node]] = []
 
-    def fake_sanity_check(root: Path, node: emscripten.Node) -> str:
+    def fake_sanity_check(root: Path, node: nodes.Node) -> str:
         calls.append((root, node))
         return FAKE_EMCC
 
-    monkeypatch.setattr(emscripten, "sanity_check", fake_sanity_check)
-    for where in ("wasmbuild.emscripten", "wasmbuild.toolchain"):
+    monkeypatch.setattr(emsdk, "sanity_check", fake_sanity_check)
+    for where in ("wasmbuild.toolchain",):
         monkeypatch.setattr(f"{where}.host_platform", lambda: "linux-x86_64")
     # Not cleared by conftest's guards: the caller's values must not leak in.
     monkeypatch.setenv("WASMBUILD_NODE", str(node20))
@@ -197,7 +199,7 @@ def toolchain_entries(cache_root: Path) -> list[str]:
 
 def read_config(root: Path) -> dict:
     namespace: dict = {}
-    exec((root / emscripten.CONFIG_NAME).read_text(), namespace)  # EM_CONFIG is Python: emscripten execs it
+    exec((root / emsdk.CONFIG_NAME).read_text(), namespace)  # EM_CONFIG is Python: emscripten execs it
     return {k: v for k, v in namespace.items() if not k.startswith("__")}
 
 
@@ -205,13 +207,13 @@ def read_config(root: Path) -> dict:
 
 
 def test_find_node_from_the_environment(node20):
-    node = emscripten.find_node(18)
-    assert node == emscripten.Node(node20.resolve(), "20.1.0")
+    node = nodes.find_node(18)
+    assert node == nodes.Node(node20.resolve(), "20.1.0")
 
 
 def test_find_node_explicit_wins_over_the_environment(tmp_path, node20):
     node22 = write_node(tmp_path / "node-22", "22.3.0")
-    assert emscripten.find_node(18, str(node22)) == emscripten.Node(node22.resolve(), "22.3.0")
+    assert nodes.find_node(18, str(node22)) == nodes.Node(node22.resolve(), "22.3.0")
 
 
 def test_find_node_on_path(tmp_path, monkeypatch):
@@ -219,29 +221,29 @@ def test_find_node_on_path(tmp_path, monkeypatch):
     bindir = tmp_path / "path-bin"
     write_node(bindir, "18.19.0")
     monkeypatch.setenv("PATH", str(bindir))  # only the fakes: the machine may have a real node
-    assert emscripten.find_node(18) == emscripten.Node((bindir / "node").resolve(), "18.19.0")
+    assert nodes.find_node(18) == nodes.Node((bindir / "node").resolve(), "18.19.0")
     # Debian's old name for it.
     (bindir / "node").rename(bindir / "nodejs")
-    assert emscripten.find_node(18).path == (bindir / "nodejs").resolve()
+    assert nodes.find_node(18).path == (bindir / "nodejs").resolve()
     # A bare name is looked up on PATH too.
-    assert emscripten.find_node(18, "nodejs").path == (bindir / "nodejs").resolve()
+    assert nodes.find_node(18, "nodejs").path == (bindir / "nodejs").resolve()
 
 
 def test_find_node_follows_symlinks(tmp_path, node20):
     link = tmp_path / "links" / "node"
     link.parent.mkdir()
     link.symlink_to(node20)
-    assert emscripten.find_node(18, str(link)).path == node20.resolve()
+    assert nodes.find_node(18, str(link)).path == node20.resolve()
 
 
 def test_find_node_too_old(tmp_path):
     node16 = write_node(tmp_path / "node-16", "16.0.0")
     with pytest.raises(ToolchainError, match=re.escape(f"node 16.0.0 at {node16.resolve()} is too old (need >= 18)")
                        ) as info:
-        emscripten.find_node(18, str(node16))
+        nodes.find_node(18, str(node16))
     assert "hint: install node >= 18" in str(info.value)
     assert "WASMBUILD_NODE" in str(info.value)
-    assert emscripten.find_node(16, str(node16)).version == "16.0.0"
+    assert nodes.find_node(16, str(node16)).version == "16.0.0"
 
 
 @pytest.mark.parametrize("on_path", [None, "16.0.0"])
@@ -260,8 +262,8 @@ def test_find_node_missing_or_too_old_on_path_provisions_the_pinned_node(tmp_pat
         return [hosttools.Provisioned(hosttools.Tool("node", "20.18.0", {"bin": {"node": "x"}}), pinned.parent, ())]
 
     monkeypatch.setattr(hosttools, "ensure", ensure)
-    node = emscripten.find_node(18, cache_root=tmp_path / "cache")
-    assert node == emscripten.Node(pinned.resolve(), "20.18.0")
+    node = nodes.find_node(18, cache_root=tmp_path / "cache")
+    assert node == nodes.Node(pinned.resolve(), "20.18.0")
     assert asked == [(["node"], tmp_path / "cache")]
     assert os.environ["PATH"].split(os.pathsep)[0] == str(pinned.parent)  # emcc, python.sh and workers see it
 
@@ -270,10 +272,10 @@ def test_find_node_explicit_path_that_does_not_exist(tmp_path, monkeypatch):
     missing = tmp_path / "nowhere" / "node"
     monkeypatch.setenv("WASMBUILD_NODE", str(missing))
     with pytest.raises(ToolchainError, match=re.escape(f"node not found at {missing}")) as info:
-        emscripten.find_node(18)
+        nodes.find_node(18)
     assert "hint: install node >= 18" in str(info.value)
     with pytest.raises(ToolchainError, match="node not found at"):
-        emscripten.find_node(18, str(tmp_path))  # a directory
+        nodes.find_node(18, str(tmp_path))  # a directory
 
 
 def test_find_node_that_cannot_be_executed(tmp_path):
@@ -281,14 +283,14 @@ def test_find_node_that_cannot_be_executed(tmp_path):
     node.parent.mkdir()
     node.write_text("#!/bin/sh\necho v20.0.0\n")  # mode 644
     with pytest.raises(ToolchainError, match="cannot run node at"):
-        emscripten.find_node(18, str(node))
+        nodes.find_node(18, str(node))
 
 
 def test_find_node_that_fails_to_run_says_so(tmp_path):
     broken = write_node(tmp_path / "broken", "", body=(
         "#!/bin/sh\necho 'node: error while loading shared libraries: libnode.so.115' >&2\nexit 127\n"))
     with pytest.raises(ToolchainError) as info:
-        emscripten.find_node(18, str(broken))
+        nodes.find_node(18, str(broken))
     assert "too old" not in str(info.value)
     assert "libnode.so.115" in str(info.value)
 
@@ -298,7 +300,7 @@ def test_find_node_that_fails_to_run_says_so(tmp_path):
 
 def test_em_config_text_is_python_naming_the_layout(tmp_path):
     root = tmp_path / "it's a \"root\""  # quotes in paths must survive
-    text = emscripten.em_config_text(root, Path("/opt/node/bin/node"))
+    text = emsdk.em_config_text(root, Path("/opt/node/bin/node"))
     assert text.endswith("\n")
     namespace: dict = {}
     exec(text, namespace)
@@ -312,28 +314,28 @@ def test_em_config_text_is_python_naming_the_layout(tmp_path):
 def test_write_em_config_rewrites_only_when_it_changes(tmp_path):
     root = tmp_path / "tc"
     root.mkdir()
-    path = emscripten.write_em_config(root, Path("/usr/bin/node"))
-    assert path == root / emscripten.CONFIG_NAME
-    assert path.read_text() == emscripten.em_config_text(root, Path("/usr/bin/node"))
+    path = emsdk.write_em_config(root, Path("/usr/bin/node"))
+    assert path == root / emsdk.CONFIG_NAME
+    assert path.read_text() == emsdk.em_config_text(root, Path("/usr/bin/node"))
     before = path.stat()
-    assert emscripten.write_em_config(root, Path("/usr/bin/node")) == path
+    assert emsdk.write_em_config(root, Path("/usr/bin/node")) == path
     after = path.stat()
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)  # not rewritten
-    emscripten.write_em_config(root, Path("/opt/node22/bin/node"))
+    emsdk.write_em_config(root, Path("/opt/node22/bin/node"))
     assert path.stat().st_ino != before.st_ino
     assert read_config(root)["NODE_JS"] == "/opt/node22/bin/node"
-    assert sorted(p.name for p in root.iterdir()) == [emscripten.CONFIG_NAME]  # no temporary file left
+    assert sorted(p.name for p in root.iterdir()) == [emsdk.CONFIG_NAME]  # no temporary file left
 
 
 def test_tool_env(tmp_path, monkeypatch):
     root = tmp_path / "tc"
     monkeypatch.setenv("PATH", "/usr/bin:/bin")
-    env = emscripten.tool_env(root)
-    assert env["EM_CONFIG"] == str(root / emscripten.CONFIG_NAME)
+    env = emsdk.tool_env(root)
+    assert env["EM_CONFIG"] == str(root / emsdk.CONFIG_NAME)
     assert env["PATH"] == f"{root / 'emscripten'}{os.pathsep}/usr/bin:/bin"
     assert env["EMSDK_PYTHON"] == (shutil.which("python3") or "python3")
     monkeypatch.setenv("EMSDK_PYTHON", "/opt/python3.12/bin/python3")
-    assert emscripten.tool_env(root)["EMSDK_PYTHON"] == "/opt/python3.12/bin/python3"
+    assert emsdk.tool_env(root)["EMSDK_PYTHON"] == "/opt/python3.12/bin/python3"
 
 
 def test_check_layout_lists_what_is_missing(tmp_path):
@@ -343,20 +345,20 @@ def test_check_layout_lists_what_is_missing(tmp_path):
         f"test at {tmp_path} is not an Emscripten toolchain: missing emscripten/src/library_syscall.js, "
         "llvm/bin/clang, llvm/bin/wasm-ld, binaryen/bin/wasm-opt"
     )):
-        emscripten.check_layout(tmp_path, "test")
+        emsdk.check_layout(tmp_path, "test")
 
 
 # --- the release route ---------------------------------------------------------------------------------------
 
 
 def release_key(archive: bytes, patches: list | None = None) -> str:
-    return cache.hash_key({"layout": emscripten.LAYOUT_VERSION, "inputs": hashlib.sha256(archive).hexdigest(),
+    return cache.hash_key({"layout": emsdk.LAYOUT_VERSION, "inputs": hashlib.sha256(archive).hexdigest(),
                            "patches": patches or []})
 
 
 def test_release_route_installs_the_layout(release, archive, cache_root, http_server, environment, node20):
     manifest, url = release
-    tc = emscripten.provision(manifest, cache_root, Sources(), route="release")
+    tc = emsdk.provision(manifest, cache_root, Sources(), route="release")
     key = release_key(archive)
     root = tc.path
     assert root == cache_root / "toolchains" / f"emscripten-3.1.69-release-{key[:12]}"
@@ -369,7 +371,7 @@ def test_release_route_installs_the_layout(release, archive, cache_root, http_se
     assert (root / "llvm" / "bin" / "clang").is_file() and (root / "binaryen" / "bin" / "wasm-opt").is_file()
     assert (root / "emscripten" / "cache").is_dir()
     assert (root / "emscripten" / "src" / "library_syscall.js").read_text() == SYSCALL_JS  # no patches
-    emscripten.check_layout(root, "test")
+    emsdk.check_layout(root, "test")
     # EM_CONFIG names this toolchain and this node.
     config = read_config(root)
     assert config == {"LLVM_ROOT": str(root / "llvm" / "bin"), "BINARYEN_ROOT": str(root / "binaryen"),
@@ -382,15 +384,15 @@ def test_release_route_installs_the_layout(release, archive, cache_root, http_se
     record = tc.record()
     assert record["route"] == "release" and record["inputs"] == tc.inputs
     assert cache.read_stamp(root) == {"key": key, "route": "release", "fetch_route": "upstream", "url": url}
-    assert environment == [(root, emscripten.Node(node20.resolve(), "20.1.0"))]
+    assert environment == [(root, nodes.Node(node20.resolve(), "20.1.0"))]
     assert http_server.requests == [ARCHIVE_PATH]
 
 
 def test_release_route_from_the_cache_with_another_node(release, cache_root, http_server, environment, tmp_path):
     manifest, url = release
-    first = emscripten.provision(manifest, cache_root, Sources(), route="release")
+    first = emsdk.provision(manifest, cache_root, Sources(), route="release")
     node22 = write_node(tmp_path / "node-22", "22.3.0")
-    again = emscripten.provision(manifest, cache_root, Sources(upstream=False), route="release",
+    again = emsdk.provision(manifest, cache_root, Sources(upstream=False), route="release",
                                  node_path=str(node22))
     assert again.path == first.path
     assert again.inputs == first.inputs  # the fetch route and url come from the stamp
@@ -406,7 +408,7 @@ def test_release_route_uses_the_mirror_dir(release, archive, cache_root, tmp_pat
     mirror = tmp_path / "mirror"
     mirror.mkdir()
     (mirror / ARCHIVE).write_bytes(archive)
-    tc = emscripten.provision(manifest, cache_root, Sources(mirror_dir=mirror, upstream=False), route="release")
+    tc = emsdk.provision(manifest, cache_root, Sources(mirror_dir=mirror, upstream=False), route="release")
     assert tc.inputs[0]["route"] == "mirror-dir"
     assert tc.inputs[0]["url"] == (mirror / ARCHIVE).as_uri()
     assert http_server.requests == []
@@ -416,13 +418,13 @@ def test_tampered_release_archive_leaves_no_entry(tmp_path, http_server, build_t
     url = http_server.serve(ARCHIVE_PATH, archive + b"tampered")
     manifest = load_toolchain(write_manifest(tmp_path, release=(url, archive)))
     with pytest.raises(ChecksumError, match="sha256 mismatch"):
-        emscripten.provision(manifest, cache_root, Sources(), route="release")
+        emsdk.provision(manifest, cache_root, Sources(), route="release")
     assert toolchain_entries(cache_root) == []
     assert not list((cache_root / "downloads").rglob(ARCHIVE))
     assert environment == []
     # auto does not fall back to Debian from a checksum failure.
     with pytest.raises(ChecksumError):
-        emscripten.provision(manifest, cache_root, Sources(debian_mirror=http_server.url("/debian")), route="auto")
+        emsdk.provision(manifest, cache_root, Sources(debian_mirror=http_server.url("/debian")), route="auto")
     assert not [r for r in http_server.requests if r.startswith("/debian")]
     assert toolchain_entries(cache_root) == []
 
@@ -434,7 +436,7 @@ def test_release_archive_that_is_not_emscripten_leaves_no_entry(tmp_path, http_s
     manifest = load_toolchain(write_manifest(tmp_path, release=(url, data)))
     with pytest.raises(ToolchainError, match=r"the provisioned toolchain at \S+ is not an Emscripten toolchain: "
                                              r"missing emscripten/src/library_syscall\.js"):
-        emscripten.provision(manifest, cache_root, Sources(), route="release")
+        emsdk.provision(manifest, cache_root, Sources(), route="release")
     assert toolchain_entries(cache_root) == []
     assert environment == []
 
@@ -442,23 +444,23 @@ def test_release_archive_that_is_not_emscripten_leaves_no_entry(tmp_path, http_s
 def test_failing_sanity_check_leaves_no_entry(release, cache_root, monkeypatch):
     manifest, _ = release
 
-    def broken(root: Path, node: emscripten.Node) -> str:
+    def broken(root: Path, node: nodes.Node) -> str:
         raise ToolchainError(f"a NODERAWFS test program built by {root} fails under node {node.version}")
 
-    monkeypatch.setattr(emscripten, "sanity_check", broken)
+    monkeypatch.setattr(emsdk, "sanity_check", broken)
     with pytest.raises(ToolchainError, match="fails under node 20.1.0"):
-        emscripten.provision(manifest, cache_root, Sources(), route="release")
+        emsdk.provision(manifest, cache_root, Sources(), route="release")
     assert toolchain_entries(cache_root) == []
 
 
 def test_release_route_without_an_asset_for_this_host(release, cache_root, monkeypatch, http_server):
     manifest, _ = release
-    for where in ("wasmbuild.emscripten", "wasmbuild.toolchain"):
+    for where in ("wasmbuild.toolchain",):
         monkeypatch.setattr(f"{where}.host_platform", lambda: "macos-arm64")
     with pytest.raises(ToolchainError, match=re.escape(
         "emscripten.yaml: no pinned release of emscripten 3.1.69 for macos-arm64 (pinned: linux-x86_64)"
     )) as info:
-        emscripten.provision(manifest, cache_root, Sources(), route="release")
+        emsdk.provision(manifest, cache_root, Sources(), route="release")
     assert "hint: use the Debian route (--toolchain-route debian)" in str(info.value)
     assert http_server.requests == []
 
@@ -471,7 +473,7 @@ def test_release_route_applies_the_manifest_patches(tmp_path, http_server, archi
     write_patch(tmp_path, PATCH_NAME, SYSCALL_JS, PATCHED_SYSCALL_JS)
     url = http_server.serve(ARCHIVE_PATH, archive)
     manifest = load_toolchain(write_manifest(tmp_path, release=(url, archive), patches=(PATCH_NAME,)))
-    tc = emscripten.provision(manifest, cache_root, Sources(), route="release")
+    tc = emsdk.provision(manifest, cache_root, Sources(), route="release")
     assert (tc.path / "emscripten" / "src" / "library_syscall.js").read_text() == PATCHED_SYSCALL_JS
     assert not list((tc.path / "emscripten").rglob("*.orig")) and not list((tc.path / "emscripten").rglob("*.rej"))
     records = patch_records(manifest.patches)
@@ -482,7 +484,7 @@ def test_release_route_applies_the_manifest_patches(tmp_path, http_server, archi
     assert tc.record().get("patches", records) == records
     assert len(environment) == 1
     # Cached: the patch is not applied a second time.
-    again = emscripten.provision(manifest, cache_root, Sources(), route="release")
+    again = emsdk.provision(manifest, cache_root, Sources(), route="release")
     assert again.path == tc.path
     assert (tc.path / "emscripten" / "src" / "library_syscall.js").read_text() == PATCHED_SYSCALL_JS
 
@@ -492,9 +494,9 @@ def test_changed_patch_gives_a_new_entry(tmp_path, http_server, archive, cache_r
     write_patch(tmp_path, PATCH_NAME, SYSCALL_JS, PATCHED_SYSCALL_JS)
     url = http_server.serve(ARCHIVE_PATH, archive)
     manifest_file = write_manifest(tmp_path, release=(url, archive), patches=(PATCH_NAME,))
-    first = emscripten.provision(load_toolchain(manifest_file), cache_root, Sources(), route="release")
+    first = emsdk.provision(load_toolchain(manifest_file), cache_root, Sources(), route="release")
     write_patch(tmp_path, PATCH_NAME, SYSCALL_JS, PATCHED_SYSCALL_JS.replace("#endif", "#endif // NODERAWFS"))
-    second = emscripten.provision(load_toolchain(manifest_file), cache_root, Sources(), route="release")
+    second = emsdk.provision(load_toolchain(manifest_file), cache_root, Sources(), route="release")
     assert second.path != first.path
     assert "#endif // NODERAWFS" in (second.path / "emscripten" / "src" / "library_syscall.js").read_text()
     assert http_server.hits(ARCHIVE_PATH) == 1  # the archive itself comes from the download cache
@@ -509,14 +511,14 @@ def test_patch_that_does_not_apply_leaves_no_entry(tmp_path, http_server, archiv
     with pytest.raises(PatchError, match=re.escape(
         f"patch emscripten-3.1.69/{PATCH_NAME} no longer applies to Emscripten 3.1.69"
     )) as info:
-        emscripten.provision(manifest, cache_root, Sources(), route="release")
+        emsdk.provision(manifest, cache_root, Sources(), route="release")
     assert f"hint: refresh {tmp_path / 'patches' / 'emscripten-3.1.69' / PATCH_NAME}" in str(info.value)
     assert "emscripten.yaml" in str(info.value)
     assert toolchain_entries(cache_root) == []
     assert environment == []
     # Nor does auto turn it into a fall back to Debian.
     with pytest.raises(PatchError):
-        emscripten.provision(manifest, cache_root, Sources(debian_mirror=http_server.url("/debian")), route="auto")
+        emsdk.provision(manifest, cache_root, Sources(debian_mirror=http_server.url("/debian")), route="auto")
     assert not [r for r in http_server.requests if r.startswith("/debian")]
 
 
@@ -529,9 +531,9 @@ def test_route_errors(release, cache_root, monkeypatch, tmp_path):
     monkeypatch.setenv("WASMBUILD_NODE", str(tmp_path / "no-node"))
     with pytest.raises(UsageError, match="--toolchain-route path is for the WASI SDK; Emscripten uses release or "
                                          "debian"):
-        emscripten.provision(manifest, cache_root, Sources(), route="path")
+        emsdk.provision(manifest, cache_root, Sources(), route="path")
     with pytest.raises(UsageError, match="unknown toolchain route 'fast'") as info:
-        emscripten.provision(manifest, cache_root, Sources(), route="fast")
+        emsdk.provision(manifest, cache_root, Sources(), route="fast")
     assert "choose one of: auto, release, debian, path" in str(info.value)
     assert toolchain_entries(cache_root) == []
 
@@ -540,21 +542,21 @@ def test_provision_uses_the_manifests_node_minimum(tmp_path, http_server, archiv
     url = http_server.serve(ARCHIVE_PATH, archive)
     manifest = load_toolchain(write_manifest(tmp_path, release=(url, archive), node_minimum=22))
     with pytest.raises(ToolchainError, match=r"node 20\.1\.0 at \S+ is too old \(need >= 22\)"):
-        emscripten.provision(manifest, cache_root, Sources(), route="release")
+        emsdk.provision(manifest, cache_root, Sources(), route="release")
     assert http_server.requests == [] and toolchain_entries(cache_root) == []
     # Without a minimum in the manifest, the default applies.
     node16 = write_node(tmp_path / "node-16", "16.20.0")
     manifest = load_toolchain(write_manifest(tmp_path, release=(url, archive), node_minimum=None))
     with pytest.raises(ToolchainError, match=r"need >= 18"):
-        emscripten.provision(manifest, cache_root, Sources(), route="release", node_path=str(node16))
+        emsdk.provision(manifest, cache_root, Sources(), route="release", node_path=str(node16))
 
 
 def test_manifest_cannot_lower_the_node_minimum(tmp_path, http_server, archive, cache_root):
     url = http_server.serve(ARCHIVE_PATH, archive)
     manifest = load_toolchain(write_manifest(tmp_path, release=(url, archive), node_minimum=16))
     node16 = write_node(tmp_path / "node-16", "16.20.0")
-    with pytest.raises(ToolchainError, match=rf"need >= {emscripten.NODE_MINIMUM}"):
-        emscripten.provision(manifest, cache_root, Sources(), route="release", node_path=str(node16))
+    with pytest.raises(ToolchainError, match=rf"need >= {nodes.NODE_MINIMUM}"):
+        emsdk.provision(manifest, cache_root, Sources(), route="release", node_path=str(node16))
 
 
 # --- auto and the Debian route ----------------------------------------------------------------------------------
@@ -562,7 +564,7 @@ def test_manifest_cannot_lower_the_node_minimum(tmp_path, http_server, archive, 
 
 def test_auto_prefers_a_working_release(release, cache_root, http_server, debs):
     manifest, _ = release
-    tc = emscripten.provision(manifest, cache_root, Sources(debian_mirror=http_server.url("/debian")), route="auto")
+    tc = emsdk.provision(manifest, cache_root, Sources(debian_mirror=http_server.url("/debian")), route="auto")
     assert tc.route == "release"
     assert not [r for r in http_server.requests if r.startswith("/debian")]
 
@@ -571,7 +573,7 @@ def test_auto_without_a_release_for_this_host_falls_to_debian(tmp_path, http_ser
     url = http_server.serve(ARCHIVE_PATH, archive)
     manifest = load_toolchain(write_manifest(tmp_path, release=(url, archive), release_platform="linux-arm64"))
     with pytest.raises(ToolchainError) as info:
-        emscripten.provision(manifest, cache_root, Sources(debian_mirror=None), route="auto")
+        emsdk.provision(manifest, cache_root, Sources(debian_mirror=None), route="auto")
     message = str(info.value)
     assert message.startswith("could not provision emscripten 3.1.69:\n")
     assert "\n  - debian route: the Debian route needs a Debian mirror and none is configured" in message
@@ -584,7 +586,7 @@ def test_auto_error_explains_why_the_release_route_was_not_tried(tmp_path, http_
     url = http_server.serve(ARCHIVE_PATH, archive)
     manifest = load_toolchain(write_manifest(tmp_path, release=(url, archive), release_platform="linux-arm64"))
     with pytest.raises(ToolchainError) as info:
-        emscripten.provision(manifest, cache_root, Sources(debian_mirror=None), route="auto")
+        emsdk.provision(manifest, cache_root, Sources(debian_mirror=None), route="auto")
     assert "\n  - release route: emscripten.yaml: no pinned release of emscripten 3.1.69 for linux-x86_64 " \
            "(pinned: linux-arm64)" in str(info.value)
     assert "\n  - debian route: " in str(info.value)
@@ -594,7 +596,7 @@ def test_auto_lists_both_routes_when_both_fail(tmp_path, http_server, archive, c
     url = http_server.url(ARCHIVE_PATH)  # not served: 404
     manifest = load_toolchain(write_manifest(tmp_path, release=(url, archive)))
     with pytest.raises(ToolchainError) as info:
-        emscripten.provision(manifest, cache_root, Sources(), route="auto")
+        emsdk.provision(manifest, cache_root, Sources(), route="auto")
     message = str(info.value)
     assert re.search(rf"\n  - release route: could not obtain {ARCHIVE} .*\n.*{re.escape(url)}: HTTP 404", message)
     assert "\n  - debian route: the Debian route needs a Debian mirror and none is configured" in message
@@ -603,12 +605,12 @@ def test_auto_lists_both_routes_when_both_fail(tmp_path, http_server, archive, c
 
 def test_debian_route_assembles_the_layout(tmp_path, http_server, debs, cache_root, environment, node20):
     manifest = load_toolchain(write_manifest(tmp_path, debs=debs))
-    tc = emscripten.provision(manifest, cache_root, Sources(debian_mirror=http_server.url("/debian")),
+    tc = emsdk.provision(manifest, cache_root, Sources(debian_mirror=http_server.url("/debian")),
                               route="debian")
     root = tc.path
     deb = root / "debian-root"
     assert tc.route == "debian" and root.name.startswith("emscripten-3.1.69-debian-")
-    emscripten.check_layout(root, "test")
+    emsdk.check_layout(root, "test")
     # emscripten moved out of usr/share; llvm -> the Debian LLVM tree (relative link).
     assert (root / "emscripten" / "emcc.py").is_file() and not (deb / "usr" / "share" / "emscripten").exists()
     assert (root / "emscripten" / "cache").is_dir()
@@ -631,17 +633,17 @@ def test_debian_route_assembles_the_layout(tmp_path, http_server, debs, cache_ro
     assert [i["sha256"] for i in tc.inputs] == [hashlib.sha256(d).hexdigest() for d in debs.values()]
     assert {i["route"] for i in tc.inputs} == {"debian"}
     assert cache.read_stamp(root)["route"] == "debian"
-    assert environment == [(root, emscripten.Node(node20.resolve(), "20.1.0"))]
+    assert environment == [(root, nodes.Node(node20.resolve(), "20.1.0"))]
     # Again: from the cache, without the network.
     before = list(http_server.requests)
-    again = emscripten.provision(manifest, cache_root, Sources(), route="debian")
+    again = emsdk.provision(manifest, cache_root, Sources(), route="debian")
     assert again.path == root and again.inputs == tc.inputs and http_server.requests == before
     assert len(environment) == 1
 
 
 def test_debian_binaryen_wrapper_runs_the_tool_through_the_private_loader(tmp_path, http_server, debs, cache_root):
     manifest = load_toolchain(write_manifest(tmp_path, debs=debs))
-    tc = emscripten.provision(manifest, cache_root, Sources(debian_mirror=http_server.url("/debian")),
+    tc = emsdk.provision(manifest, cache_root, Sources(debian_mirror=http_server.url("/debian")),
                               route="debian")
     deb = (tc.path / "debian-root").resolve()
     # The fake loader prints its arguments: what the wrapper would exec.
@@ -657,13 +659,13 @@ def test_debian_binaryen_wrapper_runs_the_tool_through_the_private_loader(tmp_pa
 
 def test_auto_falls_back_to_debian_when_the_release_is_missing(tmp_path, http_server, debs, cache_root, archive):
     manifest = load_toolchain(write_manifest(tmp_path, release=(http_server.url(ARCHIVE_PATH), archive), debs=debs))
-    tc = emscripten.provision(manifest, cache_root, Sources(debian_mirror=http_server.url("/debian")), route="auto")
+    tc = emsdk.provision(manifest, cache_root, Sources(debian_mirror=http_server.url("/debian")), route="auto")
     assert tc.route == "debian"
     assert http_server.requests[0] == ARCHIVE_PATH
     # Now a warm Debian toolchain wins over a release that became reachable.
     http_server.serve(ARCHIVE_PATH, archive)
     before = list(http_server.requests)
-    again = emscripten.provision(manifest, cache_root, Sources(), route="auto")
+    again = emsdk.provision(manifest, cache_root, Sources(), route="auto")
     assert (again.route, again.path) == ("debian", tc.path) and http_server.requests == before
 
 
@@ -671,7 +673,7 @@ def test_auto_without_a_release_for_this_host_uses_debian(tmp_path, http_server,
     url = http_server.serve(ARCHIVE_PATH, archive)
     manifest = load_toolchain(write_manifest(tmp_path, release=(url, archive), release_platform="macos-arm64",
                                              debs=debs))
-    tc = emscripten.provision(manifest, cache_root, Sources(debian_mirror=http_server.url("/debian")), route="auto")
+    tc = emsdk.provision(manifest, cache_root, Sources(debian_mirror=http_server.url("/debian")), route="auto")
     assert tc.route == "debian"
     assert ARCHIVE_PATH not in http_server.requests
 
@@ -680,7 +682,7 @@ def test_debian_packages_without_acorn_leave_no_entry(tmp_path, http_server, deb
     debs = {p: d for p, d in debs.items() if "acorn" not in p}
     manifest = load_toolchain(write_manifest(tmp_path, debs=debs))
     with pytest.raises(ToolchainError, match="the Debian packages hold no acorn: wrong package list"):
-        emscripten.provision(manifest, cache_root, Sources(debian_mirror=http_server.url("/debian")),
+        emsdk.provision(manifest, cache_root, Sources(debian_mirror=http_server.url("/debian")),
                              route="debian")
     assert toolchain_entries(cache_root) == []
     assert environment == []
@@ -689,14 +691,14 @@ def test_debian_packages_without_acorn_leave_no_entry(tmp_path, http_server, deb
 def test_debian_route_errors(tmp_path, http_server, debs, cache_root, monkeypatch):
     manifest = load_toolchain(write_manifest(tmp_path, debs=debs))
     with pytest.raises(ToolchainError, match="the Debian route needs a Debian mirror and none is configured") as info:
-        emscripten.provision(manifest, cache_root, Sources(), route="debian")
+        emsdk.provision(manifest, cache_root, Sources(), route="debian")
     assert "hint: set --debian-mirror / WASMBUILD_DEBIAN_MIRROR" in str(info.value)
-    for where in ("wasmbuild.emscripten", "wasmbuild.toolchain"):
+    for where in ("wasmbuild.toolchain",):
         monkeypatch.setattr(f"{where}.host_platform", lambda: "linux-arm64")
     with pytest.raises(ToolchainError, match=re.escape(
         "emscripten.yaml: the Debian route serves linux-x86_64, this host is linux-arm64"
     )):
-        emscripten.provision(manifest, cache_root, Sources(debian_mirror=http_server.url("/debian")),
+        emsdk.provision(manifest, cache_root, Sources(debian_mirror=http_server.url("/debian")),
                              route="debian")
     assert http_server.requests == []
     assert toolchain_entries(cache_root) == []

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from wasmbuild import hosttools
 from wasmbuild.download import Sources, cache_path
 from wasmbuild.errors import ChecksumError, DownloadError, MissingToolError, RecipeError, ToolchainError
 from wasmbuild.recipe import Download
+from wasmbuild.toolchain import hosttools
 
 ROOT = Path(__file__).resolve().parents[2]
 # A tool whose script has its data directory compiled in, as autoconf's scripts have /usr/share/autoconf.
@@ -175,7 +175,7 @@ def test_a_pypi_wheel_with_other_bytes_is_refused(tmp_path, linux_x86_64, monkey
         shutil.copy(evil, dest / "fake_node-20.0.0-py3-none-any.whl")
         return subprocess.CompletedProcess(argv, 0, "", "")
 
-    monkeypatch.setattr(hosttools.subprocess, "run", fake_pip)
+    monkeypatch.setattr(hosttools, "capture", fake_pip)
     with pytest.raises(DownloadError, match=r"(?s)could not obtain fake_node-20.0.0-py3-none-any.whl .*mismatch"):
         hosttools.ensure(["node"], project, tmp_path / "cache", Sources())
     item = Download(url="x", sha256=hashlib.sha256(good).hexdigest(), filename="fake_node-20.0.0-py3-none-any.whl")

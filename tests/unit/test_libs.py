@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from wasmbuild import cache, hosttools, libs
+from wasmbuild import cache, libs
 from wasmbuild.download import Sources
 from wasmbuild.errors import BuildError, ChecksumError, DownloadError, RecipeError
 from wasmbuild.recipe import project_root
+from wasmbuild.toolchain import hosttools
 
 LIBRARIES_YAML = project_root() / "recipes" / "libraries.yaml"
 SHA256 = re.compile(r"^[0-9a-f]{64}$")

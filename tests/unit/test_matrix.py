@@ -1,4 +1,4 @@
-"""`wasmbuild matrix`: every recipe x target, each row run even when another fails, counts from the results."""
+"""`wasmbuild matrix`: every recipe x target, each row run even when another fails, counts from the suite runs."""
 
 from __future__ import annotations
 
@@ -6,30 +6,41 @@ import json
 
 import pytest
 
-from wasmbuild import cli, suite
+from wasmbuild import cli, pipeline
+from wasmbuild.checks import regrtest
+from wasmbuild.checks.expectations import Comparison, Expectations
 from wasmbuild.recipe import available_recipes, load_recipe, project_root
-from wasmbuild.testsuite import TestSuiteError as SuiteFailed
+
+
+class FakeArtifact:
+    """What pipeline.build returns, as far as the matrix reads it."""
+
+    def __init__(self, archive):
+        self.archive = archive
+        self.build_python = type("BP", (), {"python": archive.parent / "python"})()
+
+
+def suite_run(tmp_path, counts, unexpected=()):
+    return regrtest.SuiteRun(selection=["test_os"], counts=counts, comparison=Comparison(unexpected=list(unexpected)),
+                             expectations=Expectations(tmp_path / "x.yaml"), results_file=tmp_path / "r.json",
+                             log_file=tmp_path / "r.log")
 
 
 def test_matrix_runs_every_row_and_reports_the_failures(tmp_path, monkeypatch):
     built, tested = [], []
 
-    def fake_build(ctx, target_name, smoke=True):
-        built.append((ctx.recipe.version, target_name, smoke))
+    def fake_build(ctx, target, smoke=True):
+        built.append((ctx.recipe.version, target.name, smoke))
         archive = tmp_path / "dist" / f"cpython-{ctx.recipe.version}-{ctx.target.triple}.tar.gz"
         archive.parent.mkdir(exist_ok=True)
-        archive.write_bytes(f"{ctx.recipe.version} {target_name}".encode())
-        return archive
+        archive.write_bytes(f"{ctx.recipe.version} {target.name}".encode())
+        return FakeArtifact(archive)
 
-    def fake_test(ctx, archive, *, report_dir, jobs, timeout, subset, tests):
+    def fake_test(ctx, target, archive, build_python, *, report_dir, jobs, timeout, subset, tests):
         tested.append((ctx.recipe.version, ctx.target.name, subset))
-        report_dir.mkdir(parents=True, exist_ok=True)
         counts = {"passed": 3, "failed": 1, "crashed": 0, "skipped": 2}
-        (report_dir / f"cpython-{ctx.recipe.version}-{ctx.target.triple}-tests.json").write_text(
-            json.dumps({"selection": ["test_os"], "counts": counts}))
-        if ctx.target.name == "wasi" and ctx.recipe.version == versions[0]:
-            raise SuiteFailed("1 test modules did not end as expected")
-        return 0
+        failing = ctx.target.name == "wasi" and ctx.recipe.version == versions[0]
+        return suite_run(tmp_path, counts, ["test_os: expected passed, got failed"] if failing else [])
 
     root = project_root()
     recipes = {v: load_recipe(f, root / "patches") for v, f in available_recipes(root).items()}
@@ -37,8 +48,8 @@ def test_matrix_runs_every_row_and_reports_the_failures(tmp_path, monkeypatch):
     expected_rows = [(r.version, t) for r in sorted(recipes.values(), key=lambda r: [int(p) for p in
                                                                                    r.version.split(".")])
                      for t in r.targets]
-    monkeypatch.setattr(cli, "_build", fake_build)
-    monkeypatch.setattr(suite, "test_artifact", fake_test)
+    monkeypatch.setattr(pipeline, "build", fake_build)
+    monkeypatch.setattr(regrtest, "run_suite", fake_test)
     reports = tmp_path / "reports"
     reports.mkdir()
     # A stale results file from an earlier run is never reported as this run's.
@@ -60,10 +71,10 @@ def test_matrix_runs_every_row_and_reports_the_failures(tmp_path, monkeypatch):
 
 def test_matrix_can_be_limited_to_one_version_and_target(tmp_path, monkeypatch):
     seen = []
-    monkeypatch.setattr(cli, "_build", lambda ctx, t, smoke=True: seen.append((ctx.recipe.version, t)) or
-                        (tmp_path / "a.tar.gz"))
+    monkeypatch.setattr(pipeline, "build", lambda ctx, t, smoke=True: seen.append((ctx.recipe.version, t.name)) or
+                        FakeArtifact(tmp_path / "a.tar.gz"))
     (tmp_path / "a.tar.gz").write_bytes(b"x")
-    monkeypatch.setattr(suite, "test_artifact", lambda *a, **k: 0)
+    monkeypatch.setattr(regrtest, "run_suite", lambda *a, **k: suite_run(tmp_path, dict.fromkeys(regrtest.STATUSES, 0)))
     newest = max(available_recipes(project_root()), key=lambda v: [int(p) for p in v.split(".")])
     assert cli.main(["matrix", "--cache-dir", str(tmp_path / "c"), "--python", newest, "--target", "emscripten",
                      "--report-dir", str(tmp_path / "r")]) == 0

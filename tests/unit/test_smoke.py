@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from wasmbuild.checks.smoke import smoke_test_any
 from wasmbuild.errors import SmokeTestError
-from wasmbuild.smoke import smoke_test_any
 
 
 @pytest.mark.parametrize(("record", "message"), [

@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from wasmbuild import testsuite
+from wasmbuild.checks import expectations as expectations_module
+from wasmbuild.checks import regrtest
+from wasmbuild.checks.expectations import Expectations, compare, load_expectations
+from wasmbuild.checks.regrtest import classify, counts, parse_output
 from wasmbuild.errors import RecipeError, UsageError
-from wasmbuild.testsuite import Expectations, classify, compare, counts, load_expectations, parse_output
 
 # What `python -m test -j2 --python ...` prints (3.13), with the lines parse_output must ignore.
 REGRTEST_OUTPUT = """\
@@ -125,7 +127,7 @@ def test_counts():
     results = parse_output(REGRTEST_OUTPUT)
     assert counts(results) == {"passed": 3, "failed": 1, "crashed": 2, "skipped": 3}
     assert counts({}) == {"passed": 0, "failed": 0, "crashed": 0, "skipped": 0}
-    assert list(counts({})) == list(testsuite.STATUSES)
+    assert list(counts({})) == list(regrtest.STATUSES)
 
 
 # --- load_expectations ---------------------------------------------------------------------------------------
@@ -176,7 +178,7 @@ def test_load_expectations_sections_are_optional(tmp_path):
 
 def test_load_expectations_every_kind_is_accepted(tmp_path):
     entries = {f"test_{kind}": {"kind": kind, "reason": "r", "link": "https://example.invalid/1"}
-               for kind in testsuite.KINDS}
+               for kind in expectations_module.KINDS}
     exp = load_expectations(write_expectations(tmp_path, variant(failed=entries)), "3.13", "emscripten")
     assert set(exp.failed) == set(entries)
 
@@ -322,12 +324,12 @@ def test_compare_on_parsed_output(expectations):
 
 
 def test_regrtest_command():
-    argv = testsuite.regrtest_command(Path("/b/python"), ["/a/python.sh"], jobs=2, timeout=900,
+    argv = regrtest.regrtest_command(Path("/b/python"), ["/a/python.sh"], jobs=2, timeout=900,
                                       tests=["test_os", "test_re"], extra=["-u", "none"])
     assert argv == ["/b/python", "-m", "test", "--python", "/a/python.sh", "-j2", "--timeout=900", "-u", "none",
                     "test_os", "test_re"]
     # A worker command of several words is one shell-quoted --python value (regrtest splits it with shlex).
-    argv = testsuite.regrtest_command(Path("/b/python"), ["/v/python", "-m", "wasmbuild", "run", "/art dir", "--"],
+    argv = regrtest.regrtest_command(Path("/b/python"), ["/v/python", "-m", "wasmbuild", "run", "/art dir", "--"],
                                       jobs=1, timeout=60, tests=[], extra=[])
     assert argv[4] == "/v/python -m wasmbuild run '/art dir' --"
 
@@ -352,12 +354,12 @@ def test_run_regrtest_with_a_fake_build_python(tmp_path, monkeypatch, capsys):
     work.mkdir()
     log_file = tmp_path / "reports" / "regrtest.log"
     log_file.parent.mkdir()
-    results, duration, code, argv = testsuite.run_regrtest(
+    results, duration, code, argv = regrtest.run_regrtest(
         fake, [str(tmp_path / "python.sh")], work, jobs=2, timeout=60, tests=["test_grammar", "test_os"], extra=[],
         log_file=log_file)
     assert code == 2
     assert duration >= 0
-    assert argv == testsuite.regrtest_command(fake, [str(tmp_path / "python.sh")], jobs=2, timeout=60,
+    assert argv == regrtest.regrtest_command(fake, [str(tmp_path / "python.sh")], jobs=2, timeout=60,
                                               tests=["test_grammar", "test_os"], extra=[], tempdir=work / "regrtest")
     assert argv[6:8] == ["--timeout=60", f"--tempdir={work / 'regrtest'}"]
     assert results == {"test_grammar": {"status": "passed", "detail": ""},
@@ -376,19 +378,14 @@ def test_run_regrtest_with_a_fake_build_python(tmp_path, monkeypatch, capsys):
     assert "== env" not in out
 
 
-def test_write_results_is_atomic_json(tmp_path):
-    path = tmp_path / "reports" / "out.json"
-    testsuite.write_results(path, {"b": 1, "a": [1, 2]})
-    assert json.loads(path.read_text()) == {"a": [1, 2], "b": 1}
-    assert path.read_text().endswith("\n")
-    testsuite.write_results(path, {"c": 3})
-    assert json.loads(path.read_text()) == {"c": 3}
-    assert sorted(p.name for p in path.parent.iterdir()) == ["out.json"]
+def worker_command(root, cache_root):
+    """The worker command of the target that owns the unpacked artifact at `root`."""
+    from wasmbuild.targets import artifact_target
+
+    return artifact_target(root).worker_command(root, cache_root)
 
 
 def test_worker_command_for_emscripten_is_the_launcher(tmp_path):
-    from wasmbuild.suite import worker_command
-
     (tmp_path / "python.js").write_text("")
     with pytest.raises(UsageError, match="no python.sh launcher"):
         worker_command(tmp_path, tmp_path / "cache")
@@ -398,8 +395,6 @@ def test_worker_command_for_emscripten_is_the_launcher(tmp_path):
 
 def test_worker_command_for_wasi_preopens_the_host_root_and_passes_the_environment(tmp_path):
     import sys
-
-    from wasmbuild.suite import worker_command
 
     (tmp_path / "python.wasm").write_bytes(b"\0asm")
     cmd, shown = worker_command(tmp_path, tmp_path / "cache")
@@ -434,7 +429,7 @@ def test_run_inherit_env_passes_the_environment_but_not_the_host_paths(tmp_path,
 
 
 def test_test_modules_left_out_of_the_artifact_are_named_from_the_stdlib_exclusions():
-    from wasmbuild.suite import left_out_tests
+    from wasmbuild.checks.regrtest import left_out_tests
 
     exclude = ("idlelib", "tkinter", "test/test_tkinter", "test/test_ttk/", "test/test_idle.py", "ensurepip/_bundled",
                "test/support/x.py", "test/libregrtest")

@@ -16,11 +16,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from wasmbuild import cache, wasi_sdk
+from wasmbuild import cache
 from wasmbuild.archive import safe_extract
 from wasmbuild.download import Sources
 from wasmbuild.errors import ChecksumError, ToolchainError, UsageError
 from wasmbuild.recipe import load_toolchain
+from wasmbuild.toolchain import wasi_sdk
 
 TARBALL = "wasi-sdk-25.0-x86_64-linux.tar.gz"
 TOP = "wasi-sdk-25.0-x86_64-linux"
@@ -65,7 +66,7 @@ def no_compiler(monkeypatch):
         return FAKE_CLANG
 
     monkeypatch.setattr(wasi_sdk, "sanity_check", fake_sanity_check)
-    for where in ("wasmbuild.wasi_sdk", "wasmbuild.toolchain"):
+    for where in ("wasmbuild.toolchain",):
         monkeypatch.setattr(f"{where}.host_platform", lambda: "linux-x86_64")
     return calls
 
@@ -186,7 +187,7 @@ def test_failing_sanity_check_leaves_no_entry(release, cache_root, monkeypatch):
 
 def test_release_route_without_an_asset_for_this_host(release, cache_root, monkeypatch, http_server):
     manifest, _, _ = release
-    for where in ("wasmbuild.wasi_sdk", "wasmbuild.toolchain"):
+    for where in ("wasmbuild.toolchain",):
         monkeypatch.setattr(f"{where}.host_platform", lambda: "macos-arm64")
     with pytest.raises(ToolchainError, match=re.escape(
         "wasi-sdk.yaml: no pinned release of wasi-sdk 25 for macos-arm64 (pinned: linux-x86_64)"
@@ -373,7 +374,7 @@ def test_auto_ignores_an_unstamped_cache_entry(release, cache_root, http_server)
 
 def test_debian_route_on_another_host(debian_manifest, cache_root, http_server, monkeypatch):
     manifest, _ = debian_manifest
-    for where in ("wasmbuild.wasi_sdk", "wasmbuild.toolchain"):
+    for where in ("wasmbuild.toolchain",):
         monkeypatch.setattr(f"{where}.host_platform", lambda: "linux-arm64")
     with pytest.raises(ToolchainError, match=re.escape(
         "wasi-sdk.yaml: the Debian route serves linux-x86_64, this host is linux-arm64"

@@ -1,20 +1,31 @@
-"""Targets implement the same named steps over one Context: provision_toolchain, configure_host, make_host,
-stage (the installable tree), and the record of what they used."""
+"""The targets and their registry: adding a target is one module here (a Target subclass) plus its recipe
+entries (recipes/cpython-X.Y.yaml targets.<name>), its toolchain manifest and its expectations files."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from wasmbuild.errors import UsageError
+from wasmbuild.targets.base import Target
+from wasmbuild.targets.emscripten import Emscripten
+from wasmbuild.targets.wasi import Wasi
 
-TARGET_NAMES = ("wasi", "emscripten")
+TARGETS: dict[str, Target] = {t.name: t for t in (Wasi(), Emscripten())}
+TARGET_NAMES = tuple(TARGETS)
+
+__all__ = ["TARGETS", "TARGET_NAMES", "Target", "artifact_target", "get_target"]
 
 
-def get_target(name: str):  # -> module with the step functions
-    if name == "wasi":
-        from wasmbuild.targets import wasi
+def get_target(name: str) -> Target:
+    try:
+        return TARGETS[name]
+    except KeyError:
+        raise UsageError(f"unknown target '{name}'", hint=f"choose one of: {', '.join(TARGET_NAMES)}") from None
 
-        return wasi
-    if name == "emscripten":
-        from wasmbuild.targets import emscripten
 
-        return emscripten
-    raise UsageError(f"unknown target '{name}'", hint=f"choose one of: {', '.join(TARGET_NAMES)}")
+def artifact_target(root: Path) -> Target:
+    """The target whose artifact is unpacked at `root` (checked by runner's layout check first)."""
+    for target in TARGETS.values():
+        if target.owns(root):
+            return target
+    raise UsageError(f"{root} is not an artifact of any target ({', '.join(TARGET_NAMES)})")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from wasmbuild import cache
+from wasmbuild.errors import RunError
+from wasmbuild.process import call
 from wasmbuild.runner import _engine, load_module, run_python, unpack_artifact
 
 
@@ -33,12 +34,15 @@ def bench_wasi(artifact: Path, runs: int) -> None:
             start = time.perf_counter()
             code = run_python(root, ["-c", "pass"], cache_root, [(work, "/")])
             times.append(time.perf_counter() - start)
-            assert code == 0, f"-c pass exited {code}"
+            if code != 0:
+                raise RunError(f"{wasm} -c pass exited {code}")
         cli = []
         for _ in range(max(1, runs // 2)):
             start = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "wasmbuild", "run", "--cache-dir", str(cache_root), str(artifact),
-                            "--", "-c", "pass"], check=True, cwd=work)
+            code = call([sys.executable, "-m", "wasmbuild", "run", "--cache-dir", str(cache_root), str(artifact),
+                         "--", "-c", "pass"], cwd=work)
+            if code != 0:
+                raise RunError(f"`wasmbuild run {artifact} -- -c pass` exited {code}")
             cli.append(time.perf_counter() - start)
     print(f"artifact:                 {artifact} (python.wasm {wasm_mb:.1f} MB, "
           f"sha256 {cache.sha256_file(artifact)[:16]})")

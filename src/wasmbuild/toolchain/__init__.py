@@ -1,4 +1,10 @@
-"""Provisioning of toolchains: shared pieces (host platform, recorded inputs, route selection)."""
+"""Provisioning toolchains: the pieces every toolchain shares.
+
+The modules of this package: `wasi_sdk` (the WASI SDK), `emsdk` (Emscripten), `debian` (Debian's archive: the
+configured mirror, .deb extraction), `hosttools` (node, tclsh, autotools for a build). Here: the toolchain
+value a target's steps receive, the host platform, and the route policy written once -- `release` (upstream's
+archive, or the same bytes from a mirror directory), `debian` (pinned Debian packages), `path` (a local SDK),
+`auto` (a toolchain already in the cache, else the release where one is pinned and reachable, else Debian)."""
 
 from __future__ import annotations
 
@@ -8,13 +14,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wasmbuild import cache
+from wasmbuild import cache, log
 from wasmbuild.archive import extract_tarball
 from wasmbuild.download import Sources, fetch
-from wasmbuild.errors import ToolchainError
+from wasmbuild.errors import ChecksumError, DownloadError, ToolchainError, UsageError
 from wasmbuild.recipe import Download, ReleaseAsset, ToolchainManifest
 
 ROUTES = ("auto", "release", "debian", "path")
+
+
+def check_route(route: str) -> None:
+    if route not in ROUTES:
+        raise UsageError(f"unknown toolchain route '{route}'", hint=f"choose one of: {', '.join(ROUTES)}")
 
 
 def host_platform() -> str:
@@ -88,12 +99,7 @@ def install_release(manifest: ToolchainManifest, cache_root: Path, sources: Sour
     a valid entry is reused as it is."""
     asset = release_asset(manifest)
     if asset is None:
-        have = ", ".join(a.platform for a in manifest.release) or "none"
-        raise ToolchainError(
-            f"{manifest.file.name}: no pinned release of {manifest.name} {manifest.version} for {host_platform()} "
-            f"(pinned: {have})",
-            hint=hint,
-        )
+        raise ToolchainError(no_release_message(manifest), hint=hint)
     entry, key = entry_key(asset)
     record = {"name": asset.download.name, "sha256": asset.download.sha256, "size": asset.download.size}
     if cache.is_valid(entry, key):
@@ -126,3 +132,48 @@ def install_debian(manifest: ToolchainManifest, cache_root: Path, sources: Sourc
     with cache.fresh_entry(entry, key, route="debian") as root:
         install(root, debs)
     return entry, inputs
+
+
+def no_release_message(manifest: ToolchainManifest) -> str:
+    have = ", ".join(a.platform for a in manifest.release) or "none"
+    return (f"{manifest.file.name}: no pinned release of {manifest.name} {manifest.version} for {host_platform()} "
+            f"(pinned: {have})")
+
+
+def provision_by_route(manifest: ToolchainManifest, route: str, sources: Sources, *,
+                       release: Callable[[], Toolchain], debian: Callable[[], Toolchain],
+                       release_entry: Callable[[ReleaseAsset], tuple[Path, str]],
+                       debian_entry: Callable[[], tuple[Path, str]], hint: str) -> Toolchain:
+    """The route policy of every toolchain (`path` is the caller's): `release` or `debian` as asked; `auto` takes
+    a toolchain already in the cache (either route), else the upstream release where one is pinned for this host
+    and upstream or a mirror directory is available, else Debian. A checksum mismatch is never papered over by
+    another route; when every route fails, one error lists each route's reason."""
+    check_route(route)
+    if route == "release":
+        return release()
+    if route == "debian":
+        return debian()
+    asset = release_asset(manifest)
+    if asset and cache.is_valid(*release_entry(asset)):
+        return release()
+    if manifest.debian_platform == host_platform() and cache.is_valid(*debian_entry()):
+        return debian()
+    errors = []
+    if asset is None:
+        errors.append(f"release route: {no_release_message(manifest)}")
+    elif sources.upstream or sources.mirror_dir:
+        try:
+            return release()
+        except ChecksumError:
+            raise
+        except (ToolchainError, DownloadError) as exc:
+            errors.append(f"release route: {exc}")
+            log.info("  release route unavailable; trying the Debian route")
+    try:
+        return debian()
+    except (ToolchainError, DownloadError) as exc:
+        errors.append(f"debian route: {exc}")
+    raise ToolchainError(
+        f"could not provision {manifest.name} {manifest.version}:\n" + "\n".join(f"  - {e}" for e in errors),
+        hint=hint,
+    )

@@ -11,10 +11,9 @@ from pathlib import Path
 from wasmbuild import cache, log
 from wasmbuild.errors import SmokeTestError, UsageError
 from wasmbuild.recipe import Recipe, TargetOptions, project_root, select_recipe
-from wasmbuild.runner import is_node_artifact, run_python, unpack_artifact
+from wasmbuild.runner import run_python, unpack_artifact
+from wasmbuild.targets import artifact_target, get_target
 
-# sys.platform of each target.
-SYS_PLATFORM = {"wasi": "wasi", "emscripten": "emscripten"}
 IMPORT_SWEEP = """
 import importlib, json, sys
 failed = {}
@@ -31,11 +30,6 @@ def _run(root: Path, cache_root: Path, args: list[str], work: Path) -> tuple[int
     out, err = work / "stdout.txt", work / "stderr.txt"
     code = run_python(root, args, cache_root, [(work, "/")], stdout=out, stderr=err)
     return code, out.read_text(errors="replace"), err.read_text(errors="replace")
-
-
-def _guest_path(root: Path, work: Path, name: str) -> str:
-    """How the guest names work/<name>: WASI sees work at /, an Emscripten (node) guest sees host paths."""
-    return str(work / name) if is_node_artifact(root) else f"/{name}"
 
 
 def read_record(root: Path, artifact: Path) -> dict:
@@ -90,14 +84,14 @@ def smoke_test(archive: Path, cache_root: Path, recipe: Recipe, target: TargetOp
             lines = out.splitlines()
             if code != 0 or len(lines) < 2:
                 raise SmokeTestError(f"python.wasm -c failed (exit {code}):\n{out}{err}")
-            platform = SYS_PLATFORM[target.name]
+            platform = get_target(target.name).sys_platform
             if not lines[0].startswith(recipe.version + " ") or lines[1] != platform:
                 raise SmokeTestError(f"expected CPython {recipe.version} on {platform}, got {lines[0]!r} on "
                                      f"{lines[1]!r}")
             log.info(f"  ✓ {lines[0].split()[0]} on {lines[1]} ({time.monotonic() - start:.2f}s incl. module load)")
 
             (work / "sweep.py").write_text(IMPORT_SWEEP)
-            sweep = [_guest_path(root, work, "sweep.py"), *target.smoke_imports]
+            sweep = [artifact_target(root).guest_path(root, work, "sweep.py"), *target.smoke_imports]
             code, out, err = _run(root, cache_root, sweep, work)
             if code != 0:
                 raise SmokeTestError(f"import sweep crashed (exit {code}):\n{out}{err}")
@@ -111,7 +105,8 @@ def smoke_test(archive: Path, cache_root: Path, recipe: Recipe, target: TargetOp
 
             if target.smoke_tests:
                 start = time.monotonic()
-                argv = ["-m", "test", "--tempdir", _guest_path(root, work, "tmp"), "-q", *target.smoke_tests]
+                tempdir = artifact_target(root).guest_path(root, work, "tmp")
+                argv = ["-m", "test", "--tempdir", tempdir, "-q", *target.smoke_tests]
                 code, out, err = _run(root, cache_root, argv, work)
                 if code != 0:
                     raise SmokeTestError(f"python -m test {' '.join(target.smoke_tests)} failed (exit {code}):\n"

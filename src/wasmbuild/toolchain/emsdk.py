@@ -11,26 +11,25 @@ Both routes give one layout in the toolchain's cache entry, and one generated EM
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 from wasmbuild import cache, log
-from wasmbuild.build import apply_patches, patch_records
-from wasmbuild.debian import extract_deb
-from wasmbuild.download import DownloadError, Sources
-from wasmbuild.errors import ChecksumError, ToolchainError, UsageError
+from wasmbuild.download import Sources
+from wasmbuild.errors import ToolchainError, UsageError
+from wasmbuild.files import atomic_write
+from wasmbuild.node import NODE_MINIMUM, Node, find_node
+from wasmbuild.patching import apply_patches, patch_records
+from wasmbuild.process import capture
 from wasmbuild.recipe import ReleaseAsset, ToolchainManifest
-from wasmbuild.toolchain import ROUTES, Toolchain, host_platform, install_debian, install_release, release_asset
+from wasmbuild.toolchain import Toolchain, check_route, install_debian, install_release, provision_by_route
+from wasmbuild.toolchain.debian import extract_deb
 
 # Bump when the code that arranges a provisioned toolchain changes, so cached ones are rebuilt.
 LAYOUT_VERSION = 1
 CONFIG_NAME = "emscripten-config.py"
-# Oldest node that runs emcc 3.1.69 and the built python.js (the manifest may ask for more).
-NODE_MINIMUM = 18
 BINARYEN_TOOLS = ("wasm-opt", "wasm-emscripten-finalize", "wasm-metadce", "wasm-split", "wasm-ctor-eval",
                   "wasm-as", "wasm-dis", "wasm-merge", "wasm2js")
 REQUIRED = ("emscripten/emcc.py", "emscripten/src/library_syscall.js", "llvm/bin/clang", "llvm/bin/wasm-ld",
@@ -59,71 +58,6 @@ int main(void) {
 """
 
 
-@dataclass(frozen=True)
-class Node:
-    path: Path
-    version: str
-
-
-def _node_version(node: str) -> str:
-    try:
-        out = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise ToolchainError(f"cannot run node at {node}: {exc}") from None
-    if out.returncode != 0:
-        raise ToolchainError(f"cannot run node at {node} (exit {out.returncode}): {out.stderr.strip()[-500:]}")
-    return out.stdout.strip().lstrip("v")
-
-
-def find_node(minimum: int, explicit: str | None = None, cache_root: Path | None = None,
-              sources: Sources | None = None) -> Node:
-    """The node to use: `explicit` (--node / WASMBUILD_NODE), else the one on PATH if at least `minimum`, else the
-    pinned node of toolchains/host-tools.yaml, provisioned into the cache (and put first on this process's PATH,
-    so emcc, python.sh and the test-suite workers find the same node)."""
-    explicit = explicit or os.environ.get("WASMBUILD_NODE")
-    hint = (f"install node >= {minimum} or name one with --node / WASMBUILD_NODE (with neither, wasmbuild "
-            "provisions its pinned node)")
-    if explicit:
-        path = Path(shutil.which(explicit) or explicit).resolve()
-        if not path.is_file():
-            raise ToolchainError(f"node not found at {explicit}", hint=hint)
-        return _checked_node(path, minimum, hint)
-    found = shutil.which("node") or shutil.which("nodejs")
-    if found:
-        path = Path(found).resolve()
-        version = _node_version(str(path))
-        if _new_enough(version, minimum):
-            return Node(path, version)
-        log.info(f"  node {version} at {path} is older than {minimum}: using the pinned node instead")
-    return _provisioned_node(minimum, cache_root, sources, hint)
-
-
-def _new_enough(version: str, minimum: int) -> bool:
-    match = re.match(r"(\d+)\.", version)
-    return bool(match) and int(match.group(1)) >= minimum
-
-
-def _checked_node(path: Path, minimum: int, hint: str) -> Node:
-    version = _node_version(str(path))
-    if not _new_enough(version, minimum):
-        raise ToolchainError(f"node {version or '?'} at {path} is too old (need >= {minimum})", hint=hint)
-    return Node(path, version)
-
-
-def _provisioned_node(minimum: int, cache_root: Path | None, sources: Sources | None, hint: str) -> Node:
-    """The pinned node; `sources` are the command's (else, for `run` and the smoke test, the environment's)."""
-    from wasmbuild import debian, hosttools
-    from wasmbuild.recipe import project_root
-
-    if sources is None:
-        mirror_dir = os.environ.get("WASMBUILD_MIRROR_DIR")
-        sources = Sources(mirror_dir=Path(mirror_dir) if mirror_dir else None,
-                          debian_mirror=debian.resolve_mirror(None))
-    (tool,) = hosttools.ensure(["node"], project_root(), cache_root or cache.default_cache_dir(), sources)
-    os.environ["PATH"] = hosttools.path_with([tool])
-    return _checked_node(tool.path("node"), minimum, hint)
-
-
 def em_config_text(root: Path, node: Path) -> str:
     """The EM_CONFIG for a toolchain laid out at `root` (see the module docstring)."""
     lines = [
@@ -142,9 +76,7 @@ def write_em_config(root: Path, node: Path) -> Path:
     path = root / CONFIG_NAME
     text = em_config_text(root, node)
     if not path.is_file() or path.read_text() != text:
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        tmp.write_text(text)
-        tmp.replace(path)
+        atomic_write(path, text)
     return path
 
 
@@ -171,7 +103,7 @@ def sanity_check(root: Path, node: Node) -> str:
     env = {**os.environ, **tool_env(root)}
     emcc = root / "emscripten" / "emcc"
     try:
-        version = subprocess.run([emcc, "--version"], capture_output=True, text=True, env=env, check=True).stdout
+        version = capture([emcc, "--version"], env=env, check=True).stdout
     except (OSError, subprocess.CalledProcessError) as exc:
         detail = getattr(exc, "stderr", "") or str(exc)
         raise ToolchainError(f"{emcc} does not run: {detail.strip()}",
@@ -180,16 +112,14 @@ def sanity_check(root: Path, node: Node) -> str:
         src = Path(tmp) / "t.c"
         src.write_text(SANITY_C)
         out = Path(tmp) / "t.js"
-        proc = subprocess.run([emcc, "-O1", "-sNODERAWFS", src, "-o", out], capture_output=True, text=True,
-                              env=env, cwd=tmp)
+        proc = capture([emcc, "-O1", "-sNODERAWFS", src, "-o", out], env=env, cwd=tmp)
         if proc.returncode != 0 or not out.exists():
             raise ToolchainError(
                 f"the Emscripten toolchain at {root} cannot compile a test program:\n"
                 + (proc.stderr or proc.stdout).strip()[-3000:],
                 hint="remove that cache folder and run again, or use --toolchain-route",
             )
-        ran = subprocess.run([node.path, out], capture_output=True, text=True, cwd=tmp,
-                             stdin=subprocess.DEVNULL)
+        ran = capture([node.path, out], cwd=tmp)
         if ran.returncode != 0 or not ran.stdout.startswith("ok"):
             raise ToolchainError(
                 f"a NODERAWFS test program built by {root} fails under node {node.version} "
@@ -307,39 +237,16 @@ def provision_release(manifest: ToolchainManifest, cache_root: Path, sources: So
 
 def provision(manifest: ToolchainManifest, cache_root: Path, sources: Sources, route: str = "auto",
               node_path: str | None = None) -> Toolchain:
-    if route not in ROUTES:
-        raise UsageError(f"unknown toolchain route '{route}'", hint=f"choose one of: {', '.join(ROUTES)}")
+    """Emscripten by `route` (toolchain.provision_by_route), run by the node find_node chooses."""
+    check_route(route)
     if route == "path":
         raise UsageError("--toolchain-route path is for the WASI SDK; Emscripten uses release or debian")
     node = find_node(max(NODE_MINIMUM, manifest.node_minimum or 0), node_path, cache_root, sources)
-    if route == "release":
-        return provision_release(manifest, cache_root, sources, node)
-    if route == "debian":
-        return provision_debian(manifest, cache_root, sources, node)
-    # auto: a toolchain already in the cache, else the upstream release where pinned and reachable, else Debian.
-    asset = release_asset(manifest)
-    if asset and cache.is_valid(*_release_entry(manifest, cache_root, asset)):
-        return provision_release(manifest, cache_root, sources, node)
-    if manifest.debian_platform == host_platform() and cache.is_valid(*_debian_entry(manifest, cache_root)):
-        return provision_debian(manifest, cache_root, sources, node)
-    errors = []
-    if asset is None:
-        pinned = ", ".join(a.platform for a in manifest.release) or "none"
-        errors.append(f"release route: {manifest.file.name}: no pinned release of {manifest.name} {manifest.version} "
-                      f"for {host_platform()} (pinned: {pinned})")
-    elif sources.upstream or sources.mirror_dir:
-        try:
-            return provision_release(manifest, cache_root, sources, node)
-        except ChecksumError:
-            raise
-        except (ToolchainError, DownloadError) as exc:
-            errors.append(f"release route: {exc}")
-            log.info("  release route unavailable; trying the Debian route")
-    try:
-        return provision_debian(manifest, cache_root, sources, node)
-    except (ToolchainError, DownloadError) as exc:
-        errors.append(f"debian route: {exc}")
-    raise ToolchainError(
-        f"could not provision {manifest.name} {manifest.version}:\n" + "\n".join(f"  - {e}" for e in errors),
+    return provision_by_route(
+        manifest, route, sources,
+        release=lambda: provision_release(manifest, cache_root, sources, node),
+        debian=lambda: provision_debian(manifest, cache_root, sources, node),
+        release_entry=lambda asset: _release_entry(manifest, cache_root, asset),
+        debian_entry=lambda: _debian_entry(manifest, cache_root),
         hint="give --mirror-dir (a folder holding the release archive) or --debian-mirror",
     )

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from wasmbuild.archive import expansion_limit, safe_extract
 from wasmbuild.errors import ArchiveError
+from wasmbuild.process import capture
 
 DEBIAN_SUITES = re.compile(r"^(bookworm|trixie|forky|sid|unstable|testing|stable|oldstable|bullseye|experimental)")
 
@@ -130,7 +131,7 @@ def extract_deb(deb: Path, dest: Path) -> None:
                 zstd = shutil.which("zstd")
                 if not zstd:
                     raise ArchiveError(f"{deb.name}: data is zstd-compressed and 'zstd' is not installed")
-                payload = subprocess.run([zstd, "-dc"], input=payload, capture_output=True, check=True).stdout
+                payload = capture([zstd, "-dc"], input=payload, text=False, check=True).stdout
             elif name.endswith(".xz"):
                 payload = lzma.decompress(payload)
             with tarfile.open(fileobj=io.BytesIO(payload), mode="r:*") as tar:

@@ -1,0 +1,74 @@
+"""`wasmbuild matrix`: every supported CPython version x target (or a selection): build, smoke test, test suite.
+One row each, every row run even when another fails; the rows go to reports/matrix.json and a table."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from wasmbuild import cache, log, pipeline
+from wasmbuild.checks import regrtest
+from wasmbuild.errors import WasmbuildError
+from wasmbuild.files import write_json
+from wasmbuild.pipeline import Context
+from wasmbuild.recipe import Recipe
+from wasmbuild.targets import get_target
+
+
+@dataclass(frozen=True)
+class SuiteOptions:
+    jobs: int
+    timeout: int
+    subset: str  # "all" or "ci"
+
+
+def run_matrix(recipes: list[Recipe], targets: list[str] | None, context: Callable[[Recipe, str], Context], *,
+               report_dir: Path, dist: Path, suite: SuiteOptions) -> list[dict[str, Any]]:
+    """Build, smoke-test and test each recipe x target (`targets`: only these); `context` makes each row's
+    Context (its errors fail that row). Returns the rows; raises WasmbuildError naming the failed rows."""
+    rows = []
+    start = time.monotonic()
+    for recipe in recipes:
+        for target_name in recipe.targets:
+            if targets and target_name not in targets:
+                continue
+            row: dict[str, Any] = {"python": recipe.version, "target": target_name,
+                                   "triple": recipe.targets[target_name].triple}
+            t0 = time.monotonic()
+            log.info(f"━━ matrix: CPython {recipe.version} for {target_name}")
+            # An older run's results for this row are never left to look like this run's.
+            (report_dir / f"{regrtest.results_name(recipe.version, row['triple'])}.json").unlink(missing_ok=True)
+            try:
+                ctx = context(recipe, target_name)
+                target = get_target(target_name)
+                artifact = pipeline.build(ctx, target)
+                row["artifact"] = artifact.archive.name
+                row["sha256"] = cache.sha256_file(artifact.archive)
+                run = regrtest.run_suite(ctx, target, artifact.archive, artifact.build_python.python,
+                                         report_dir=report_dir, jobs=suite.jobs, timeout=suite.timeout,
+                                         subset=suite.subset, tests=[])
+                row["tests"] = {"selection": "all" if run.selection == "all" else "ci subset", **run.counts}
+                run.check()
+                row["result"] = "ok"
+            except WasmbuildError as exc:
+                row["result"] = f"error: {str(exc).splitlines()[0]}"
+                log.info(f"error: {exc}")
+            row["minutes"] = round((time.monotonic() - t0) / 60, 1)
+            rows.append(row)
+    write_json(report_dir / "matrix.json", {"rows": rows, "subset": suite.subset,
+                                            "minutes": round((time.monotonic() - start) / 60, 1)})
+    log.info("")
+    log.info(f"{'CPython':<9} {'target':<11} {'result':<7} {'tests (passed/failed/crashed/skipped)':<40} minutes")
+    for r in rows:
+        t = r.get("tests")
+        counts = f"{t['passed']}/{t['failed']}/{t['crashed']}/{t['skipped']} ({t['selection']})" if t else "-"
+        log.info(f"{r['python']:<9} {r['target']:<11} {r['result'][:7]:<7} {counts:<40} {r['minutes']}")
+    log.info(f"matrix: {report_dir / 'matrix.json'}; artifacts and one SHA256SUMS in {dist}")
+    failed = [r for r in rows if r["result"] != "ok"]
+    if failed:
+        raise WasmbuildError(f"{len(failed)} of {len(rows)} matrix rows failed: "
+                             + ", ".join(f"{r['python']} {r['target']}" for r in failed))
+    return rows

@@ -1,0 +1,177 @@
+"""The Target interface: everything target-specific, behind one abstract class; the shared parts written once.
+
+A target provisions its toolchain, builds the C libraries it links, says how CPython is configured for it
+(argv, environment, the record of both with build paths as placeholders), which files make must produce, what
+its staged artifact adds to the common layout (the module, a loader, a launcher), and how the artifact runs
+(the runtime, the regrtest worker command, how a guest names a host path, `sys.platform`). The pipeline
+(pipeline.py) drives these steps in the same order for every target.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from wasmbuild.recipe import TargetOptions
+
+if TYPE_CHECKING:
+    from wasmbuild.libs import Built
+    from wasmbuild.pipeline import BuildPython, Context, HostBuild, SourceTree
+    from wasmbuild.toolchain import Toolchain
+
+
+@dataclass(frozen=True)
+class PathMap:
+    """Build paths and the neutral names they get in the output (-ffile-prefix-map, generated files).
+
+    `named` entries (placeholder, real path, neutral name) also appear in the record, as `<placeholder>`;
+    `unnamed` ones (the libraries' prefixes) are recorded by the libraries themselves."""
+
+    named: tuple[tuple[str, Path, str], ...]
+    unnamed: tuple[tuple[Path, str], ...] = ()
+
+    def mapping(self) -> dict[str, str]:
+        return {**{str(real): neutral for _, real, neutral in self.named},
+                **{str(real): neutral for real, neutral in self.unnamed}}
+
+    def prefix_map_flags(self) -> list[str]:
+        return [f"-ffile-prefix-map={real}={neutral}" for real, neutral in self.mapping().items()]
+
+    def recorded_flags(self) -> list[str]:
+        return [f"-ffile-prefix-map=<{name}>={neutral}" for name, _, neutral in self.named]
+
+
+@dataclass(frozen=True)
+class HostSettings:
+    """How configure runs for a target: its argv, its environment, and the record of both (no machine paths)."""
+
+    argv: list[str]
+    env: dict[str, str]
+    record: dict[str, Any]
+
+
+def options_key(t: TargetOptions) -> dict[str, Any]:
+    """The recipe's options for a target, as they enter the host build's cache key."""
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in t.__dict__.items()}
+
+
+def build_triple(src: Path) -> str:
+    """The build machine's triple, as CPython's own config.guess names it."""
+    from wasmbuild.process import capture
+
+    return capture([src / "config.guess"], check=True).stdout.strip()
+
+
+class Target(ABC):
+    """One compilation target. Subclasses set the class attributes and implement the abstract steps."""
+
+    name: ClassVar[str]  # the recipe's key under targets:, the CLI's --target
+    sys_platform: ClassVar[str]  # what the artifact's sys.platform says
+    host_outputs: ClassVar[tuple[str, ...]]  # files make must produce in the host build
+    # Bump when the host build's commands change (invalidates this target's cached host builds only).
+    host_steps_version: ClassVar[int]
+
+    # --- toolchain and libraries ----------------------------------------------------------------------------
+    @abstractmethod
+    def provision_toolchain(self, ctx: Context) -> Toolchain:
+        """The toolchain for ctx.target (its manifest under toolchains/), by ctx's route."""
+
+    def toolchain_key(self, tc: Toolchain) -> dict[str, Any]:
+        """What identifies the compiler in cache keys (default: the toolchain's whole record)."""
+        return tc.record()
+
+    def build_libraries(self, ctx: Context, tc: Toolchain, src: SourceTree) -> list[Built]:
+        """The C libraries the recipe names for this target, built with `tc` (default: none)."""
+        return []
+
+    # --- host build ---------------------------------------------------------------------------------------
+    def host_key_extra(self, built: list[Built]) -> dict[str, Any]:
+        """Inputs of the host build beyond the source, build-python, toolchain and recipe options."""
+        return {}
+
+    def host_files(self) -> dict[str, str]:
+        """Files written into the host build directory before configure (name -> text)."""
+        return {}
+
+    @abstractmethod
+    def path_map(self, src: Path, build: Path, tc: Toolchain, built: list[Built]) -> PathMap:
+        """The build paths of this target's host build and their neutral names."""
+
+    @abstractmethod
+    def host_settings(self, ctx: Context, src: SourceTree, build: Path, tc: Toolchain, bp: BuildPython,
+                      built: list[Built]) -> HostSettings:
+        """configure's argv and environment for the host build in `build`, and their record."""
+
+    # The part every target shares.
+    @staticmethod
+    def configure_argv(ctx: Context, src: Path, build: Path, bp: BuildPython) -> list[str]:
+        t = ctx.target
+        return [
+            # A relative path: configure then records a relative VPATH, and getpath.c's VPATH string (compiled
+            # into the module) names no directory of this machine.
+            os.path.relpath(src / "configure", build),
+            f"--host={t.host}",
+            f"--build={build_triple(src)}",
+            f"--with-build-python={bp.python}",
+            *t.configure_args,
+            *(f"{k}={v}" for k, v in sorted(t.config_cache.items())),
+        ]
+
+    @staticmethod
+    def configure_record(t: TargetOptions, paths: PathMap) -> dict[str, Any]:
+        """The record's common head: configure arguments (machine paths as placeholders), CONFIG_SITE, the
+        autoconf cache overrides, CFLAGS with the path map's placeholders."""
+        return {
+            "args": [f"--host={t.host}", "--build=<build triple>", "--with-build-python=<build-python>",
+                     *t.configure_args],
+            "config_site": t.config_site,
+            "config_cache": dict(sorted(t.config_cache.items())),
+            "cflags": [*paths.recorded_flags(), *t.cflags],
+        }
+
+    @staticmethod
+    def common_env(ctx: Context, src: Path, paths: PathMap) -> dict[str, str]:
+        t = ctx.target
+        env = {
+            "CFLAGS": " ".join([*paths.prefix_map_flags(), *t.cflags]),
+            "PKG_CONFIG_PATH": "",
+            "SOURCE_DATE_EPOCH": str(ctx.recipe.source_date_epoch),
+        }
+        if t.config_site:
+            env["CONFIG_SITE"] = str(src / t.config_site)
+        return env
+
+    # --- staging ------------------------------------------------------------------------------------------
+    launcher: ClassVar[str]  # python.sh's text
+
+    @abstractmethod
+    def stage_module(self, host: HostBuild, dest: Path, debug: Path) -> dict[str, Any]:
+        """Put the built module (and its loader) into `dest`, debug info into `debug`; return the record's
+        artifact extras known at this point."""
+
+    def shared_modules(self, build: Path) -> list[Path]:
+        """Extension modules built as shared objects, installed into lib-dynload/ (default: none)."""
+        return []
+
+    # --- running the artifact -----------------------------------------------------------------------------
+    @abstractmethod
+    def owns(self, root: Path) -> bool:
+        """Whether the unpacked artifact at `root` is one of this target's."""
+
+    @abstractmethod
+    def run_python(self, root: Path, args: Sequence[str], cache_root: Path, dirs: Sequence[tuple[Path, str]], *,
+                   env: dict[str, str] | None = None, stdout: Path | None = None, stderr: Path | None = None,
+                   timeout: float | None = None, max_memory: int | None = None, lib: Path | None = None) -> int:
+        """Run the unpacked artifact at `root` with `args` (Python's arguments); the guest's exit status."""
+
+    @abstractmethod
+    def worker_command(self, root: Path, cache_root: Path) -> tuple[list[str], list[str]]:
+        """How regrtest's workers run the artifact at `root`, and the same with neutral names for the record."""
+
+    @abstractmethod
+    def guest_path(self, root: Path, work: Path, name: str) -> str:
+        """How a guest given the work directory `work` (as its first directory) names work/<name>."""
