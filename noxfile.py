@@ -85,8 +85,10 @@ def unit(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
+    """ruff on everything; mypy on the package and this file (pyproject's [tool.mypy])."""
     _install(session, "dev")
     session.run("ruff", "check", "src", "tests", "noxfile.py")
+    session.run("mypy")
 
 
 @nox.session(name="bench-wasi")

@@ -67,7 +67,7 @@ def read_stamp(entry: Path) -> dict[str, Any] | None:
 
 def is_valid(entry: Path, key: str) -> bool:
     stamp = read_stamp(entry)
-    return bool(stamp) and stamp.get("key") == key
+    return stamp is not None and stamp.get("key") == key
 
 
 def write_stamp(entry: Path, key: str, **extra: Any) -> None:

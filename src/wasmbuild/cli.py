@@ -356,7 +356,7 @@ COMMANDS = {"bench": cmd_bench, "build": cmd_build, "matrix": cmd_matrix, "test"
             "smoke-test": cmd_smoke_test, "versions": cmd_versions}
 
 
-def _terminate(signum, frame):  # noqa: ARG001
+def _terminate(signum: int, frame: object) -> None:  # noqa: ARG001
     raise KeyboardInterrupt  # so `kill` cleans up like Ctrl-C: partial cache entries are removed
 
 

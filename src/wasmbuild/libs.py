@@ -111,7 +111,7 @@ class Built:
     def configure_env(self) -> dict[str, str]:
         return {k: v.replace("{prefix}", str(self.prefix)) for k, v in self.provides_items()}
 
-    def provides_items(self):
+    def provides_items(self) -> list[tuple[str, str]]:
         return sorted(self.lib.provides.items())
 
 

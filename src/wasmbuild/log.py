@@ -36,7 +36,7 @@ def warn(message: str) -> None:
 
 
 def echo_command(argv: Sequence[str | os.PathLike[str]], cwd: Path | None = None) -> None:
-    text = shlex.join(os.fspath(a) for a in argv)
+    text = shlex.join(str(os.fspath(a)) for a in argv)
     where = f"  (in {cwd})" if cwd else ""
     info(f"  $ {text}{where}")
 

@@ -60,7 +60,7 @@ def find_node(minimum: int, explicit: str | None = None, cache_root: Path | None
 
 def _new_enough(version: str, minimum: int) -> bool:
     match = re.match(r"(\d+)\.", version)
-    return bool(match) and int(match.group(1)) >= minimum
+    return match is not None and int(match.group(1)) >= minimum
 
 
 def _checked_node(path: Path, minimum: int, hint: str) -> Node:

@@ -28,7 +28,7 @@ def capture(argv: Sequence[str | os.PathLike[str]], *, cwd: Path | str | None = 
             text: bool = True, check: bool = False) -> subprocess.CompletedProcess[Any]:
     """Run `argv` with its stdout and stderr captured (stdin: `input`, else nothing). `env` is the whole
     environment (None: this process's). OSError, TimeoutExpired and (with `check`) CalledProcessError propagate."""
-    args = [os.fspath(a) for a in argv]
+    args = [str(os.fspath(a)) for a in argv]
     log.debug_command(args, Path(cwd) if cwd else None)
     return subprocess.run(args, cwd=cwd, env=None if env is None else dict(env), input=input, timeout=timeout,
                           capture_output=True, text=text, check=check,
@@ -40,7 +40,7 @@ def call(argv: Sequence[str | os.PathLike[str]], *, cwd: Path | str | None = Non
          timeout: float | None = None, preexec_fn: Callable[[], None] | None = None) -> int:
     """Run `argv` with stdin closed and the given (or inherited) stdout/stderr; its exit status (negative: the
     signal that ended it). TimeoutExpired propagates (the child is killed first)."""
-    args = [os.fspath(a) for a in argv]
+    args = [str(os.fspath(a)) for a in argv]
     log.debug_command(args, Path(cwd) if cwd else None)
     proc = subprocess.run(args, cwd=cwd, env=None if env is None else dict(env), stdin=subprocess.DEVNULL,
                           stdout=stdout, stderr=stderr, timeout=timeout, preexec_fn=preexec_fn)
@@ -52,7 +52,7 @@ def stream(argv: Sequence[str | os.PathLike[str]], *, cwd: Path | str | None = N
            env: Mapping[str, str] | None = None) -> Iterator[subprocess.Popen[str]]:
     """Start `argv` (echoed) with stdout and stderr merged into one text pipe; the caller reads `proc.stdout`
     and waits. Leaving the block by an exception terminates the command."""
-    args = [os.fspath(a) for a in argv]
+    args = [str(os.fspath(a)) for a in argv]
     log.echo_command(args, Path(cwd) if cwd else None)
     proc = subprocess.Popen(args, cwd=cwd, env=None if env is None else dict(env), stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
@@ -83,22 +83,22 @@ def run(
     what: str | None = None,
 ) -> None:
     """Run a command. With `log_file`, its output goes there (appended); on failure the tail is shown."""
-    argv = [os.fspath(a) for a in argv]
-    log.echo_command(argv, cwd)
+    args = [str(os.fspath(a)) for a in argv]
+    log.echo_command(args, cwd)
     full_env = None if env is None else {**os.environ, **env}
     try:
         if log_file is None:
-            proc = subprocess.run(argv, cwd=cwd, env=full_env, stdin=subprocess.DEVNULL)
+            proc = subprocess.run(args, cwd=cwd, env=full_env, stdin=subprocess.DEVNULL)
         else:
             log_file.parent.mkdir(parents=True, exist_ok=True)
             with open(log_file, "ab") as out:
-                out.write(f"\n$ {' '.join(argv)}\n".encode())
+                out.write(f"\n$ {' '.join(args)}\n".encode())
                 out.flush()
                 proc = subprocess.run(
-                    argv, cwd=cwd, env=full_env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
+                    args, cwd=cwd, env=full_env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
                 )
     except FileNotFoundError as exc:
-        raise MissingToolError(f"cannot run {argv[0]!r}: {exc.strerror}") from None
+        raise MissingToolError(f"cannot run {args[0]!r}: {exc.strerror}") from None
     if proc.returncode != 0:
         tail = ""
         if log_file is not None:
@@ -106,6 +106,6 @@ def run(
             tail = "\n".join("    " + line for line in lines)
             log.info(f"  last {len(lines)} lines of {log_file}:\n{tail}")
         raise BuildError(
-            f"{what or argv[0]} failed with exit code {proc.returncode}"
+            f"{what or args[0]} failed with exit code {proc.returncode}"
             + (f"; full log: {log_file}" if log_file else ""),
         )

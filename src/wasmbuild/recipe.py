@@ -23,7 +23,6 @@ from wasmbuild.schema import (
 )
 
 FORMAT = 1
-TARGETS = ("wasi", "emscripten")
 
 # `file` is relative to patches/ (and must stay inside it).
 PATCH = {"file": RelPath, "reason": str, "upstream": str}
@@ -60,14 +59,19 @@ TARGET_SCHEMA = {
     ),
 }
 
-RECIPE_SCHEMA = {
+def recipe_schema(targets: tuple[str, ...]) -> dict[str, Any]:
+    """The recipe schema for the registered targets (wasmbuild.targets.TARGET_NAMES)."""
+    return {**RECIPE_SCHEMA, "targets": {t: Field(TARGET_SCHEMA, required=False) for t in targets}}
+
+
+RECIPE_SCHEMA: dict[str, Any] = {
     "format": int,
     "version": str,
     "source": {**DOWNLOAD, "filename": FileName, "top_dir": FileName},
     "source_date_epoch": int,
     "patches": Field(ListOf(PATCH), required=False),
     "stdlib": Field({"exclude": ListOf(str)}, required=False),
-    "targets": {t: Field(TARGET_SCHEMA, required=False) for t in TARGETS},
+    "targets": {},  # one optional TARGET_SCHEMA per registered target: recipe_schema()
 }
 
 DEB_PACKAGE = {
@@ -145,7 +149,8 @@ class Download:
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> Download:
-        return cls(**{k: data.get(k) for k in ("url", "sha256", "size", "filename", "debian", "max_size")})
+        return cls(url=data["url"], sha256=data["sha256"], size=data.get("size"), filename=data.get("filename"),
+                   debian=data.get("debian"), max_size=data.get("max_size"))
 
 
 @dataclass(frozen=True)
@@ -200,11 +205,13 @@ class Recipe:
 
 
 def load_recipe(file: Path, patches_dir: Path | None = None) -> Recipe:
-    data = load_document(file, RECIPE_SCHEMA, FORMAT)
+    from wasmbuild.targets import TARGET_NAMES  # the registry (targets import this module)
+
+    data = load_document(file, recipe_schema(TARGET_NAMES), FORMAT)
     _check_version(file, data["version"])
     if not data["targets"]:
         raise RecipeError(f"{file}: targets: the recipe defines no targets",
-                          hint=f"add at least one of: {', '.join(TARGETS)}")
+                          hint=f"add at least one of: {', '.join(TARGET_NAMES)}")
     patches_dir = patches_dir or file.parent.parent / "patches"
     patches = _load_patches(file, data.get("patches", []), patches_dir)
     targets = {}
@@ -272,6 +279,7 @@ def available_recipes(root: Path) -> dict[str, Path]:
                 _warned.add(path)
                 log.warn(f"ignoring recipes/{path.name}: {problem}")
             continue
+        assert m is not None  # a name that does not match is a problem above
         found[f"{m[1]}.{m[2]}"] = path
     return dict(sorted(found.items(), key=lambda item: _version_key(item[0])))
 

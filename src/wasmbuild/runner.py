@@ -21,12 +21,16 @@ import threading
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from wasmbuild import cache, log
 from wasmbuild.archive import expansion_limit, safe_extract
 from wasmbuild.errors import ArchiveError, RunError, UsageError
 from wasmbuild.files import atomic_write
 from wasmbuild.process import call
+
+if TYPE_CHECKING:
+    import wasmtime
 
 MAX_WASM_STACK = 8 * 1024 * 1024
 ASYNC_STACK = 16 * 1024 * 1024
@@ -96,7 +100,7 @@ def _config_id(interruptible: bool) -> str:
     return CONFIG_ID + (",epoch" if interruptible else "")
 
 
-def _engine(interruptible: bool = False):
+def _engine(interruptible: bool = False) -> wasmtime.Engine:
     import wasmtime
 
     config = wasmtime.Config()
@@ -115,7 +119,7 @@ def _engine(interruptible: bool = False):
     return wasmtime.Engine(config)
 
 
-def load_module(engine, wasm: Path, cache_root: Path, config_id: str = CONFIG_ID):
+def load_module(engine: wasmtime.Engine, wasm: Path, cache_root: Path, config_id: str = CONFIG_ID) -> wasmtime.Module:
     """Compile `wasm`, or load its serialized form from the cache."""
     import wasmtime
 
@@ -134,7 +138,7 @@ def load_module(engine, wasm: Path, cache_root: Path, config_id: str = CONFIG_ID
         raise RunError(f"{wasm} is not a valid WebAssembly module: {first}",
                        hint="rebuild the artifact, or use a complete archive from dist/") from None
     compiled.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(compiled, module.serialize())
+    atomic_write(compiled, bytes(module.serialize()))
     return module
 
 
@@ -183,7 +187,10 @@ def run_wasm(wasm: Path, argv: Sequence[str], cache_root: Path, *, dirs: Sequenc
             linker.define_wasi()
             instance = linker.instantiate(store, module)
             sys.stdout.flush()
-            instance.exports(store)["_start"](store)
+            start = instance.exports(store)["_start"]
+            if not isinstance(start, wasmtime.Func):
+                raise RunError(f"{wasm}: its _start export is not a function", hint="is this a WASI command module?")
+            start(store)
             result["code"] = 0
         except wasmtime.ExitTrap as exc:
             result["code"] = exc.code
@@ -213,7 +220,9 @@ def run_wasm(wasm: Path, argv: Sequence[str], cache_root: Path, *, dirs: Sequenc
     if "trap" in result:
         log.info(f"wasm trap: {result['trap']}")
         return 134
-    return int(result["code"])  # type: ignore[arg-type]
+    code = result["code"]
+    assert isinstance(code, int)
+    return code
 
 
 def guest_env(extra: dict[str, str] | None = None) -> dict[str, str]:

@@ -10,11 +10,11 @@ import pytest
 import yaml
 
 from wasmbuild import cache
-from wasmbuild.pipeline import Context, configure_and_make
-from wasmbuild.targets.base import HostSettings
 from wasmbuild.download import Sources
 from wasmbuild.errors import BuildError
+from wasmbuild.pipeline import Context, configure_and_make
 from wasmbuild.recipe import load_recipe
+from wasmbuild.targets.base import HostSettings
 
 RECIPE = {
     "format": 1,

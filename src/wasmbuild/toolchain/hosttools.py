@@ -237,8 +237,8 @@ def provision(tool: Tool, cache_root: Path, sources: Sources) -> Provisioned:
             _write_wrappers(tool, out)
             # The first command must run: `--version`, except tclsh, which has none and reads a script instead.
             cmd = tool.commands[0]
-            argv, script = ([out / "bin" / cmd], "puts [info patchlevel]\n") if cmd == "tclsh" else \
-                ([out / "bin" / cmd, "--version"], "")
+            argv: list[Path | str] = [out / "bin" / cmd] if cmd == "tclsh" else [out / "bin" / cmd, "--version"]
+            script = "puts [info patchlevel]\n" if cmd == "tclsh" else ""
             check = capture(argv, input=script)
             if check.returncode != 0:
                 raise ToolchainError(f"the provisioned {cmd} ({tool.name} {tool.version}) does not run: "

@@ -1,0 +1,354 @@
+"""Each target's configure argv and environment, its staging and its record, without a compiler.
+
+The host build itself is faked (a directory holding what make would leave); everything the targets derive from
+the recipe, the toolchain and the paths is the real code. A changed flag, path mapping or record field fails here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from wasmbuild import pipeline
+from wasmbuild.download import Fetched, Sources
+from wasmbuild.libs import Built, Library
+from wasmbuild.pipeline import BuildPython, Context, HostBuild, SourceTree
+from wasmbuild.recipe import Download, load_recipe, project_root
+from wasmbuild.record import FIELDS, RECORD_FORMAT
+from wasmbuild.targets import TARGET_NAMES, TARGETS, artifact_target, get_target
+from wasmbuild.targets.base import PathMap
+from wasmbuild.targets.emscripten import PRE_JS, PRE_JS_NAME
+from wasmbuild.toolchain import Toolchain
+
+ROOT = project_root()
+BUILD_TRIPLE = "x86_64-pc-linux-gnu"
+RECIPE_OPTIONS = {
+    "configure_args": ("--with-x", "--without-y"),
+    "config_cache": {"ac_cv_b": "no", "ac_cv_a": "yes"},
+    "cflags": ("-O3", "-DX"),
+    "ldflags": ("-Wl,-z,stack-size=1",),
+    "make_args": ("V=1",),
+    "setup_local": ("_m _m.c",),
+}
+
+
+@pytest.fixture(autouse=True)
+def no_config_guess(monkeypatch):
+    monkeypatch.setattr("wasmbuild.targets.base.build_triple", lambda src: BUILD_TRIPLE)
+    monkeypatch.setattr("wasmbuild.targets.emscripten.build_triple", lambda src: BUILD_TRIPLE)
+
+
+def make_ctx(tmp_path: Path, target: str, **options) -> Context:
+    recipe = load_recipe(ROOT / "recipes" / "cpython-3.13.yaml", ROOT / "patches")
+    opts = dataclasses.replace(recipe.target(target), **options)
+    recipe = dataclasses.replace(recipe, targets={**recipe.targets, target: opts})
+    return Context(root=ROOT, cache=tmp_path / "cache", dist=tmp_path / "dist", recipe=recipe, target=opts,
+                   sources=Sources(), jobs=3)
+
+
+def toolchain(tmp_path: Path, name: str) -> Toolchain:
+    return Toolchain(name, "1.0", tmp_path / "cache" / "toolchains" / name, "release", {"clang": "19"},
+                     [{"name": f"{name}.tar.gz", "sha256": "1" * 64, "size": 1, "route": "upstream", "url": "u"}])
+
+
+def library(tmp_path: Path, name: str = "zlib") -> Built:
+    lib = Library(name=name, version="1.3", license="Zlib", source=Download(url="https://x/z.tgz", sha256="2" * 64),
+                  repack=None, script="true", provides={"ZLIB_CFLAGS": "-I{prefix}/include",
+                                                       "ZLIB_LIBS": "-L{prefix}/lib -lz"}, data={"v": 1})
+    return Built(lib, tmp_path / "cache" / "libs" / name / "prefix",
+                 {"name": name, "version": "1.3", "license": "Zlib", "file": "z.tgz", "sha256": "2" * 64})
+
+
+def sources(tmp_path: Path) -> tuple[SourceTree, BuildPython]:
+    src = tmp_path / "cache" / "sources" / "cpython"
+    fetched = Fetched(tmp_path / "cache" / "downloads" / "Python.tgz", "upstream", "https://python.example/Python.tgz")
+    patches = [{"file": "p.patch", "sha256": "3" * 64, "reason": "r", "upstream": "u"}]
+    return (SourceTree(src, "srckey", fetched, patches),
+            BuildPython(tmp_path / "cache" / "build-python" / "python", "bpkey", "gcc (Debian 12.2.0) 12.2.0"))
+
+
+def no_machine_paths(data, tmp_path: Path) -> None:
+    assert str(tmp_path) not in json.dumps(data)
+
+
+# --- the registry ---------------------------------------------------------------------------------------------
+
+
+def test_the_registry_names_each_target_and_the_recipes_accept_exactly_those():
+    assert set(TARGET_NAMES) == {"wasi", "emscripten"}
+    assert all(TARGETS[n].name == n for n in TARGET_NAMES)
+    assert {TARGETS[n].sys_platform for n in TARGET_NAMES} == {"wasi", "emscripten"}
+    # The recipes accept exactly the registered targets.
+    from wasmbuild.recipe import RECIPE_SCHEMA, recipe_schema
+
+    assert set(recipe_schema(TARGET_NAMES)["targets"]) == set(TARGET_NAMES) and RECIPE_SCHEMA["targets"] == {}
+
+
+def test_unknown_target_is_a_usage_error():
+    from wasmbuild.errors import UsageError
+
+    with pytest.raises(UsageError, match="(?s)unknown target 'wasm64'.*choose one of: wasi, emscripten"):
+        get_target("wasm64")
+
+
+def test_the_artifacts_target_is_told_by_its_files(tmp_path):
+    (tmp_path / "python.wasm").write_bytes(b"\0asm")
+    assert artifact_target(tmp_path).name == "wasi"
+    (tmp_path / "python.js").write_text("")
+    assert artifact_target(tmp_path).name == "emscripten"
+
+
+# --- WASI -------------------------------------------------------------------------------------------------------
+
+
+def test_wasi_configure_argv_env_and_record(tmp_path):
+    ctx = make_ctx(tmp_path, "wasi", **RECIPE_OPTIONS)
+    target = get_target("wasi")
+    tc = toolchain(tmp_path, "wasi-sdk")
+    src, bp = sources(tmp_path)
+    build = tmp_path / "cache" / "hosts" / "h"
+    s = target.host_settings(ctx, src, build, tc, bp, [])
+    assert s.argv == [os.path.relpath(src.path / "configure", build), "--host=wasm32-wasip1",
+                      f"--build={BUILD_TRIPLE}", f"--with-build-python={bp.python}", "--with-x", "--without-y",
+                      "ac_cv_a=yes", "ac_cv_b=no"]
+    sdk, sysroot = tc.path, tc.path / "share" / "wasi-sysroot"
+    assert s.env["CC"] == f"{sdk}/bin/clang --target=wasm32-wasip1 --sysroot={sysroot}"
+    assert s.env["CXX"] == f"{sdk}/bin/clang++ --target=wasm32-wasip1 --sysroot={sysroot}"
+    assert s.env["AR"] == f"{sdk}/bin/llvm-ar" and s.env["RANLIB"] == f"{sdk}/bin/ranlib"
+    assert s.env["CFLAGS"] == (f"-ffile-prefix-map={build}=/build/cpython -ffile-prefix-map={src.path}=/src/cpython "
+                               f"-ffile-prefix-map={sdk}=/wasi-sdk -O3 -DX")
+    assert s.env["LDFLAGS"] == "-Wl,-z,stack-size=1"
+    assert s.env["PKG_CONFIG_PATH"] == "" and s.env["PKG_CONFIG_SYSROOT_DIR"] == str(sysroot)
+    assert s.env["SOURCE_DATE_EPOCH"] == str(ctx.recipe.source_date_epoch)
+    assert s.env["CONFIG_SITE"] == str(src.path / ctx.target.config_site)
+    assert s.env["PATH"].split(os.pathsep)[0] == str(sdk / "bin")
+    assert s.record == {
+        "args": ["--host=wasm32-wasip1", "--build=<build triple>", "--with-build-python=<build-python>",
+                 "--with-x", "--without-y"],
+        "config_site": ctx.target.config_site,
+        "config_cache": {"ac_cv_a": "yes", "ac_cv_b": "no"},
+        "cflags": ["-ffile-prefix-map=<build>=/build/cpython", "-ffile-prefix-map=<src>=/src/cpython",
+                   "-ffile-prefix-map=<sdk>=/wasi-sdk", "-O3", "-DX"],
+        "ldflags": ["-Wl,-z,stack-size=1"],
+        "compilers": {"CC": "<sdk>/bin/clang", "CPP": "<sdk>/bin/clang-cpp", "CXX": "<sdk>/bin/clang++",
+                      "AR": "<sdk>/bin/llvm-ar", "RANLIB": "<sdk>/bin/ranlib"},
+    }
+    assert list(s.record) == ["args", "config_site", "config_cache", "cflags", "ldflags", "compilers"]
+    no_machine_paths(s.record, tmp_path)
+
+
+def test_wasi_needs_no_libraries_and_keys_on_the_whole_toolchain_record(tmp_path):
+    target = get_target("wasi")
+    tc = toolchain(tmp_path, "wasi-sdk")
+    assert target.toolchain_key(tc) == tc.record()
+    assert target.build_libraries(make_ctx(tmp_path, "wasi"), tc, sources(tmp_path)[0]) == []
+    assert target.host_key_extra([]) == {} and target.host_files() == {}
+    assert target.host_outputs == ("python.wasm",)
+
+
+def test_wasi_worker_and_guest_paths(tmp_path):
+    target = get_target("wasi")
+    cmd, shown = target.worker_command(tmp_path / "art", tmp_path / "cache")
+    assert cmd == [sys.executable, "-m", "wasmbuild", "run", "--cache-dir", str(tmp_path / "cache"), "--dir", "/::/",
+                   "--inherit-env", "--private-lib", str(tmp_path / "art"), "--"]
+    assert target.guest_path(tmp_path, tmp_path / "work", "x.py") == "/x.py"
+
+
+# --- Emscripten -------------------------------------------------------------------------------------------------
+
+
+def test_emscripten_configure_argv_env_and_record(tmp_path):
+    ctx = make_ctx(tmp_path, "emscripten", **RECIPE_OPTIONS)
+    target = get_target("emscripten")
+    tc = toolchain(tmp_path, "emscripten")
+    src, bp = sources(tmp_path)
+    build = tmp_path / "cache" / "hosts" / "h"
+    zlib = library(tmp_path)
+    s = target.host_settings(ctx, src, build, tc, bp, [zlib])
+    assert s.argv == ["emconfigure", os.path.relpath(src.path / "configure", build), "--host=wasm32-unknown-emscripten",
+                      f"--build={BUILD_TRIPLE}", f"--with-build-python={bp.python}", "--with-x", "--without-y",
+                      "ac_cv_a=yes", "ac_cv_b=no"]
+    assert s.env["CFLAGS"] == (f"-ffile-prefix-map={build}=/build/cpython -ffile-prefix-map={src.path}=/src/cpython "
+                               f"-ffile-prefix-map={tc.path}=/emsdk -ffile-prefix-map={zlib.prefix}=/opt/zlib -O3 -DX")
+    assert s.env["LDFLAGS"] == (f"-Wl,-z,stack-size=1 -sEXPORTED_RUNTIME_METHODS=ENV --pre-js={build / PRE_JS_NAME}")
+    assert s.env["ZLIB_CFLAGS"] == f"-I{zlib.prefix}/include" and s.env["ZLIB_LIBS"] == f"-L{zlib.prefix}/lib -lz"
+    assert s.env["EM_CONFIG"] == str(tc.path / "emscripten-config.py")
+    assert s.env["PKG_CONFIG_PATH"] == "" and s.env["PKG_CONFIG_LIBDIR"] == "" and s.env["TZ"] == "UTC"
+    assert s.env["CONFIG_SITE"] == str(src.path / ctx.target.config_site)
+    assert s.record == {
+        "args": ["--host=wasm32-unknown-emscripten", "--build=<build triple>", "--with-build-python=<build-python>",
+                 "--with-x", "--without-y"],
+        "config_site": ctx.target.config_site,
+        "config_cache": {"ac_cv_a": "yes", "ac_cv_b": "no"},
+        "cflags": ["-ffile-prefix-map=<build>=/build/cpython", "-ffile-prefix-map=<src>=/src/cpython",
+                   "-ffile-prefix-map=<emsdk>=/emsdk", "-O3", "-DX"],
+        "ldflags": ["-Wl,-z,stack-size=1", "-sEXPORTED_RUNTIME_METHODS=ENV", f"--pre-js=<build>/{PRE_JS_NAME}"],
+        "pre_js": PRE_JS,
+        "libraries": {"ZLIB_CFLAGS": "-I/opt/zlib/include", "ZLIB_LIBS": "-L/opt/zlib/lib -lz"},
+        "make_args": ["V=1"],
+        "compilers": {"CC": "emcc", "CXX": "em++", "AR": "emar"},
+    }
+    no_machine_paths(s.record, tmp_path)
+
+
+def test_emscripten_keys_on_the_compiler_not_on_node_or_the_fetch_route(tmp_path):
+    target = get_target("emscripten")
+    tc = toolchain(tmp_path, "emscripten")
+    tc.components["node"] = "20.18.0"
+    key = target.toolchain_key(tc)
+    assert "node" not in key["components"] and key["inputs"] == [{"name": "emscripten.tar.gz", "sha256": "1" * 64}]
+    zlib = library(tmp_path)
+    assert target.host_key_extra([zlib]) == {"libraries": [{"v": 1}], "pre_js": PRE_JS}
+    assert target.host_files() == {PRE_JS_NAME: PRE_JS}
+    assert target.host_outputs == ("python.js", "python.wasm")
+
+
+def test_emscripten_libraries_get_the_compiler_environment(tmp_path, monkeypatch):
+    ctx = make_ctx(tmp_path, "emscripten")
+    target = get_target("emscripten")
+    tc = toolchain(tmp_path, "emscripten")
+    seen = {}
+
+    def build_all(libs, **kwargs):
+        seen.update(names=[lib.name for lib in libs], **kwargs)
+        return []
+
+    monkeypatch.setattr("wasmbuild.libs.build_all", build_all)
+    target.build_libraries(ctx, tc, sources(tmp_path)[0])
+    assert seen["names"] == list(ctx.target.libraries)
+    env = seen["env"]
+    assert (env["CC"], env["AR"], env["HOST"], env["BUILD"]) == ("emcc", "emar", "wasm32-unknown-emscripten",
+                                                                 BUILD_TRIPLE)
+    assert env["CONFIGURE_WRAPPER"] == "emconfigure" and env["CFLAGS"] == "-O2 -fPIC"
+    assert seen["target"] == "wasm32-emscripten" and seen["toolchain_key"] == target.toolchain_key(tc)
+
+
+def test_emscripten_worker_and_guest_paths(tmp_path):
+    from wasmbuild.errors import UsageError
+
+    target = get_target("emscripten")
+    with pytest.raises(UsageError, match="no python.sh launcher"):
+        target.worker_command(tmp_path, tmp_path / "cache")
+    (tmp_path / "python.sh").write_text("")
+    assert target.worker_command(tmp_path, tmp_path / "cache") == ([str(tmp_path / "python.sh")],
+                                                                   ["<artifact>/python.sh"])
+    assert target.guest_path(tmp_path, tmp_path / "work", "x.py") == str(tmp_path / "work" / "x.py")
+    with pytest.raises(UsageError, match="--max-memory applies to WASI artifacts only"):
+        target.run_python(tmp_path, ["-c", "1"], tmp_path / "cache", [], max_memory=1 << 20)
+
+
+# --- the shared skeleton: path map, staging, record ----------------------------------------------------------
+
+
+def test_path_map_records_placeholders_only_for_named_paths(tmp_path):
+    pm = PathMap((("build", tmp_path / "b", "/build/cpython"),), ((tmp_path / "z", "/opt/z"),))
+    assert pm.mapping() == {str(tmp_path / "b"): "/build/cpython", str(tmp_path / "z"): "/opt/z"}
+    assert pm.prefix_map_flags() == [f"-ffile-prefix-map={tmp_path / 'b'}=/build/cpython",
+                                     f"-ffile-prefix-map={tmp_path / 'z'}=/opt/z"]
+    assert pm.recorded_flags() == ["-ffile-prefix-map=<build>=/build/cpython"]
+
+
+def fake_host(tmp_path: Path, ctx: Context, target_name: str) -> HostBuild:
+    """A host build directory as make leaves it, a source tree with a tiny Lib/, the host's python as the
+    build-python (it only compiles .pyc), and for WASI an llvm-strip stand-in."""
+    src, _ = sources(tmp_path)
+    (src.path / "Lib" / "json").mkdir(parents=True)
+    (src.path / "Lib" / "os.py").write_text("sep = '/'\n")
+    (src.path / "Lib" / "json" / "__init__.py").write_text("")
+    (src.path / "Lib" / "idlelib").mkdir()
+    (src.path / "Lib" / "idlelib" / "x.py").write_text("")
+    (src.path / "LICENSE").write_text("PSF\n")
+    build = tmp_path / "cache" / "hosts" / target_name
+    lib_dir = build / "build" / "lib.wasi-3.13"
+    lib_dir.mkdir(parents=True)
+    tc = toolchain(tmp_path, target_name)
+    (lib_dir / "_sysconfigdata__x.py").write_text(f"build_time_vars = {{'srcdir': '{src.path}', 'b': '{build}', "
+                                                  f"'cc': '{tc.path}/bin/clang'}}\n")
+    (build / "python.wasm").write_bytes(b"\0asm\1\0\0\0 with debug info")
+    (build / "python.js").write_text("// loader\n")
+    (lib_dir / "_testx.so").write_bytes(b"\0asm side module")
+    strip = tc.path / "bin" / "llvm-strip"
+    strip.parent.mkdir(parents=True)
+    strip.write_text('#!/bin/sh\n# llvm-strip --strip-all -o OUT IN\nhead -c 8 "$4" > "$3"\n')
+    strip.chmod(0o755)
+    bp = BuildPython(Path(sys.executable), "bpkey", "gcc 12")
+    return HostBuild(build, f"hostkey-{target_name}", src, bp, tc, [], {"args": ["--host=x"]})
+
+
+@pytest.mark.parametrize("target_name", TARGET_NAMES)
+def test_staging_lays_out_the_artifact_with_no_build_paths(tmp_path, target_name):
+    ctx = make_ctx(tmp_path, target_name)
+    ctx = dataclasses.replace(ctx, recipe=dataclasses.replace(ctx.recipe, stdlib_exclude=("idlelib",)))
+    target = get_target(target_name)
+    host = fake_host(tmp_path, ctx, target_name)
+    staged = pipeline.stage(ctx, target, host)
+    tree = staged.tree
+    lib = tree / "lib" / "python3.13"
+    assert (lib / "os.py").is_file() and (lib / "__pycache__").is_dir() and not (lib / "idlelib").exists()
+    sysconfig = (lib / "_sysconfigdata__x.py").read_text()
+    assert "/src/cpython" in sysconfig and "/build/cpython" in sysconfig and str(tmp_path) not in sysconfig
+    assert (tree / "LICENSE").read_text() == "PSF\n"
+    assert (tree / "python.sh").read_text() == target.launcher and os.access(tree / "python.sh", os.X_OK)
+    assert staged.extra["launcher"] == "python.sh" and list(staged.extra)[0] == "launcher"
+    if target_name == "wasi":
+        assert (tree / "python.wasm").read_bytes() == b"\0asm\1\0\0\0"  # stripped
+        assert (staged.debug / "python.wasm").read_bytes().endswith(b"with debug info")
+        assert "/wasi-sdk/bin/clang" in sysconfig
+        assert staged.extra == {"launcher": "python.sh", "max_wasm_stack": 8 * 1024 * 1024}
+        assert not (lib / "lib-dynload" / "_testx.so").exists()
+    else:
+        assert (tree / "python.js").read_text() == "// loader\n"
+        assert (lib / "lib-dynload" / "_testx.so").is_file()
+        assert list(staged.extra) == ["launcher", "python.js", "node", "libraries", "debuginfo"]
+        assert staged.extra["debuginfo"] is None and staged.extra["node"]["stack_size_kb"] == 30000
+    # Staged once: a second call reads the cache entry.
+    assert pipeline.stage(ctx, target, host).extra == staged.extra
+
+
+def test_staging_refuses_a_build_path_that_survives(tmp_path):
+    from wasmbuild.errors import BuildError
+
+    ctx = make_ctx(tmp_path, "wasi")
+    host = fake_host(tmp_path, ctx, "wasi")
+    (host.source.path / "Lib" / "leak.txt").write_text(f"built in {host.path}\n")
+    with pytest.raises(BuildError, match="leak.txt contains the build path"):
+        pipeline.stage(ctx, get_target("wasi"), host)
+    assert list((tmp_path / "cache" / "stage").iterdir()) == []  # the refused entry is gone
+
+
+@pytest.mark.parametrize("target_name", TARGET_NAMES)
+def test_the_record_is_assembled_from_the_step_results(tmp_path, target_name):
+    ctx = make_ctx(tmp_path, target_name)
+    host = fake_host(tmp_path, ctx, target_name)
+    staged = pipeline.stage(ctx, get_target(target_name), host)
+    record = pipeline.assemble_record(ctx, staged, "debug.tar.gz").to_json()
+    assert list(record) == list(FIELDS)
+    assert record["format"] == RECORD_FORMAT
+    assert record["python"] == {"implementation": "cpython", "version": ctx.recipe.version}
+    assert record["target"] == {"name": target_name, "triple": ctx.target.triple}
+    assert record["recipe"] == "cpython-3.13.yaml"
+    source, toolchain_input = record["inputs"][:2]
+    assert source["role"] == "cpython-source" and source["url"] == "https://python.example/Python.tgz"
+    assert source["sha256"] == ctx.recipe.source.sha256 and source["upstream_url"] == ctx.recipe.source.url
+    assert toolchain_input["role"] == "toolchain" and toolchain_input["name"] == f"{target_name}.tar.gz"
+    assert record["toolchain"] == host.toolchain.record()
+    assert record["build_python"]["cc"] == "gcc 12"
+    assert record["patches"] == host.source.patches and record["configure"] == host.configure
+    assert record["stdlib"]["pyc"] == "unchecked-hash"
+    wasm = record["artifact"]["python.wasm"]
+    assert wasm["size"] == (staged.tree / "python.wasm").stat().st_size and wasm["stripped"] is True
+    assert record["artifact"]["launcher"] == "python.sh"
+
+
+def test_the_readme_documents_every_record_field():
+    text = (ROOT / "README.md").read_text()
+    section = text.split("### The build record", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `([a-z_.]+)` \| (.+) \|$", section, re.MULTILINE)
+    assert [name for name, _ in rows] == list(FIELDS)
+    assert dict(rows) == FIELDS
