@@ -109,8 +109,14 @@ def test_deep_recursion_does_not_crash(em_dist):
 def test_launcher_runs_under_node(unpacked, tmp_path):
     (tmp_path / "t.py").write_text("import sys, sysconfig; print(sys.prefix == sys.base_prefix, "
                                    "sys.version.split()[0])\n")
+    # python.sh runs $NODE (default: node on PATH); a machine without node has the one wasmbuild provisioned.
+    from wasmbuild.cache import default_cache_dir
+    from wasmbuild.node import NODE_MINIMUM, find_node
+
+    node = find_node(NODE_MINIMUM, cache_root=default_cache_dir())
     proc = subprocess.run([str(unpacked / "python.sh"), "t.py"], cwd=tmp_path, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONHOME": "/nonexistent"}, stdin=subprocess.DEVNULL)
+                          env={**os.environ, "PYTHONHOME": "/nonexistent", "NODE": str(node.path)},
+                          stdin=subprocess.DEVNULL)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == f"True {VERSION}"
 
@@ -121,6 +127,8 @@ def test_no_build_paths_in_the_artifact(unpacked):
         assert cache_dir.encode() not in (unpacked / name).read_bytes()
     sysconfig = next((unpacked / "lib" / "python3.13").glob("_sysconfigdata_*emscripten*.py"))
     assert cache_dir not in sysconfig.read_text()
+    # Tools configure found on the builder's PATH are named, not located (the artifact must not depend on PATH).
+    assert "'INSTALL': 'install -c'" in sysconfig.read_text() and "'MKDIR_P': 'mkdir -p'" in sysconfig.read_text()
 
 
 def test_second_build_is_a_no_op_with_identical_bytes(em_dist):

@@ -77,6 +77,20 @@ def no_machine_paths(data, tmp_path: Path) -> None:
     assert str(tmp_path) not in json.dumps(data)
 
 
+@pytest.mark.parametrize("target_name", ["wasi", "emscripten"])
+def test_configure_is_given_install_and_mkdir_by_name_and_a_recipe_may_override(tmp_path, target_name):
+    # configure would write the absolute paths it finds on PATH into the artifact's sysconfig data.
+    target = get_target(target_name)
+    src, bp = sources(tmp_path)
+    ctx = make_ctx(tmp_path, target_name)
+    s = target.host_settings(ctx, src, tmp_path / "b", toolchain(tmp_path, "tc"), bp, [])
+    assert "ac_cv_path_install=install -c" in s.argv and "ac_cv_path_mkdir=mkdir" in s.argv
+    ctx = make_ctx(tmp_path, target_name, config_cache={"ac_cv_path_mkdir": "/opt/bin/mkdir"})
+    s = target.host_settings(ctx, src, tmp_path / "b", toolchain(tmp_path, "tc"), bp, [])
+    assert "ac_cv_path_mkdir=/opt/bin/mkdir" in s.argv and "ac_cv_path_mkdir=mkdir" not in s.argv
+    assert s.record["config_cache"]["ac_cv_path_mkdir"] == "/opt/bin/mkdir"
+
+
 # --- the registry ---------------------------------------------------------------------------------------------
 
 
@@ -116,7 +130,7 @@ def test_wasi_configure_argv_env_and_record(tmp_path):
     s = target.host_settings(ctx, src, build, tc, bp, [])
     assert s.argv == [os.path.relpath(src.path / "configure", build), "--host=wasm32-wasip1",
                       f"--build={BUILD_TRIPLE}", f"--with-build-python={bp.python}", "--with-x", "--without-y",
-                      "ac_cv_a=yes", "ac_cv_b=no"]
+                      "ac_cv_a=yes", "ac_cv_b=no", "ac_cv_path_install=install -c", "ac_cv_path_mkdir=mkdir"]
     sdk, sysroot = tc.path, tc.path / "share" / "wasi-sysroot"
     assert s.env["CC"] == f"{sdk}/bin/clang --target=wasm32-wasip1 --sysroot={sysroot}"
     assert s.env["CXX"] == f"{sdk}/bin/clang++ --target=wasm32-wasip1 --sysroot={sysroot}"
@@ -132,7 +146,8 @@ def test_wasi_configure_argv_env_and_record(tmp_path):
         "args": ["--host=wasm32-wasip1", "--build=<build triple>", "--with-build-python=<build-python>",
                  "--with-x", "--without-y"],
         "config_site": ctx.target.config_site,
-        "config_cache": {"ac_cv_a": "yes", "ac_cv_b": "no"},
+        "config_cache": {"ac_cv_a": "yes", "ac_cv_b": "no", "ac_cv_path_install": "install -c",
+                         "ac_cv_path_mkdir": "mkdir"},
         "cflags": ["-ffile-prefix-map=<build>=/build/cpython", "-ffile-prefix-map=<src>=/src/cpython",
                    "-ffile-prefix-map=<sdk>=/wasi-sdk", "-O3", "-DX"],
         "ldflags": ["-Wl,-z,stack-size=1"],
@@ -173,7 +188,7 @@ def test_emscripten_configure_argv_env_and_record(tmp_path):
     s = target.host_settings(ctx, src, build, tc, bp, [zlib])
     assert s.argv == ["emconfigure", os.path.relpath(src.path / "configure", build), "--host=wasm32-unknown-emscripten",
                       f"--build={BUILD_TRIPLE}", f"--with-build-python={bp.python}", "--with-x", "--without-y",
-                      "ac_cv_a=yes", "ac_cv_b=no"]
+                      "ac_cv_a=yes", "ac_cv_b=no", "ac_cv_path_install=install -c", "ac_cv_path_mkdir=mkdir"]
     assert s.env["CFLAGS"] == (f"-ffile-prefix-map={build}=/build/cpython -ffile-prefix-map={src.path}=/src/cpython "
                                f"-ffile-prefix-map={tc.path}=/emsdk -ffile-prefix-map={zlib.prefix}=/opt/zlib -O3 -DX")
     assert s.env["LDFLAGS"] == (f"-Wl,-z,stack-size=1 -sEXPORTED_RUNTIME_METHODS=ENV --pre-js={build / PRE_JS_NAME}")
@@ -185,7 +200,8 @@ def test_emscripten_configure_argv_env_and_record(tmp_path):
         "args": ["--host=wasm32-unknown-emscripten", "--build=<build triple>", "--with-build-python=<build-python>",
                  "--with-x", "--without-y"],
         "config_site": ctx.target.config_site,
-        "config_cache": {"ac_cv_a": "yes", "ac_cv_b": "no"},
+        "config_cache": {"ac_cv_a": "yes", "ac_cv_b": "no", "ac_cv_path_install": "install -c",
+                         "ac_cv_path_mkdir": "mkdir"},
         "cflags": ["-ffile-prefix-map=<build>=/build/cpython", "-ffile-prefix-map=<src>=/src/cpython",
                    "-ffile-prefix-map=<emsdk>=/emsdk", "-O3", "-DX"],
         "ldflags": ["-Wl,-z,stack-size=1", "-sEXPORTED_RUNTIME_METHODS=ENV", f"--pre-js=<build>/{PRE_JS_NAME}"],

@@ -54,6 +54,17 @@ class HostSettings:
     record: dict[str, Any]
 
 
+# configure writes the absolute paths of the `install` and `mkdir` it finds on PATH into the Makefile, and so into
+# the artifact's sysconfig data: the artifact would depend on the builder's PATH. Given by name instead (make finds
+# them on PATH); a recipe's config_cache may still override them.
+PATH_INDEPENDENT_CACHE = {"ac_cv_path_install": "install -c", "ac_cv_path_mkdir": "mkdir"}
+
+
+def config_cache(t: TargetOptions) -> dict[str, str]:
+    """The autoconf cache variables configure gets: wasmbuild's PATH-independent ones, then the recipe's."""
+    return dict(sorted({**PATH_INDEPENDENT_CACHE, **t.config_cache}.items()))
+
+
 def options_key(t: TargetOptions) -> dict[str, Any]:
     """The recipe's options for a target, as they enter the host build's cache key."""
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in t.__dict__.items()}
@@ -118,7 +129,7 @@ class Target(ABC):
             f"--build={build_triple(src)}",
             f"--with-build-python={bp.python}",
             *t.configure_args,
-            *(f"{k}={v}" for k, v in sorted(t.config_cache.items())),
+            *(f"{k}={v}" for k, v in config_cache(t).items()),
         ]
 
     @staticmethod
@@ -129,7 +140,7 @@ class Target(ABC):
             "args": [f"--host={t.host}", "--build=<build triple>", "--with-build-python=<build-python>",
                      *t.configure_args],
             "config_site": t.config_site,
-            "config_cache": dict(sorted(t.config_cache.items())),
+            "config_cache": config_cache(t),
             "cflags": [*paths.recorded_flags(), *t.cflags],
         }
 

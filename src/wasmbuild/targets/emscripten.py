@@ -51,7 +51,7 @@ class Emscripten(Target):
     name = "emscripten"
     sys_platform = "emscripten"
     host_outputs = ("python.js", "python.wasm")
-    host_steps_version = 1
+    host_steps_version = 2  # 2: install and mkdir by name (PATH_INDEPENDENT_CACHE)
     launcher = LAUNCHER.format(stack=NODE_STACK_KB)
 
     def provision_toolchain(self, ctx: Context) -> Toolchain:
