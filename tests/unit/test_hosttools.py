@@ -199,3 +199,14 @@ def test_preflight_names_every_missing_tool_at_once(monkeypatch, tmp_path):
     hosttools.preflight("wasi")  # perl is only needed for Emscripten's libraries
     with pytest.raises(MissingToolError, match="1 host tool"):
         hosttools.preflight("emscripten")
+
+
+def test_a_tool_record_read_back_from_a_sorted_stamp_has_the_one_key_order():
+    # Caches written by earlier versions stored stamps with sorted keys; the build record must not change.
+    record = {"name": "tcl", "version": "8.6.13", "inputs": [{"name": "t.deb", "package": "tcl8.6", "version": "1",
+                                                               "suite": "bookworm", "sha256": "0" * 64, "size": 1,
+                                                               "route": "debian"}]}
+    scrambled = {"inputs": [dict(sorted(record["inputs"][0].items()))], "version": "8.6.13", "name": "tcl"}
+    assert list(hosttools.ordered_record(scrambled)) == ["name", "version", "inputs"]
+    assert list(hosttools.ordered_record(scrambled)["inputs"][0]) == list(record["inputs"][0])
+    assert hosttools.ordered_record(scrambled) == record

@@ -368,3 +368,26 @@ def test_the_readme_documents_every_record_field():
     rows = re.findall(r"^\| `([a-z_.]+)` \| (.+) \|$", section, re.MULTILINE)
     assert [name for name, _ in rows] == list(FIELDS)
     assert dict(rows) == FIELDS
+
+
+@pytest.mark.parametrize(("target_name", "provisioner", "override"), [
+    ("wasi", "wasmbuild.toolchain.wasi_sdk.provision", "wasi_sdk_path"),
+    ("emscripten", "wasmbuild.toolchain.emsdk.provision", "node"),
+])
+def test_each_target_provisions_its_manifests_toolchain_by_the_contexts_route(tmp_path, monkeypatch, capsys,
+                                                                              target_name, provisioner, override):
+    seen = []
+
+    def provision(manifest, cache_root, sources, route, extra):
+        seen.append((manifest.name, cache_root, route, extra))
+        tc = toolchain(tmp_path, manifest.name)
+        tc.components["node"] = "20.18.0"
+        return tc
+
+    monkeypatch.setattr(provisioner, provision)
+    value = tmp_path / "sdk" if override == "wasi_sdk_path" else "/opt/node"
+    ctx = dataclasses.replace(make_ctx(tmp_path, target_name), toolchain_route="debian", **{override: value})
+    tc = get_target(target_name).provision_toolchain(ctx)
+    assert seen == [(ctx.target.toolchain if target_name == "emscripten" else "wasi-sdk", ctx.cache, "debian", value)]
+    err = capsys.readouterr().err
+    assert f"via the release route{' (node 20.18.0)' if target_name == 'emscripten' else ''}: {tc.path}" in err

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from wasmbuild.recipe import TargetOptions
+from wasmbuild import log
+from wasmbuild.recipe import TargetOptions, ToolchainManifest, load_toolchain, toolchain_file
 
 if TYPE_CHECKING:
     from wasmbuild.libs import Built
@@ -87,9 +88,21 @@ class Target(ABC):
     host_steps_version: ClassVar[int]
 
     # --- toolchain and libraries ----------------------------------------------------------------------------
-    @abstractmethod
     def provision_toolchain(self, ctx: Context) -> Toolchain:
         """The toolchain for ctx.target (its manifest under toolchains/), by ctx's route."""
+        manifest = load_toolchain(toolchain_file(ctx.root, ctx.target.toolchain))
+        with log.step(f"Provision {manifest.name} {manifest.version}"):
+            tc = self.provision(manifest, ctx)
+            log.info(f"  {manifest.name} {tc.version} via the {tc.route} route{self.toolchain_note(tc)}: {tc.path}")
+        return tc
+
+    @abstractmethod
+    def provision(self, manifest: ToolchainManifest, ctx: Context) -> Toolchain:
+        """The target's provisioner for `manifest` (toolchain/), with ctx's sources, route and overrides."""
+
+    def toolchain_note(self, tc: Toolchain) -> str:
+        """What the provisioning line adds after the route (default: nothing)."""
+        return ""
 
     def toolchain_key(self, tc: Toolchain) -> dict[str, Any]:
         """What identifies the compiler in cache keys (default: the toolchain's whole record)."""

@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from wasmbuild import cache, libs, log
+from wasmbuild import cache, libs
 from wasmbuild.errors import UsageError
 from wasmbuild.node import NODE_MINIMUM
-from wasmbuild.recipe import load_toolchain, toolchain_file
+from wasmbuild.recipe import ToolchainManifest
 from wasmbuild.runner import NODE_STACK_KB, run_node_python
 from wasmbuild.targets.base import HostSettings, PathMap, Target, build_triple
 from wasmbuild.toolchain import Toolchain, emsdk
@@ -54,13 +54,11 @@ class Emscripten(Target):
     host_steps_version = 2  # 2: install and mkdir by name (PATH_INDEPENDENT_CACHE)
     launcher = LAUNCHER.format(stack=NODE_STACK_KB)
 
-    def provision_toolchain(self, ctx: Context) -> Toolchain:
-        manifest = load_toolchain(toolchain_file(ctx.root, ctx.target.toolchain))
-        with log.step(f"Provision {manifest.name} {manifest.version}"):
-            tc = emsdk.provision(manifest, ctx.cache, ctx.sources, ctx.toolchain_route, ctx.node)
-            log.info(f"  {manifest.name} {tc.version} via the {tc.route} route (node {tc.components['node']}): "
-                     f"{tc.path}")
-        return tc
+    def provision(self, manifest: ToolchainManifest, ctx: Context) -> Toolchain:
+        return emsdk.provision(manifest, ctx.cache, ctx.sources, ctx.toolchain_route, ctx.node)
+
+    def toolchain_note(self, tc: Toolchain) -> str:
+        return f" (node {tc.components['node']})"
 
     def toolchain_key(self, tc: Toolchain) -> dict[str, Any]:
         """What identifies the compiler (not the node that runs it, nor where it was fetched from)."""

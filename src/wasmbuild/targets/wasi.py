@@ -8,9 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from wasmbuild import log
 from wasmbuild.process import run
-from wasmbuild.recipe import load_toolchain, toolchain_file
+from wasmbuild.recipe import ToolchainManifest
 from wasmbuild.runner import MAX_WASM_STACK, guest_env, run_wasm
 from wasmbuild.targets.base import HostSettings, PathMap, Target
 from wasmbuild.toolchain import Toolchain, wasi_sdk
@@ -42,12 +41,8 @@ class Wasi(Target):
     host_steps_version = 3  # 3: install and mkdir by name (PATH_INDEPENDENT_CACHE)
     launcher = LAUNCHER.format(stack=MAX_WASM_STACK)
 
-    def provision_toolchain(self, ctx: Context) -> Toolchain:
-        manifest = load_toolchain(toolchain_file(ctx.root, ctx.target.toolchain))
-        with log.step(f"Provision {manifest.name} {manifest.version}"):
-            tc = wasi_sdk.provision(manifest, ctx.cache, ctx.sources, ctx.toolchain_route, ctx.wasi_sdk_path)
-            log.info(f"  {manifest.name} {tc.version} via the {tc.route} route: {tc.path}")
-        return tc
+    def provision(self, manifest: ToolchainManifest, ctx: Context) -> Toolchain:
+        return wasi_sdk.provision(manifest, ctx.cache, ctx.sources, ctx.toolchain_route, ctx.wasi_sdk_path)
 
     def path_map(self, src: Path, build: Path, tc: Toolchain, built: list[Built]) -> PathMap:
         return PathMap((("build", build, "/build/cpython"), ("src", src, "/src/cpython"),
