@@ -116,13 +116,20 @@ class Built:
 
 
 SOURCE_KEYS = ("file", "sha256", "route", "url", "tools")
+# Environment that does not change what a library build makes (where tools are found, how emcc is configured).
+KEY_IGNORED = frozenset({"PATH", "EM_CONFIG", "EMSDK_PYTHON", "PKG_CONFIG_LIBDIR"})
+# Every library is built with this fixed SOURCE_DATE_EPOCH, whatever CPython it is for (2000-01-01 UTC).
+LIBS_SOURCE_DATE_EPOCH = 946684800
 
 
 def build(lib: Library, *, cache_root: Path, sources: Sources, target: str, toolchain_key: Any,
           env: dict[str, str], jobs: int, log_dir: Path) -> Built:
     """Build `lib` for `target` with the compiler environment `env` (CC, AR, ... HOST, BUILD)."""
+    # The key names the library, the toolchain and the target only: one build serves every CPython version, and
+    # the cache directory's own path (in the compiler's path) does not count.
+    key_env = {k: v.replace(str(cache_root), "<cache>") for k, v in env.items() if k not in KEY_IGNORED}
     key = cache.hash_key({"v": LIBS_VERSION, "lib": lib.data, "target": target, "toolchain": toolchain_key,
-                          "env": {k: v for k, v in env.items() if k not in {"PATH", "EM_CONFIG", "EMSDK_PYTHON"}}})
+                          "env": key_env})
     entry = cache_root / "libs" / f"{lib.name}-{lib.version}-{target}-{key[:12]}"
     prefix = entry / "prefix"
 
@@ -155,6 +162,7 @@ def build(lib: Library, *, cache_root: Path, sources: Sources, target: str, tool
             "CFLAGS": f"{env.get('CFLAGS', '')} -ffile-prefix-map={src}=/src/{lib.name}".strip(),
             "PREFIX": str(prefix),
             "JOBS": str(jobs),
+            "SOURCE_DATE_EPOCH": str(LIBS_SOURCE_DATE_EPOCH),
         }
         if tools:
             script_env["PATH"] = hosttools.path_with(tools, env.get("PATH"))

@@ -106,6 +106,52 @@ def test_run_artifact_exit_codes_and_files(wasi_dist: Path, tmp_path: Path):
     assert proc.returncode == 1 and "ZeroDivisionError" in proc.stderr
 
 
+COMPRESSION = """
+import bz2, lzma, zlib
+data = b"wasmbuild " * 10000
+for mod in (zlib, bz2, lzma):
+    packed = mod.compress(data)
+    assert mod.decompress(packed) == data and len(packed) < len(data) // 10, mod.__name__
+print("compression ok", zlib.ZLIB_RUNTIME_VERSION)
+"""
+# Two connections of one process to a file database in a preopened directory (WASI has no fcntl locks).
+SQLITE = """
+import sqlite3
+a = sqlite3.connect("/data/t.db", timeout=0)
+b = sqlite3.connect("/data/t.db", timeout=0)
+a.execute("create table t (x integer)")
+a.execute("insert into t values (1)")
+a.commit()
+assert b.execute("select count(*) from t").fetchone() == (1,)
+a.execute("insert into t values (2)")  # an open write transaction: b still reads the committed state
+assert b.execute("select count(*) from t").fetchone() == (1,)
+try:
+    b.execute("insert into t values (3)")  # a second writer is refused while a writes, as on Linux
+    raise SystemExit("two writers at once")
+except sqlite3.OperationalError as exc:
+    assert "locked" in str(exc), exc
+a.commit()
+b.execute("insert into t values (3)")
+b.commit()
+assert a.execute("select sum(x) from t").fetchone() == (6,)
+a.close(); b.close()
+print("sqlite ok", sqlite3.sqlite_version)
+"""
+
+
+def test_compression_modules_and_sqlite_work_in_a_preopened_directory(wasi_dist: Path, tmp_path: Path):
+    archive = wasi_dist / f"{NAME}.tar.gz"
+    proc = wasmbuild("run", str(archive), "--", "-c", COMPRESSION, cwd=tmp_path)
+    assert proc.stdout.startswith("compression ok 1.3.1"), proc.stderr
+    data = tmp_path / "data"
+    data.mkdir()
+    proc = wasmbuild("run", "--dir", f"{data}::/data", str(archive), "--", "-c", SQLITE, cwd=tmp_path)
+    assert proc.stdout.strip() == "sqlite ok 3.46.1", proc.stderr
+    assert sorted(p.name for p in data.iterdir()) == ["t.db"]  # no lock directory or journal left behind
+    record = json.loads((wasi_dist / f"{NAME}.BUILD.json").read_text())
+    assert [i["name"] for i in record["inputs"] if i["role"] == "library"] == ["zlib", "bzip2", "xz", "sqlite"]
+
+
 def test_guest_sees_only_the_directories_it_was_given_and_its_limits_hold(wasi_dist: Path, tmp_path: Path):
     archive = wasi_dist / f"{NAME}.tar.gz"
     data = tmp_path / "data"

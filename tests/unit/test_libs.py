@@ -429,3 +429,27 @@ def test_configure_env_of_several_libraries(tmp_path):
         "B_LIBS": f"-L{tmp_path}/b/lib -lb",
     }
     assert libs.path_map(built) == {str(tmp_path / "a"): "/opt/a", str(tmp_path / "b"): "/opt/b"}
+
+
+def test_a_library_build_is_keyed_by_library_toolchain_and_target_not_by_where_the_cache_is(foo, tmp_path):
+    # One build serves every CPython version (no recipe epoch in the environment), and the cache directory's own
+    # path, which the WASI SDK's compiler path contains, does not change the key.
+    lib = foo()
+    keys = []
+    for name in ("cache-a", "cache-b"):
+        root = tmp_path / name
+        env = {"HOST": "wasm32-wasip1", "CC": f"{root}/toolchains/sdk/bin/clang --sysroot={root}/toolchains/sdk/s",
+               "CFLAGS": f"-O2 -ffile-prefix-map={root}/toolchains/sdk=/wasi-sdk"}
+        built = build(lib, root, tmp_path, env=env, target="wasm32-wasip1")
+        keys.append(built.prefix.parent.name)
+        assert (built.prefix / "cflags.txt").read_text().startswith(f"-O2 -ffile-prefix-map={root}")
+    assert keys[0] == keys[1]
+    other = build(lib, tmp_path / "cache-a", tmp_path, env={"HOST": "wasm32-wasip1", "CFLAGS": "-O3"},
+                  target="wasm32-wasip1")
+    assert other.prefix.parent.name != keys[0]
+
+
+def test_library_scripts_get_the_fixed_source_date_epoch(foo, cache_root, tmp_path):
+    lib = foo(INSTALL_SCRIPT + 'printf "%s" "$SOURCE_DATE_EPOCH" > "$PREFIX/epoch.txt"\n')
+    built = build(lib, cache_root, tmp_path)
+    assert (built.prefix / "epoch.txt").read_text() == str(libs.LIBS_SOURCE_DATE_EPOCH)

@@ -42,6 +42,7 @@ RECIPE_OPTIONS = {
 def no_config_guess(monkeypatch):
     monkeypatch.setattr("wasmbuild.targets.base.build_triple", lambda src: BUILD_TRIPLE)
     monkeypatch.setattr("wasmbuild.targets.emscripten.build_triple", lambda src: BUILD_TRIPLE)
+    monkeypatch.setattr("wasmbuild.targets.wasi.build_triple", lambda src: BUILD_TRIPLE)
 
 
 def make_ctx(tmp_path: Path, target: str, **options) -> Context:
@@ -158,11 +159,10 @@ def test_wasi_configure_argv_env_and_record(tmp_path):
     no_machine_paths(s.record, tmp_path)
 
 
-def test_wasi_needs_no_libraries_and_keys_on_the_whole_toolchain_record(tmp_path):
+def test_wasi_keys_on_the_whole_toolchain_record(tmp_path):
     target = get_target("wasi")
     tc = toolchain(tmp_path, "wasi-sdk")
     assert target.toolchain_key(tc) == tc.record()
-    assert target.build_libraries(make_ctx(tmp_path, "wasi"), tc, sources(tmp_path)[0]) == []
     assert target.host_key_extra([]) == {} and target.host_files() == {}
     assert target.host_outputs == ("python.wasm",)
 
@@ -171,7 +171,7 @@ def test_wasi_worker_and_guest_paths(tmp_path):
     target = get_target("wasi")
     cmd, shown = target.worker_command(tmp_path / "art", tmp_path / "cache")
     assert cmd == [sys.executable, "-m", "wasmbuild", "run", "--cache-dir", str(tmp_path / "cache"), "--dir", "/::/",
-                   "--inherit-env", "--private-lib", str(tmp_path / "art"), "--"]
+                   "--inherit-env", "--env", "PATH=", "--private-lib", str(tmp_path / "art"), "--"]
     assert target.guest_path(tmp_path, tmp_path / "work", "x.py") == "/x.py"
 
 
@@ -391,3 +391,47 @@ def test_each_target_provisions_its_manifests_toolchain_by_the_contexts_route(tm
     assert seen == [(ctx.target.toolchain if target_name == "emscripten" else "wasi-sdk", ctx.cache, "debian", value)]
     err = capsys.readouterr().err
     assert f"via the release route{' (node 20.18.0)' if target_name == 'emscripten' else ''}: {tc.path}" in err
+
+
+def test_wasi_libraries_are_built_with_the_sdk_for_the_target(tmp_path):
+    ctx = make_ctx(tmp_path, "wasi")
+    target = get_target("wasi")
+    tc = toolchain(tmp_path, "wasi-sdk")
+    env = target.library_env(ctx, tc, sources(tmp_path)[0].path)
+    sysroot = tc.path / "share" / "wasi-sysroot"
+    assert env["CC"] == f"{tc.path}/bin/clang --target=wasm32-wasip1 --sysroot={sysroot}"
+    assert env["AR"] == f"{tc.path}/bin/llvm-ar" and env["RANLIB"] == f"{tc.path}/bin/ranlib"
+    assert env["HOST"] == "wasm32-wasip1" and env["BUILD"] == BUILD_TRIPLE and env["CONFIGURE_WRAPPER"] == ""
+    assert env["CFLAGS"] == f"-O2 -ffile-prefix-map={tc.path}=/wasi-sdk"
+    assert "SOURCE_DATE_EPOCH" not in env  # shared by every CPython version
+    assert set(ctx.target.libraries) == {"zlib", "bzip2", "xz", "sqlite"}
+    # The same environment for every CPython version's recipe.
+    other = dataclasses.replace(ctx, recipe=load_recipe(ROOT / "recipes" / "cpython-3.11.yaml", ROOT / "patches"))
+    assert target.library_env(other, tc, sources(tmp_path)[0].path) == env
+
+
+def test_wasi_configure_gets_the_libraries_and_records_them_without_machine_paths(tmp_path):
+    ctx = make_ctx(tmp_path, "wasi")
+    target = get_target("wasi")
+    tc = toolchain(tmp_path, "wasi-sdk")
+    src, bp = sources(tmp_path)
+    build = tmp_path / "cache" / "hosts" / "h"
+    zlib = library(tmp_path)
+    s = target.host_settings(ctx, src, build, tc, bp, [zlib])
+    assert s.env["ZLIB_CFLAGS"] == f"-I{zlib.prefix}/include" and s.env["ZLIB_LIBS"] == f"-L{zlib.prefix}/lib -lz"
+    assert f"-ffile-prefix-map={zlib.prefix}=/opt/zlib" in s.env["CFLAGS"].split()
+    assert s.record["libraries"] == {"ZLIB_CFLAGS": "-I/opt/zlib/include", "ZLIB_LIBS": "-L/opt/zlib/lib -lz"}
+    assert list(s.record) == ["args", "config_site", "config_cache", "cflags", "ldflags", "libraries", "compilers"]
+    no_machine_paths(s.record, tmp_path)
+    assert target.host_key_extra([zlib]) == {"libraries": [{"v": 1}]} and target.host_key_extra([]) == {}
+
+
+def test_a_target_without_libraries_refuses_a_recipe_that_names_some(tmp_path, monkeypatch):
+    from wasmbuild.errors import RecipeError
+
+    target = get_target("wasi")
+    monkeypatch.setattr(target, "library_env", lambda ctx, tc, src: None)  # as the base class says
+    with pytest.raises(RecipeError, match="targets.wasi.libraries: the wasi target builds no C libraries"):
+        target.build_libraries(make_ctx(tmp_path, "wasi"), toolchain(tmp_path, "t"), sources(tmp_path)[0])
+    assert target.build_libraries(make_ctx(tmp_path, "wasi", libraries=()), toolchain(tmp_path, "t"),
+                                  sources(tmp_path)[0]) == []

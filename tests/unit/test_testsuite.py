@@ -399,7 +399,7 @@ def test_worker_command_for_wasi_preopens_the_host_root_and_passes_the_environme
     (tmp_path / "python.wasm").write_bytes(b"\0asm")
     cmd, shown = worker_command(tmp_path, tmp_path / "cache")
     assert cmd == [sys.executable, "-m", "wasmbuild", "run", "--cache-dir", str(tmp_path / "cache"), "--dir", "/::/",
-                   "--inherit-env", "--private-lib", str(tmp_path), "--"]
+                   "--inherit-env", "--env", "PATH=", "--private-lib", str(tmp_path), "--"]
     assert str(tmp_path) not in " ".join(shown) and shown[-2:] == ["<artifact>", "--"]
 
 

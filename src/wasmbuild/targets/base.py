@@ -108,9 +108,31 @@ class Target(ABC):
         """What identifies the compiler in cache keys (default: the toolchain's whole record)."""
         return tc.record()
 
+    def library_env(self, ctx: Context, tc: Toolchain, src: Path) -> dict[str, str] | None:
+        """The environment the libraries' build scripts get (recipes/libraries.yaml: CC, AR, RANLIB, CFLAGS, HOST,
+        BUILD, CONFIGURE_WRAPPER); None: this target builds no C libraries."""
+        return None
+
     def build_libraries(self, ctx: Context, tc: Toolchain, src: SourceTree) -> list[Built]:
-        """The C libraries the recipe names for this target, built with `tc` (default: none)."""
-        return []
+        """The C libraries the recipe names for this target (recipes/libraries.yaml), built with `tc`. A library
+        build is shared by every CPython version: its key is the library, the toolchain and the target."""
+        from wasmbuild import libs
+        from wasmbuild.errors import RecipeError
+
+        if not ctx.target.libraries:
+            return []
+        env = self.library_env(ctx, tc, src.path)
+        if env is None:
+            raise RecipeError(f"{ctx.recipe.file}: targets.{self.name}.libraries: the {self.name} target builds no "
+                              "C libraries")
+        selected = libs.select(ctx.root / "recipes" / "libraries.yaml", ctx.target.libraries, ctx.recipe.file)
+        return libs.build_all(selected, cache_root=ctx.cache, sources=ctx.sources, target=ctx.target.triple,
+                              toolchain_key=self.toolchain_key(tc), env=env, jobs=ctx.jobs, log_dir=ctx.logs)
+
+    @staticmethod
+    def libraries_record(built: list[Built]) -> dict[str, str]:
+        """The variables configure gets from the libraries, their prefixes as /opt/<name> (the record's view)."""
+        return {k: v.replace(str(b.prefix), f"/opt/{b.lib.name}") for b in built for k, v in b.configure_env().items()}
 
     # --- host build ---------------------------------------------------------------------------------------
     def host_key_extra(self, built: list[Built]) -> dict[str, Any]:

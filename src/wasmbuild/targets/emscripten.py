@@ -67,8 +67,8 @@ class Emscripten(Target):
                 "inputs": [{k: v for k, v in i.items() if k in {"name", "sha256"}} for i in tc.inputs],
                 "patches": tc.patches}
 
-    def compiler_env(self, ctx: Context, tc: Toolchain, src: Path) -> dict[str, str]:
-        """The environment the libraries' build scripts get."""
+    def library_env(self, ctx: Context, tc: Toolchain, src: Path) -> dict[str, str]:
+        """emcc and friends, emconfigure as the configure wrapper, -fPIC (the libraries link into MAIN_MODULE)."""
         return {
             **emsdk.tool_env(tc.path),
             "CC": "emcc",
@@ -79,14 +79,7 @@ class Emscripten(Target):
             "HOST": HOST,
             "BUILD": build_triple(src),
             "CONFIGURE_WRAPPER": "emconfigure",
-            "SOURCE_DATE_EPOCH": str(ctx.recipe.source_date_epoch),
         }
-
-    def build_libraries(self, ctx: Context, tc: Toolchain, src: SourceTree) -> list[libs.Built]:
-        selected = libs.select(ctx.root / "recipes" / "libraries.yaml", ctx.target.libraries, ctx.recipe.file)
-        return libs.build_all(selected, cache_root=ctx.cache, sources=ctx.sources, target=ctx.target.triple,
-                              toolchain_key=self.toolchain_key(tc), env=self.compiler_env(ctx, tc, src.path),
-                              jobs=ctx.jobs, log_dir=ctx.logs)
 
     def host_key_extra(self, built: list[libs.Built]) -> dict[str, Any]:
         return {"libraries": [b.lib.data for b in built], "pre_js": PRE_JS}
@@ -115,8 +108,7 @@ class Emscripten(Target):
             **self.configure_record(t, paths),
             "ldflags": [*t.ldflags, *EXTRA_LDFLAGS, f"--pre-js=<build>/{PRE_JS_NAME}"],
             "pre_js": PRE_JS,
-            "libraries": {k: v.replace(str(b.prefix), f"/opt/{b.lib.name}")
-                          for b in built for k, v in b.configure_env().items()},
+            "libraries": self.libraries_record(built),
             "make_args": list(t.make_args),
             "compilers": {"CC": "emcc", "CXX": "em++", "AR": "emar"},
         }

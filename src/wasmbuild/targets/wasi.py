@@ -8,10 +8,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from wasmbuild import libs
 from wasmbuild.process import run
 from wasmbuild.recipe import ToolchainManifest
 from wasmbuild.runner import MAX_WASM_STACK, guest_env, run_wasm
-from wasmbuild.targets.base import HostSettings, PathMap, Target
+from wasmbuild.targets.base import HostSettings, PathMap, Target, build_triple
 from wasmbuild.toolchain import Toolchain, wasi_sdk
 
 if TYPE_CHECKING:
@@ -44,9 +45,30 @@ class Wasi(Target):
     def provision(self, manifest: ToolchainManifest, ctx: Context) -> Toolchain:
         return wasi_sdk.provision(manifest, ctx.cache, ctx.sources, ctx.toolchain_route, ctx.wasi_sdk_path)
 
+    def library_env(self, ctx: Context, tc: Toolchain, src: Path) -> dict[str, str]:
+        """The SDK's clang for the target (static libraries: zlib, bzip2, xz, sqlite)."""
+        sdk, t = tc.path, ctx.target
+        sysroot = sdk / "share" / "wasi-sysroot"
+        cc = f"--target={t.triple} --sysroot={sysroot}"
+        return {
+            "CC": f"{sdk / 'bin' / 'clang'} {cc}",
+            "CXX": f"{sdk / 'bin' / 'clang++'} {cc}",
+            "AR": str(sdk / "bin" / "llvm-ar"),
+            "RANLIB": str(sdk / "bin" / "ranlib"),
+            "CFLAGS": f"-O2 -ffile-prefix-map={sdk}=/wasi-sdk",
+            "HOST": t.triple,
+            "BUILD": build_triple(src),
+            "CONFIGURE_WRAPPER": "",
+            "PKG_CONFIG_LIBDIR": f"{sysroot / 'lib' / 'pkgconfig'}",
+            "PATH": f"{sdk / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
+
+    def host_key_extra(self, built: list[Built]) -> dict[str, Any]:
+        return {"libraries": [b.lib.data for b in built]} if built else {}
+
     def path_map(self, src: Path, build: Path, tc: Toolchain, built: list[Built]) -> PathMap:
         return PathMap((("build", build, "/build/cpython"), ("src", src, "/src/cpython"),
-                        ("sdk", tc.path, "/wasi-sdk")))
+                        ("sdk", tc.path, "/wasi-sdk")), tuple((b.prefix, f"/opt/{b.lib.name}") for b in built))
 
     def host_settings(self, ctx: Context, src: SourceTree, build: Path, tc: Toolchain, bp: BuildPython,
                       built: list[Built]) -> HostSettings:
@@ -54,7 +76,7 @@ class Wasi(Target):
         sdk = tc.path
         sysroot = sdk / "share" / "wasi-sysroot"
         paths = self.path_map(src.path, build, tc, built)
-        env = {k: f"{sdk / 'bin' / v}" for k, v in TOOLS.items()}
+        env = {**libs.configure_env(built), **{k: f"{sdk / 'bin' / v}" for k, v in TOOLS.items()}}
         for k in ("CC", "CPP", "CXX"):
             env[k] += f" --target={t.triple} --sysroot={sysroot}"
         env |= {
@@ -69,6 +91,7 @@ class Wasi(Target):
         record = {
             **self.configure_record(t, paths),
             "ldflags": list(t.ldflags),
+            **({"libraries": self.libraries_record(built)} if built else {}),
             "compilers": {k: f"<sdk>/bin/{v}" for k, v in TOOLS.items()},
         }
         return HostSettings(self.configure_argv(ctx, src.path, build, bp), env, record)
@@ -78,7 +101,10 @@ class Wasi(Target):
         (debug / "python.wasm").write_bytes((host.path / "python.wasm").read_bytes())
         run([host.toolchain.path / "bin" / "llvm-strip", "--strip-all", "-o", dest / "python.wasm",
              host.path / "python.wasm"], what="llvm-strip")
-        return {"max_wasm_stack": MAX_WASM_STACK}
+        extra: dict[str, Any] = {"max_wasm_stack": MAX_WASM_STACK}
+        if host.libraries:
+            extra["libraries"] = [b.record for b in host.libraries]
+        return extra
 
     def owns(self, root: Path) -> bool:
         return (root / "python.wasm").is_file() and not (root / "python.js").is_file()
@@ -95,8 +121,10 @@ class Wasi(Target):
         """wasmbuild's own wasmtime runner with the host's / preopened as the guest's / (so the paths regrtest
         hands its workers mean the same inside), a private linked copy of the artifact's lib/ at /lib (guests
         write bytecode and test files there: a worker listing a directory while another writes to it could
-        miss entries) and the worker's environment (TMPDIR) passed in."""
-        options = ["--dir", "/::/", "--inherit-env", "--private-lib"]
+        miss entries) and the worker's environment (TMPDIR) passed in. PATH is empty: with the host's / visible,
+        shutil.which would find host programs through os.defpath (test_bz2 runs bunzip2 when it finds one), and no
+        program can be started from WASI."""
+        options = ["--dir", "/::/", "--inherit-env", "--env", "PATH=", "--private-lib"]
         return ([sys.executable, "-m", "wasmbuild", "run", "--cache-dir", str(cache_root), *options, str(root),
                  "--"], ["<python>", "-m", "wasmbuild", "run", *options, "<artifact>", "--"])
 
