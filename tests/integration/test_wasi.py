@@ -84,6 +84,7 @@ def test_no_build_paths_in_output(wasi_dist: Path, tmp_path: Path):
         assert needle not in sysconfig, needle
     # Tools configure found on the builder's PATH are named, not located (the artifact must not depend on PATH).
     assert "'INSTALL': 'install -c'" in sysconfig and "'MKDIR_P': 'mkdir -p'" in sysconfig
+    assert "/llvm-profdata" not in sysconfig  # whether the builder has LLVM installed does not show
 
 
 def test_second_build_is_a_fast_identical_noop(wasi_dist: Path, tmp_path: Path):

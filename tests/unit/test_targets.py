@@ -86,6 +86,7 @@ def test_configure_is_given_install_and_mkdir_by_name_and_a_recipe_may_override(
     ctx = make_ctx(tmp_path, target_name)
     s = target.host_settings(ctx, src, tmp_path / "b", toolchain(tmp_path, "tc"), bp, [])
     assert "ac_cv_path_install=install -c" in s.argv and "ac_cv_path_mkdir=mkdir" in s.argv
+    assert "ac_cv_path_LLVM_PROFDATA=llvm-profdata" in s.argv
     ctx = make_ctx(tmp_path, target_name, config_cache={"ac_cv_path_mkdir": "/opt/bin/mkdir"})
     s = target.host_settings(ctx, src, tmp_path / "b", toolchain(tmp_path, "tc"), bp, [])
     assert "ac_cv_path_mkdir=/opt/bin/mkdir" in s.argv and "ac_cv_path_mkdir=mkdir" not in s.argv
@@ -131,7 +132,8 @@ def test_wasi_configure_argv_env_and_record(tmp_path):
     s = target.host_settings(ctx, src, build, tc, bp, [])
     assert s.argv == [os.path.relpath(src.path / "configure", build), "--host=wasm32-wasip1",
                       f"--build={BUILD_TRIPLE}", f"--with-build-python={bp.python}", "--with-x", "--without-y",
-                      "ac_cv_a=yes", "ac_cv_b=no", "ac_cv_path_install=install -c", "ac_cv_path_mkdir=mkdir"]
+                      "ac_cv_a=yes", "ac_cv_b=no", "ac_cv_path_LLVM_PROFDATA=llvm-profdata",
+                      "ac_cv_path_install=install -c", "ac_cv_path_mkdir=mkdir"]
     sdk, sysroot = tc.path, tc.path / "share" / "wasi-sysroot"
     assert s.env["CC"] == f"{sdk}/bin/clang --target=wasm32-wasip1 --sysroot={sysroot}"
     assert s.env["CXX"] == f"{sdk}/bin/clang++ --target=wasm32-wasip1 --sysroot={sysroot}"
@@ -147,8 +149,8 @@ def test_wasi_configure_argv_env_and_record(tmp_path):
         "args": ["--host=wasm32-wasip1", "--build=<build triple>", "--with-build-python=<build-python>",
                  "--with-x", "--without-y"],
         "config_site": ctx.target.config_site,
-        "config_cache": {"ac_cv_a": "yes", "ac_cv_b": "no", "ac_cv_path_install": "install -c",
-                         "ac_cv_path_mkdir": "mkdir"},
+        "config_cache": {"ac_cv_a": "yes", "ac_cv_b": "no", "ac_cv_path_LLVM_PROFDATA": "llvm-profdata",
+                         "ac_cv_path_install": "install -c", "ac_cv_path_mkdir": "mkdir"},
         "cflags": ["-ffile-prefix-map=<build>=/build/cpython", "-ffile-prefix-map=<src>=/src/cpython",
                    "-ffile-prefix-map=<sdk>=/wasi-sdk", "-O3", "-DX"],
         "ldflags": ["-Wl,-z,stack-size=1"],
@@ -188,7 +190,8 @@ def test_emscripten_configure_argv_env_and_record(tmp_path):
     s = target.host_settings(ctx, src, build, tc, bp, [zlib])
     assert s.argv == ["emconfigure", os.path.relpath(src.path / "configure", build), "--host=wasm32-unknown-emscripten",
                       f"--build={BUILD_TRIPLE}", f"--with-build-python={bp.python}", "--with-x", "--without-y",
-                      "ac_cv_a=yes", "ac_cv_b=no", "ac_cv_path_install=install -c", "ac_cv_path_mkdir=mkdir"]
+                      "ac_cv_a=yes", "ac_cv_b=no", "ac_cv_path_LLVM_PROFDATA=llvm-profdata",
+                      "ac_cv_path_install=install -c", "ac_cv_path_mkdir=mkdir"]
     assert s.env["CFLAGS"] == (f"-ffile-prefix-map={build}=/build/cpython -ffile-prefix-map={src.path}=/src/cpython "
                                f"-ffile-prefix-map={tc.path}=/emsdk -ffile-prefix-map={zlib.prefix}=/opt/zlib -O3 -DX")
     assert s.env["LDFLAGS"] == (f"-Wl,-z,stack-size=1 -sEXPORTED_RUNTIME_METHODS=ENV --pre-js={build / PRE_JS_NAME}")
@@ -200,8 +203,8 @@ def test_emscripten_configure_argv_env_and_record(tmp_path):
         "args": ["--host=wasm32-unknown-emscripten", "--build=<build triple>", "--with-build-python=<build-python>",
                  "--with-x", "--without-y"],
         "config_site": ctx.target.config_site,
-        "config_cache": {"ac_cv_a": "yes", "ac_cv_b": "no", "ac_cv_path_install": "install -c",
-                         "ac_cv_path_mkdir": "mkdir"},
+        "config_cache": {"ac_cv_a": "yes", "ac_cv_b": "no", "ac_cv_path_LLVM_PROFDATA": "llvm-profdata",
+                         "ac_cv_path_install": "install -c", "ac_cv_path_mkdir": "mkdir"},
         "cflags": ["-ffile-prefix-map=<build>=/build/cpython", "-ffile-prefix-map=<src>=/src/cpython",
                    "-ffile-prefix-map=<emsdk>=/emsdk", "-O3", "-DX"],
         "ldflags": ["-Wl,-z,stack-size=1", "-sEXPORTED_RUNTIME_METHODS=ENV", f"--pre-js=<build>/{PRE_JS_NAME}"],

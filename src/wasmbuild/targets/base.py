@@ -55,10 +55,12 @@ class HostSettings:
     record: dict[str, Any]
 
 
-# configure writes the absolute paths of the `install` and `mkdir` it finds on PATH into the Makefile, and so into
-# the artifact's sysconfig data: the artifact would depend on the builder's PATH. Given by name instead (make finds
-# them on PATH); a recipe's config_cache may still override them.
-PATH_INDEPENDENT_CACHE = {"ac_cv_path_install": "install -c", "ac_cv_path_mkdir": "mkdir"}
+# configure writes the absolute paths of the `install`, `mkdir` and `llvm-profdata` it finds on PATH into the
+# Makefile, and so into the artifact's sysconfig data (INSTALL, MKDIR_P, 3.11's LLVM_PROF_MERGER): the artifact
+# would depend on the builder's PATH and on what the machine has installed. Given by name instead (make finds
+# them on PATH; llvm-profdata serves only PGO builds, which these are not); a recipe's config_cache may override.
+PATH_INDEPENDENT_CACHE = {"ac_cv_path_install": "install -c", "ac_cv_path_mkdir": "mkdir",
+                          "ac_cv_path_LLVM_PROFDATA": "llvm-profdata"}
 
 
 def config_cache(t: TargetOptions) -> dict[str, str]:

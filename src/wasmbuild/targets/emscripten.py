@@ -51,7 +51,7 @@ class Emscripten(Target):
     name = "emscripten"
     sys_platform = "emscripten"
     host_outputs = ("python.js", "python.wasm")
-    host_steps_version = 2  # 2: install and mkdir by name (PATH_INDEPENDENT_CACHE)
+    host_steps_version = 3  # 2, 3: install, mkdir, llvm-profdata by name (PATH_INDEPENDENT_CACHE)
     launcher = LAUNCHER.format(stack=NODE_STACK_KB)
 
     def provision(self, manifest: ToolchainManifest, ctx: Context) -> Toolchain:

@@ -39,7 +39,7 @@ class Wasi(Target):
     name = "wasi"
     sys_platform = "wasi"
     host_outputs = ("python.wasm",)
-    host_steps_version = 3  # 3: install and mkdir by name (PATH_INDEPENDENT_CACHE)
+    host_steps_version = 4  # 3, 4: install, mkdir, llvm-profdata by name (PATH_INDEPENDENT_CACHE)
     launcher = LAUNCHER.format(stack=MAX_WASM_STACK)
 
     def provision(self, manifest: ToolchainManifest, ctx: Context) -> Toolchain:
