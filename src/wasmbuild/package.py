@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,13 +26,27 @@ COMPILEALL_EXCLUDE = "bad_coding|badsyntax|site-packages"
 GENERATED_GLOBS = ("_sysconfigdata_*.py", "_sysconfig_vars_*.json")
 
 
+def copy_tree(src: Path, dest: Path, exclude: tuple[str, ...] = ()) -> None:
+    """Copy `src` to `dest`, leaving out __pycache__ and paths (relative to src) listed in `exclude`."""
+    excluded = {e.strip("/") for e in exclude}
+
+    def ignore(directory: str, names: list[str]) -> set[str]:
+        rel = Path(directory).relative_to(src).as_posix()
+        skip = {"__pycache__"}
+        for name in names:
+            path = name if rel == "." else f"{rel}/{name}"
+            if path in excluded:
+                skip.add(name)
+        return skip
+
+    shutil.copytree(src, dest, ignore=ignore, symlinks=True)
+
+
 def install_stdlib(ctx: Context, src: Path, build_python: Path, lib_root: Path, generated: list[Path],
                    path_map: dict[str, str], shared_modules: list[Path] | tuple[()] = ()) -> None:
     """Copy Lib/ (minus the recipe's exclusions), add the generated sysconfig data with build paths
     replaced, put the shared extension modules the build made (Emscripten side modules) in lib-dynload/,
     and compile .pyc (unchecked-hash: no timestamps, reproducible)."""
-    from wasmbuild.pipeline import copy_tree
-
     libdir = lib_root / f"python{ctx.recipe.short_version}"
     copy_tree(src / "Lib", libdir, exclude=ctx.recipe.stdlib_exclude)
     (libdir / "lib-dynload").mkdir(exist_ok=True)

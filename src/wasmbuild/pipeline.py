@@ -13,9 +13,9 @@ skipped; a failed or interrupted step leaves no entry behind. `Context` holds th
 
 from __future__ import annotations
 
+import json
 import os
 import platform
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -236,22 +236,6 @@ def build_host(ctx: Context, target: Target, tc: Toolchain, src: SourceTree, bp:
     return HostBuild(entry, key, src, bp, tc, built, configure)
 
 
-def copy_tree(src: Path, dest: Path, exclude: tuple[str, ...] = ()) -> None:
-    """Copy `src` to `dest`, leaving out __pycache__ and paths (relative to src) listed in `exclude`."""
-    excluded = {e.strip("/") for e in exclude}
-
-    def ignore(directory: str, names: list[str]) -> set[str]:
-        rel = Path(directory).relative_to(src).as_posix()
-        skip = {"__pycache__"}
-        for name in names:
-            path = name if rel == "." else f"{rel}/{name}"
-            if path in excluded:
-                skip.add(name)
-        return skip
-
-    shutil.copytree(src, dest, ignore=ignore, symlinks=True)
-
-
 def artifact_name(ctx: Context, suffix: str = "") -> str:
     return f"cpython-{ctx.recipe.version}-{ctx.target.triple}{suffix}"
 
@@ -281,8 +265,6 @@ def stage(ctx: Context, target: Target, host: HostBuild) -> StagedTree:
             launcher.chmod(0o755)
             check_no_build_paths(tree, [str(ctx.cache), str(build)])
             write_json(entry / "extra.json", extra)
-    import json
-
     return StagedTree(host, name, entry, json.loads((entry / "extra.json").read_text()))
 
 

@@ -15,7 +15,7 @@ from wasmbuild import cache, libs
 from wasmbuild.errors import UsageError
 from wasmbuild.node import NODE_MINIMUM
 from wasmbuild.recipe import ToolchainManifest
-from wasmbuild.runner import NODE_STACK_KB, run_node_python
+from wasmbuild.runner import NODE_STACK_KB, is_node_artifact, run_node_python
 from wasmbuild.targets.base import HostSettings, PathMap, Target, build_triple
 from wasmbuild.toolchain import Toolchain, emsdk
 
@@ -131,7 +131,7 @@ class Emscripten(Target):
         return sorted((build / "build").glob("lib.*/*.so"))
 
     def owns(self, root: Path) -> bool:
-        return (root / "python.js").is_file()
+        return is_node_artifact(root)
 
     def run_python(self, root: Path, args: Sequence[str], cache_root: Path, dirs: Sequence[tuple[Path, str]], *,
                    env: dict[str, str] | None = None, stdout: Path | None = None, stderr: Path | None = None,

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from wasmbuild import libs
 from wasmbuild.process import run
 from wasmbuild.recipe import ToolchainManifest
-from wasmbuild.runner import MAX_WASM_STACK, guest_env, run_wasm
+from wasmbuild.runner import MAX_WASM_STACK, guest_env, is_node_artifact, run_wasm
 from wasmbuild.targets.base import HostSettings, PathMap, Target, build_triple
 from wasmbuild.toolchain import Toolchain, wasi_sdk
 
@@ -35,6 +35,16 @@ exec "${{WASMTIME:-wasmtime}}" run \\
 TOOLS = {"CC": "clang", "CPP": "clang-cpp", "CXX": "clang++", "AR": "llvm-ar", "RANLIB": "ranlib"}
 
 
+def sdk_tools(sdk: Path, triple: str) -> dict[str, str]:
+    """The SDK's tools (TOOLS) for CPython's configure and the libraries' scripts alike: the compilers targeting
+    `triple` with the SDK's sysroot, and the SDK's bin/ first on PATH."""
+    env = {k: str(sdk / "bin" / v) for k, v in TOOLS.items()}
+    for k in ("CC", "CPP", "CXX"):
+        env[k] += f" --target={triple} --sysroot={sdk / 'share' / 'wasi-sysroot'}"
+    env["PATH"] = f"{sdk / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
+    return env
+
+
 class Wasi(Target):
     name = "wasi"
     sys_platform = "wasi"
@@ -48,19 +58,14 @@ class Wasi(Target):
     def library_env(self, ctx: Context, tc: Toolchain, src: Path) -> dict[str, str]:
         """The SDK's clang for the target (static libraries: zlib, bzip2, xz, sqlite)."""
         sdk, t = tc.path, ctx.target
-        sysroot = sdk / "share" / "wasi-sysroot"
-        cc = f"--target={t.triple} --sysroot={sysroot}"
+        tools = sdk_tools(sdk, t.triple)
         return {
-            "CC": f"{sdk / 'bin' / 'clang'} {cc}",
-            "CXX": f"{sdk / 'bin' / 'clang++'} {cc}",
-            "AR": str(sdk / "bin" / "llvm-ar"),
-            "RANLIB": str(sdk / "bin" / "ranlib"),
+            **{k: tools[k] for k in ("CC", "CXX", "AR", "RANLIB", "PATH")},
             "CFLAGS": f"-O2 -ffile-prefix-map={sdk}=/wasi-sdk",
             "HOST": t.triple,
             "BUILD": build_triple(src),
             "CONFIGURE_WRAPPER": "",
-            "PKG_CONFIG_LIBDIR": f"{sysroot / 'lib' / 'pkgconfig'}",
-            "PATH": f"{sdk / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+            "PKG_CONFIG_LIBDIR": f"{sdk / 'share' / 'wasi-sysroot' / 'lib' / 'pkgconfig'}",
         }
 
     def host_key_extra(self, built: list[Built]) -> dict[str, Any]:
@@ -76,9 +81,7 @@ class Wasi(Target):
         sdk = tc.path
         sysroot = sdk / "share" / "wasi-sysroot"
         paths = self.path_map(src.path, build, tc, built)
-        env = {**libs.configure_env(built), **{k: f"{sdk / 'bin' / v}" for k, v in TOOLS.items()}}
-        for k in ("CC", "CPP", "CXX"):
-            env[k] += f" --target={t.triple} --sysroot={sysroot}"
+        env = {**libs.configure_env(built), **sdk_tools(sdk, t.triple)}
         env |= {
             **self.common_env(ctx, src.path, paths),
             "LDFLAGS": " ".join(t.ldflags),
@@ -86,7 +89,6 @@ class Wasi(Target):
             "PKG_CONFIG_SYSROOT_DIR": str(sysroot),
             "WASI_SDK_PATH": str(sdk),
             "WASI_SYSROOT": str(sysroot),
-            "PATH": f"{sdk / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
         }
         record = {
             **self.configure_record(t, paths),
@@ -107,7 +109,7 @@ class Wasi(Target):
         return extra
 
     def owns(self, root: Path) -> bool:
-        return (root / "python.wasm").is_file() and not (root / "python.js").is_file()
+        return (root / "python.wasm").is_file() and not is_node_artifact(root)
 
     def run_python(self, root: Path, args: Sequence[str], cache_root: Path, dirs: Sequence[tuple[Path, str]], *,
                    env: dict[str, str] | None = None, stdout: Path | None = None, stderr: Path | None = None,
