@@ -16,6 +16,7 @@ import sys
 import time
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from wasmbuild import cache, log, pipeline
 from wasmbuild.download import Sources
@@ -24,6 +25,10 @@ from wasmbuild.pipeline import Context
 from wasmbuild.recipe import Recipe, available_recipes, load_recipe, project_root, select_recipe
 from wasmbuild.targets import TARGET_NAMES, get_target
 from wasmbuild.toolchain import ROUTES, debian
+
+if TYPE_CHECKING:
+    from wasmbuild.targets.base import Target
+    from wasmbuild.toolchain import Toolchain
 
 # --- argument types: a bad value is an argparse usage error (exit 2) naming the option -----------------------
 
@@ -88,6 +93,10 @@ def _size(text: str) -> int:
 
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--python", metavar="VERSION", help="CPython version: 3.13 or 3.13.15 (default: newest)")
+    _add_fetch_options(p)
+
+
+def _add_fetch_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-dir", type=_path, help="cache directory (env WASMBUILD_CACHE_DIR; default "
                    "~/.cache/wasmbuild)")
     p.add_argument("--mirror-dir", type=_path, default=None,
@@ -168,6 +177,15 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--timeout", type=_positive_int, default=900, help="per test module, seconds")
     m.add_argument("--subset", choices=("all", "ci"), default="all", help="whole test suites, or the CI subsets")
     m.add_argument("--report-dir", type=_path, default=None, help="where results go (default: ./reports)")
+
+    lk = sub.add_parser("link", help="build C extension modules into an artifact: WASI links a new python.wasm, "
+                        "Emscripten adds side modules to lib-dynload/")
+    lk.add_argument("artifact", type=_path, help="an artifact archive or directory (built by this wasmbuild)")
+    lk.add_argument("--module", action="append", required=True, metavar="[NAME=]FILE.c[,FILE.c...]",
+                    help="an extension module's C source(s); its name is the file's stem unless NAME= (repeatable)")
+    lk.add_argument("-o", "--output", type=_path, required=True, metavar="OUT",
+                    help="the new artifact: a directory, or a .tar.gz archive")
+    _add_fetch_options(lk)
 
     sub.add_parser("versions", help="list the supported CPython versions and targets")
     return parser
@@ -298,6 +316,23 @@ def cmd_smoke_test(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_link(args: argparse.Namespace) -> int:
+    from wasmbuild.link import describe, link, parse_module
+
+    modules = [parse_module(spec) for spec in args.module]
+    cache_root = _cache_root(args)
+
+    def provision(record: dict, short: str) -> tuple[Target, Toolchain]:
+        target = get_target(record["target"]["name"])
+        ctx = _context(args, target.name, select_recipe(project_root(), short))
+        with cache.lock(ctx.cache, wait=True):
+            return target, target.provision_toolchain(ctx)
+
+    out = link(args.artifact, modules, args.output, cache_root=cache_root, provision=provision)
+    log.info(describe(out))
+    return 0
+
+
 def cmd_versions(args: argparse.Namespace) -> int:
     root = project_root()
     for file in available_recipes(root).values():
@@ -353,7 +388,7 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 COMMANDS = {"bench": cmd_bench, "build": cmd_build, "matrix": cmd_matrix, "test": cmd_test,
             "toolchain": cmd_toolchain, "run": cmd_run,
-            "smoke-test": cmd_smoke_test, "versions": cmd_versions}
+            "smoke-test": cmd_smoke_test, "versions": cmd_versions, "link": cmd_link}
 
 
 def _terminate(signum: int, frame: object) -> None:  # noqa: ARG001

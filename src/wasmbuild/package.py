@@ -14,6 +14,7 @@ from wasmbuild import cache, log
 from wasmbuild.archive import write_deterministic_tar_gz
 from wasmbuild.errors import BuildError
 from wasmbuild.files import atomic_write, json_text, write_json
+from wasmbuild.kit import artifact_prefix_sysconfig
 from wasmbuild.process import capture
 from wasmbuild.record import RECORD_NAME
 
@@ -57,7 +58,7 @@ def install_stdlib(ctx: Context, src: Path, build_python: Path, lib_root: Path, 
         # Longest first: a build directory may live inside the cache.
         for old, new in sorted(path_map.items(), key=lambda kv: -len(kv[0])):
             text = text.replace(old, new)
-        (libdir / path.name).write_text(text)
+        (libdir / path.name).write_text(artifact_prefix_sysconfig(text))
     env = {**os.environ, "PYTHONHASHSEED": "0", "SOURCE_DATE_EPOCH": str(ctx.recipe.source_date_epoch)}
     argv = [str(build_python), "-E", "-Wi", "-m", "compileall", "-q", "-f", f"-j{ctx.jobs}",
             "--invalidation-mode", "unchecked-hash", "-s", str(lib_root.parent), "-p", "/",

@@ -38,8 +38,11 @@ if TYPE_CHECKING:
 
 # Bump to invalidate every cached build step after a change in how steps run.
 STEPS_VERSION = 1
-# Bump when staging changes (2: Emscripten side modules in lib-dynload/).
-STAGE_VERSION = 2
+# Bump when staging changes (2: Emscripten side modules in lib-dynload/; 3: the cross-build kit).
+STAGE_VERSION = 4
+# Where the host build installs its headers, libpython and config directory (`make inclinstall libainstall`
+# with this DESTDIR, configure's prefix below it): the cross-build kit is staged from there (kit.py).
+KIT_INSTALL = "_install"
 
 
 @dataclass(frozen=True)
@@ -215,6 +218,9 @@ def configure_and_make(ctx: Context, entry: Path, key: str, settings: HostSettin
         for name in outputs:
             if not (entry / name).is_file():
                 raise BuildError(f"make finished but {entry / name} is missing; see {logf}")
+        with log.step(f"Install CPython {ctx.recipe.version}'s headers and libpython for {t.triple} (log: {logf})"):
+            run(["make", "inclinstall", "libainstall", *t.make_args, f"DESTDIR={entry / KIT_INSTALL}"], cwd=entry,
+                env=settings.env, log_file=logf, what=f"make inclinstall libainstall for {t.triple}")
     return record
 
 
@@ -243,6 +249,7 @@ def artifact_name(ctx: Context, suffix: str = "") -> str:
 def stage(ctx: Context, target: Target, host: HostBuild) -> StagedTree:
     """Lay out the artifact's tree (cached by the host build's key): the target's module, the standard library
     with .pyc and the generated sysconfig data (build paths mapped away), LICENSE, python.sh."""
+    from wasmbuild.kit import read_sysconfig_vars, stage_kit, sysconfig_module
     from wasmbuild.package import check_no_build_paths, install_stdlib
 
     name = artifact_name(ctx)
@@ -257,8 +264,14 @@ def stage(ctx: Context, target: Target, host: HostBuild) -> StagedTree:
             extra = {"launcher": "python.sh", **target.stage_module(host, tree, debug)}
             sysconfig_files = sorted(p for p in (build / "build").glob("lib.*/*") if p.suffix in {".py", ".json"})
             paths = target.path_map(src, build, host.toolchain, host.libraries)
-            install_stdlib(ctx, src, host.build_python.python, tree / "lib", sysconfig_files,
-                           paths.mapping() | {str(ctx.cache): "/cache"}, target.shared_modules(build))
+            mapping = paths.mapping() | {str(ctx.cache): "/cache"}
+            install_stdlib(ctx, src, host.build_python.python, tree / "lib", sysconfig_files, mapping,
+                           target.shared_modules(build))
+            extra["kit"] = stage_kit(
+                install=build / KIT_INSTALL, build=build, tree=tree, short=ctx.recipe.short_version,
+                version=ctx.recipe.version, triple=ctx.target.triple, path_map=mapping,
+                library_prefixes=[b.prefix for b in host.libraries],
+                vars=read_sysconfig_vars(sysconfig_module(sysconfig_files[0].parent)))
             (tree / "LICENSE").write_bytes((src / "LICENSE").read_bytes())
             launcher = tree / "python.sh"
             launcher.write_text(target.launcher)

@@ -21,6 +21,7 @@ from wasmbuild.recipe import TargetOptions, ToolchainManifest, load_toolchain, t
 
 if TYPE_CHECKING:
     from wasmbuild.libs import Built
+    from wasmbuild.link import Module
     from wasmbuild.pipeline import BuildPython, Context, HostBuild, SourceTree
     from wasmbuild.toolchain import Toolchain
 
@@ -204,6 +205,13 @@ class Target(ABC):
     def shared_modules(self, build: Path) -> list[Path]:
         """Extension modules built as shared objects, installed into lib-dynload/ (default: none)."""
         return []
+
+    # --- building against the artifact (wasmbuild link) ------------------------------------------------------
+    @abstractmethod
+    def link_modules(self, tc: Toolchain, tree: Path, modules: Sequence[Module], work: Path, log_file: Path,
+                     short: str, triple: str) -> dict[str, str]:
+        """Build the extension `modules` into the unpacked artifact `tree` (its cross-build kit, kit.py) with
+        `tc` for `triple` (X.Y: `short`), compiling in `work`; which file of the tree holds each module (name -> relative path)."""
 
     # --- running the artifact -----------------------------------------------------------------------------
     @abstractmethod

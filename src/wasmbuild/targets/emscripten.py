@@ -14,12 +14,14 @@ from typing import TYPE_CHECKING, Any
 from wasmbuild import cache, libs
 from wasmbuild.errors import UsageError
 from wasmbuild.node import NODE_MINIMUM
+from wasmbuild.process import run
 from wasmbuild.recipe import ToolchainManifest
 from wasmbuild.runner import NODE_STACK_KB, is_node_artifact, run_node_python
 from wasmbuild.targets.base import HostSettings, PathMap, Target, build_triple
 from wasmbuild.toolchain import Toolchain, emsdk
 
 if TYPE_CHECKING:
+    from wasmbuild.link import Module
     from wasmbuild.pipeline import BuildPython, Context, HostBuild, SourceTree
 
 HOST = "wasm32-unknown-emscripten"
@@ -51,7 +53,7 @@ class Emscripten(Target):
     name = "emscripten"
     sys_platform = "emscripten"
     host_outputs = ("python.js", "python.wasm")
-    host_steps_version = 3  # 2, 3: install, mkdir, llvm-profdata by name (PATH_INDEPENDENT_CACHE)
+    host_steps_version = 4  # 3: install, mkdir, llvm-profdata by name; 4: make inclinstall libainstall (the kit)
     launcher = LAUNCHER.format(stack=NODE_STACK_KB)
 
     def provision(self, manifest: ToolchainManifest, ctx: Context) -> Toolchain:
@@ -129,6 +131,34 @@ class Emscripten(Target):
         """Extension modules built as side modules (the test modules of --enable-wasm-dynamic-linking builds, e.g.
         _ctypes_test, _testmultiphase): loaded with dlopen from lib-dynload/, as `make install` would place them."""
         return sorted((build / "build").glob("lib.*/*.so"))
+
+    def link_modules(self, tc: Toolchain, tree: Path, modules: Sequence[Module], work: Path, log_file: Path,
+                     short: str, triple: str) -> dict[str, str]:
+        """Each module a side module (emcc -sSIDE_MODULE=1, -fPIC as CPython's own shared modules) with the
+        kit's extension flags (python-X.Y.pc), named with the artifact's EXT_SUFFIX, in lib-dynload/."""
+        import shlex
+
+        from wasmbuild.kit import read_pc, read_sysconfig_vars, sysconfig_module
+
+        stdlib = tree / "lib" / f"python{short}"
+        suffix = str(read_sysconfig_vars(sysconfig_module(stdlib)).get("EXT_SUFFIX") or ".so")
+        cflags = ["-O2", "-fPIC", *shlex.split(read_pc(tree / "lib" / "pkgconfig" / f"python-{short}.pc")
+                                                .get("Cflags", "")),
+                  f"-ffile-prefix-map={tc.path}=/emsdk", f"-ffile-prefix-map={work}=/build"]
+        env = emsdk.tool_env(tc.path)
+        files = {}
+        for m in modules:
+            objects = []
+            for i, src in enumerate(m.sources):
+                obj = work / f"{m.name}-{i}-{src.stem}.o"
+                run(["emcc", *cflags, f"-ffile-prefix-map={src.parent}=/src/{m.name}", "-c", src, "-o", obj],
+                    env=env, log_file=log_file, what=f"compiling {src} (module {m.name})")
+                objects.append(obj)
+            rel = f"lib/python{short}/lib-dynload/{m.name}{suffix}"
+            run(["emcc", "-O2", "-sSIDE_MODULE=1", "-o", tree / rel, *objects], env=env, log_file=log_file,
+                what=f"linking the side module {m.name}{suffix}")
+            files[m.name] = rel
+        return files
 
     def owns(self, root: Path) -> bool:
         return is_node_artifact(root)

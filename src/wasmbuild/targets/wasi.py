@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wasmbuild import libs
+from wasmbuild.kit import read_pc
 from wasmbuild.process import run
 from wasmbuild.recipe import ToolchainManifest
 from wasmbuild.runner import MAX_WASM_STACK, guest_env, is_node_artifact, run_wasm
@@ -17,6 +18,7 @@ from wasmbuild.toolchain import Toolchain, wasi_sdk
 
 if TYPE_CHECKING:
     from wasmbuild.libs import Built
+    from wasmbuild.link import Module
     from wasmbuild.pipeline import BuildPython, Context, HostBuild, SourceTree
 
 LAUNCHER = """#!/bin/sh
@@ -30,6 +32,18 @@ exec "${{WASMTIME:-wasmtime}}" run \\
     --env PYTHONHOME=/ \\
     --argv0 python \\
     "$here/python.wasm" "$@"
+"""
+# The entry point of a python.wasm with extension modules built in (wasmbuild link): registered as built-in
+# modules, then CPython's own main.
+LINKED_MAIN = """/* wasmbuild link: python.wasm with extension modules built in. */
+#include <Python.h>
+
+{declarations}
+
+int main(int argc, char **argv) {{
+{registrations}
+    return Py_BytesMain(argc, argv);
+}}
 """
 # The SDK's tools, as configure's variables name them.
 TOOLS = {"CC": "clang", "CPP": "clang-cpp", "CXX": "clang++", "AR": "llvm-ar", "RANLIB": "ranlib"}
@@ -49,7 +63,7 @@ class Wasi(Target):
     name = "wasi"
     sys_platform = "wasi"
     host_outputs = ("python.wasm",)
-    host_steps_version = 4  # 3, 4: install, mkdir, llvm-profdata by name (PATH_INDEPENDENT_CACHE)
+    host_steps_version = 5  # 4: install, mkdir, llvm-profdata by name; 5: make inclinstall libainstall (the kit)
     launcher = LAUNCHER.format(stack=MAX_WASM_STACK)
 
     def provision(self, manifest: ToolchainManifest, ctx: Context) -> Toolchain:
@@ -107,6 +121,37 @@ class Wasi(Target):
         if host.libraries:
             extra["libraries"] = [b.record for b in host.libraries]
         return extra
+
+    def link_modules(self, tc: Toolchain, tree: Path, modules: Sequence[Module], work: Path, log_file: Path,
+                     short: str, triple: str) -> dict[str, str]:
+        """A new python.wasm: each module's sources compiled with the SDK and the kit's embed flags
+        (python-X.Y-embed.pc), registered with PyImport_AppendInittab before Py_BytesMain, linked against the
+        kit's libpython and libraries, stripped like the artifact's own."""
+        import shlex
+
+        embed = read_pc(tree / "lib" / "pkgconfig" / f"python-{short}-embed.pc")
+        cc = shlex.split(sdk_tools(tc.path, triple)["CC"])
+        cflags = ["-O2", *shlex.split(embed.get("Cflags", "")), f"-ffile-prefix-map={tc.path}=/wasi-sdk",
+                  f"-ffile-prefix-map={work}=/build"]
+        objects = []
+        for m in modules:
+            for i, src in enumerate(m.sources):
+                obj = work / f"{m.name}-{i}-{src.stem}.o"
+                run([*cc, *cflags, f"-ffile-prefix-map={src.parent}=/src/{m.name}", "-c", src, "-o", obj],
+                    log_file=log_file, what=f"compiling {src} (module {m.name})")
+                objects.append(obj)
+        main = work / "main.c"
+        main.write_text(LINKED_MAIN.format(
+            declarations="\n".join(f"extern PyObject *PyInit_{m.name}(void);" for m in modules),
+            registrations="\n".join(f'    if (PyImport_AppendInittab("{m.name}", PyInit_{m.name}) == -1) {{ return 120; }}'
+                                    for m in modules)))
+        run([*cc, *cflags, "-c", main, "-o", work / "main.o"], log_file=log_file, what="compiling the entry point")
+        linked = work / "python.wasm"
+        run([*cc, "-o", linked, work / "main.o", *objects, *shlex.split(embed.get("Libs", ""))], log_file=log_file,
+            what=f"linking python.wasm with {', '.join(m.name for m in modules)}")
+        run([tc.path / "bin" / "llvm-strip", "--strip-all", "-o", tree / "python.wasm", linked], log_file=log_file,
+            what="llvm-strip")
+        return {m.name: "python.wasm" for m in modules}
 
     def owns(self, root: Path) -> bool:
         return (root / "python.wasm").is_file() and not is_node_artifact(root)

@@ -1,0 +1,175 @@
+"""`wasmbuild link`: an artifact plus C extension modules -> a new artifact with the modules in it.
+
+WASI has no dynamic loading, so the modules are compiled with the provisioned WASI SDK and linked into a new
+python.wasm against the artifact's own libpython (its cross-build kit, kit.py), registered as built-in modules
+before Python starts. On Emscripten they are built as side modules into lib/pythonX.Y/lib-dynload/, where
+the interpreter (linked as MAIN_MODULE) loads them with dlopen. Either way the artifact's BUILD.json gains
+`artifact.linked_modules` (each module's sources and their sha256) and the new files' hashes; the output is
+written next to its final place and renamed there, so a failed compile or link leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from wasmbuild import cache, log
+from wasmbuild.archive import write_deterministic_tar_gz
+from wasmbuild.checks.smoke import read_record
+from wasmbuild.errors import BuildError, UsageError
+from wasmbuild.files import write_json
+from wasmbuild.kit import missing_kit
+from wasmbuild.record import RECORD_NAME
+from wasmbuild.runner import run_python, unpack_artifact
+
+if TYPE_CHECKING:
+    from wasmbuild.targets.base import Target
+    from wasmbuild.toolchain import Toolchain
+
+MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class Module:
+    """An extension module: its import name and its C sources (PyInit_<name> in one of them)."""
+
+    name: str
+    sources: tuple[Path, ...]
+
+    def record(self) -> dict[str, Any]:
+        return {"name": self.name,
+                "sources": [{"file": s.name, "sha256": cache.sha256_file(s)} for s in self.sources]}
+
+
+def parse_module(spec: str) -> Module:
+    """`path/to/name.c`, or `NAME=a.c,b.c` (a module from several files)."""
+    name, sep, files = spec.partition("=")
+    if not sep:
+        files, name = spec, Path(spec).stem
+    sources = tuple(Path(f).expanduser().resolve() for f in files.split(",") if f)
+    if not MODULE_NAME.match(name):
+        raise UsageError(f"--module {spec!r}: {name!r} is not a valid module name",
+                         hint="name the file <module>.c, or write --module NAME=FILE.c")
+    if not sources:
+        raise UsageError(f"--module {spec!r}: no source files", hint="write --module FILE.c or NAME=A.c,B.c")
+    for src in sources:
+        if not src.is_file():
+            raise UsageError(f"--module {spec!r}: source file not found: {src}")
+        if src.suffix != ".c":
+            raise UsageError(f"--module {spec!r}: {src.name} is not a C source (.c)")
+    return Module(name, sources)
+
+
+def check_modules(modules: list[Module]) -> None:
+    if not modules:
+        raise UsageError("no --module given", hint="wasmbuild link ARTIFACT --module mod.c -o out/")
+    names = [m.name for m in modules]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise UsageError(f"module named more than once: {', '.join(dupes)}")
+
+
+def artifact_facts(root: Path, artifact: Path) -> tuple[dict[str, Any], str]:
+    """The artifact's record and its X.Y, after checking that it carries the cross-build kit."""
+    record = read_record(root, artifact)
+    short = ".".join(record["python"]["version"].split(".")[:2])
+    missing = missing_kit(root, short)
+    if missing:
+        raise UsageError(f"{artifact} has no cross-build files: missing {', '.join(missing)}",
+                         hint="rebuild the artifact with this wasmbuild (nox -s build-wasi / build-emscripten): "
+                              "its artifacts carry include/, libpython and lib/pkgconfig/")
+    return record, short
+
+
+def _prepare_output(out: Path) -> None:
+    """An existing output is replaced only when it is an earlier artifact (a directory with BUILD.json, or a
+    .tar.gz file); anything else is refused before any work."""
+    if out.is_dir():
+        if any(out.iterdir()) and not (out / RECORD_NAME).is_file():
+            raise UsageError(f"-o {out}: a directory that is not empty and holds no artifact (no {RECORD_NAME})",
+                             hint="name a new or empty directory, or an earlier output of wasmbuild link")
+    elif out.exists() and not out.name.endswith(".tar.gz"):
+        raise UsageError(f"-o {out}: exists and is not a directory", hint="name a directory, or a .tar.gz")
+    if not out.parent.is_dir():
+        raise UsageError(f"-o {out}: the directory {out.parent} does not exist")
+
+
+def link(artifact: Path, modules: list[Module], out: Path, *, cache_root: Path,
+         provision: Callable[[dict[str, Any], str], tuple[Target, Toolchain]]) -> Path:
+    """Build `modules` into a copy of `artifact` (archive or directory) at `out` (a directory, or a .tar.gz).
+    `provision(record, X.Y)` gives the artifact's target and its toolchain, provisioned."""
+    out = out.expanduser().resolve()
+    check_modules(modules)
+    _prepare_output(out)
+    root = unpack_artifact(artifact, cache_root)
+    record, short = artifact_facts(root, artifact)
+    target, toolchain = provision(record, short)
+    built_with = record.get("toolchain", {})
+    if (built_with.get("name"), built_with.get("version")) != (toolchain.name, toolchain.version):
+        raise UsageError(f"{artifact} was built with {built_with.get('name')} {built_with.get('version')}; this "
+                         f"wasmbuild provisions {toolchain.name} {toolchain.version} for it",
+                         hint="use the wasmbuild version that built the artifact, or rebuild the artifact")
+    logf = cache_root / "logs" / f"link-{record['python']['version']}-{record['target']['triple']}.log"
+    logf.parent.mkdir(parents=True, exist_ok=True)
+    logf.write_text(f"# wasmbuild link: {', '.join(m.name for m in modules)} into {artifact}\n")
+    name = root.name
+    with tempfile.TemporaryDirectory(prefix=f".{out.name}.tmp-", dir=out.parent) as tmp:
+        tree = Path(tmp) / name
+        shutil.copytree(root, tree, symlinks=True)
+        for path in (tree, *tree.rglob("*")):  # the unpacked cache copy is read-only
+            if not path.is_symlink():
+                path.chmod(path.stat().st_mode | 0o200)
+        work = Path(tmp) / "work"
+        work.mkdir()
+        with log.step(f"Link {', '.join(m.name for m in modules)} into {name} (log: {logf})"):
+            files = target.link_modules(toolchain, tree, modules, work, logf, short, record["target"]["triple"])
+        shutil.rmtree(work)
+        extra = record["artifact"]
+        extra["linked_modules"] = [{**m.record(), "file": files[m.name]} for m in modules]
+        for rel in sorted(set(files.values())):
+            extra.setdefault("files", {})[rel] = {"sha256": cache.sha256_file(tree / rel),
+                                                  "size": (tree / rel).stat().st_size}
+        if "python.wasm" in files.values():
+            extra["python.wasm"] = {**extra["python.wasm"], "sha256": cache.sha256_file(tree / "python.wasm"),
+                                    "size": (tree / "python.wasm").stat().st_size}
+            extra["debuginfo"] = None  # the original debuginfo archive no longer matches this module
+        write_json(tree / RECORD_NAME, record)
+        _check_imports(tree, [m.name for m in modules], cache_root, logf)
+        if out.name.endswith(".tar.gz"):
+            staged = Path(tmp) / out.name
+            write_deterministic_tar_gz(staged, tree, name, record["source_date_epoch"], first=[RECORD_NAME])
+            os.replace(staged, out)
+        else:
+            if out.exists():
+                cache.remove_tree(out)
+            tree.rename(out)
+    log.info(f"  {out}: {', '.join(m.name for m in modules)} built in")
+    return out
+
+
+def _check_imports(tree: Path, names: list[str], cache_root: Path, logf: Path) -> None:
+    """Every linked module imports in the new artifact (a module whose init fails is not an artifact)."""
+    code = f"import {', '.join(names)}"
+    with tempfile.TemporaryDirectory(prefix="wasmbuild-link-") as work:
+        out, err = Path(work) / "out", Path(work) / "err"
+        status = run_python(tree, ["-c", code], cache_root, [(Path(work), "/")], stdout=out, stderr=err)
+        if status != 0:
+            text = err.read_text(errors="replace")
+            with open(logf, "a") as f:
+                f.write(f"\n$ python -c {code!r}\n{text}")
+            raise BuildError(f"the linked artifact fails `{code}` (exit {status}):\n{text.strip()[-2000:]}",
+                             hint=f"see {logf}")
+
+
+def describe(out: Path) -> str:
+    """How to run the result."""
+    shown = json.dumps(str(out))
+    return f"run it: python -m wasmbuild run {shown} -- -c 'import ...'"
+
