@@ -185,6 +185,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="an extension module's C source(s); its name is the file's stem unless NAME= (repeatable)")
     lk.add_argument("-o", "--output", type=_path, required=True, metavar="OUT",
                     help="the new artifact: a directory, or a .tar.gz archive")
+    lk.add_argument("--dev", type=_path, metavar="DEV_ARCHIVE",
+                    help="the artifact's -dev archive (default: the one beside the artifact archive)")
     _add_fetch_options(lk)
 
     sub.add_parser("versions", help="list the supported CPython versions and targets")
@@ -328,7 +330,7 @@ def cmd_link(args: argparse.Namespace) -> int:
         with cache.lock(ctx.cache, wait=True):
             return target, target.provision_toolchain(ctx)
 
-    out = link(args.artifact, modules, args.output, cache_root=cache_root, provision=provision)
+    out = link(args.artifact, modules, args.output, cache_root=cache_root, provision=provision, dev=args.dev)
     log.info(describe(out))
     return 0
 

@@ -1,17 +1,23 @@
 """The cross-build kit every artifact carries: what `make install` lays out for building against CPython, made
-relocatable and free of build paths.
+relocatable and free of build paths. Split in two, as Debian splits python3.X from libpython3.X-dev:
 
+in the artifact itself (about 0.5 MB compressed: enough to compile an extension module, and what sysconfig names)
     include/pythonX.Y/                       the headers, with the target's pyconfig.h
-    lib/libpythonX.Y.a                       libpython, and beside it the static libraries it needs to link:
-    lib/lib{mpdec,expat,Hacl_*,z,...}.a        CPython's vendored ones (mpdecimal, expat, HACL*) and recipes/libraries.yaml's
-    lib/pythonX.Y/config-X.Y-<multiarch>/    as `make libainstall` lays it (Makefile, Setup*, config.c, python.o,
-                                             makesetup, python-config.py; libpythonX.Y.a as a link to ../../)
+    lib/pythonX.Y/config-X.Y-<multiarch>/    as `make libainstall` lays it (Makefile, Setup*, config.c, makesetup,
+                                             python-config.py)
     lib/pkgconfig/python-X.Y.pc              flags to compile an extension module
     lib/pkgconfig/python-X.Y-embed.pc        flags to compile and link a program embedding Python
     bin/pythonX.Y-config                     the same answers as the .pc files (relocatable shell script)
 
-The host build installs the raw tree (`make inclinstall libainstall DESTDIR=...`, pipeline.KIT_INSTALL); `stage_kit`
-reshapes it into the artifact. The .pc files locate everything from their own directory (`${pcfiledir}`), so an
+in the companion `-dev` archive (the static libraries: libpython alone is ~45 MB with its DWARF, which
+llvm-strip cannot remove from wasm object files; needed only to link: embedding, `wasmbuild link` on WASI)
+    lib/libpythonX.Y.a                       libpython, and beside it the static libraries it needs to link:
+    lib/lib{mpdec,expat,Hacl_*,z,...}.a      CPython's vendored ones and recipes/libraries.yaml's
+    lib/pythonX.Y/config-X.Y-<multiarch>/    python.o, and libpythonX.Y.a as a link to ../../
+
+Both archives hold the same top directory: unpacked in one place they give the whole `make install` layout.
+The host build installs the raw tree (`make inclinstall libainstall DESTDIR=...`, pipeline.KIT_INSTALL);
+`stage_kit` reshapes it. The .pc files locate everything from their own directory (`${pcfiledir}`), so an
 artifact unpacked anywhere works with `PKG_CONFIG_PATH=<artifact>/lib/pkgconfig`. Libraries are static: the
 embed file's `Libs:` carries every library and the link flags a program needs (the WASM stack size and initial
 memory CPython is linked with), not only `-lpython`.
@@ -185,10 +191,10 @@ def embed_libs_for_config(script: str, plan: LinkPlan) -> str:
     return new
 
 
-def stage_kit(*, install: Path, build: Path, tree: Path, short: str, version: str, triple: str,
+def stage_kit(*, install: Path, build: Path, tree: Path, dev: Path, short: str, version: str, triple: str,
               path_map: dict[str, str], library_prefixes: Iterable[Path], vars: dict[str, Any]) -> dict[str, Any]:
     """Reshape the host build's `make inclinstall libainstall` tree (`install`, configure's prefix inside it)
-    into the artifact `tree`; returns the record's view of the kit."""
+    into the artifact `tree` and the -dev tree `dev`; returns the record's view of the kit."""
     root = install / CONFIGURE_PREFIX.lstrip("/")
     include = root / "include" / f"python{short}"
     configs = sorted((root / "lib" / f"python{short}").glob(f"config-{short}*"))
@@ -197,36 +203,41 @@ def stage_kit(*, install: Path, build: Path, tree: Path, short: str, version: st
                          "or no config directory", hint="see the host build's log")
     plan = link_plan(vars)
     shutil.copytree(include, tree / "include" / f"python{short}")
-    libdir = tree / "lib"
-    config = libdir / f"python{short}" / configs[0].name
+    rel_config = Path("lib") / f"python{short}" / configs[0].name
+    config, dev_config = tree / rel_config, dev / rel_config
     config.mkdir(parents=True)
+    dev_config.mkdir(parents=True)
+    dev_lib = dev / "lib"
     for item in sorted(configs[0].iterdir()):
         if item.name == plan.libpython:
-            shutil.copyfile(item, libdir / item.name)
-            (config / item.name).symlink_to(Path("..") / ".." / item.name)
+            shutil.copyfile(item, dev_lib / item.name)
+            (dev_config / item.name).symlink_to(Path("..") / ".." / item.name)
+        elif item.suffix == ".o":
+            shutil.copyfile(item, dev_config / item.name)
         elif item.suffix in TEXT_SUFFIXES or item.name == "Makefile":
             (config / item.name).write_text(_rewrite(item.read_text(), path_map))
             shutil.copymode(item, config / item.name)
         else:
             shutil.copyfile(item, config / item.name)
-    if not (libdir / plan.libpython).is_file():
+    if not (dev_lib / plan.libpython).is_file():
         raise BuildError(f"{configs[0]}: no {plan.libpython} (a static libpython) installed")
     archives = [plan.libpython]
     for rel in plan.archives:
         src = build / rel
         if not src.is_file():
             raise BuildError(f"{src}: an archive CPython links ({rel}) is missing from the host build")
-        shutil.copyfile(src, libdir / src.name)
+        shutil.copyfile(src, dev_lib / src.name)
         archives.append(src.name)
     wanted = {flag[2:] for flag in plan.libs}
     for prefix in library_prefixes:
         for lib in sorted((prefix / "lib").glob("lib*.a")):
             if lib.name[3:-2] in wanted:
-                shutil.copyfile(lib, libdir / lib.name)
+                shutil.copyfile(lib, dev_lib / lib.name)
                 archives.append(lib.name)
-    pkgconfig = libdir / "pkgconfig"
+    pkgconfig = tree / "lib" / "pkgconfig"
     pkgconfig.mkdir()
-    for name, text in pc_files(plan, version=version, short=short, triple=triple).items():
+    pcs = pc_files(plan, version=version, short=short, triple=triple)
+    for name, text in pcs.items():
         (pkgconfig / name).write_text(text)
     bindir = tree / "bin"
     bindir.mkdir()
@@ -235,11 +246,10 @@ def stage_kit(*, install: Path, build: Path, tree: Path, short: str, version: st
     (bindir / config_script.name).chmod(0o755)
     return {
         "include": f"include/python{short}",
-        "config": f"lib/python{short}/{config.name}",
-        "static_libraries": sorted(archives),
-        "pkg_config": [f"lib/pkgconfig/{n}" for n in sorted(pc_files(plan, version=version, short=short,
-                                                                        triple=triple))],
+        "config": rel_config.as_posix(),
+        "pkg_config": [f"lib/pkgconfig/{n}" for n in sorted(pcs)],
         "python_config": f"bin/{config_script.name}",
+        "dev_static_libraries": [f"lib/{a}" for a in sorted(archives)],
         "embed_libs": plan.libs_line().replace("-L${libdir} ", ""),
     }
 
@@ -253,8 +263,10 @@ def artifact_prefix_sysconfig(text: str) -> str:
     return text.replace(f"{CONFIGURE_PREFIX}/", "/")
 
 
-def missing_kit(root: Path, short: str) -> list[str]:
-    """What of the kit an unpacked artifact lacks (relative paths); empty when complete."""
-    need = [f"include/python{short}/Python.h", f"include/python{short}/pyconfig.h", f"lib/libpython{short}.a",
+def missing_kit(root: Path, short: str, *, dev: bool) -> list[str]:
+    """What of the kit an unpacked artifact lacks (relative paths; with `dev`, the -dev archive's part too)."""
+    need = [f"include/python{short}/Python.h", f"include/python{short}/pyconfig.h",
             f"lib/pkgconfig/python-{short}.pc", f"lib/pkgconfig/python-{short}-embed.pc"]
+    if dev:
+        need.append(f"lib/libpython{short}.a")
     return [n for n in need if not (root / n).is_file()]

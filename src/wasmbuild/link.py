@@ -11,19 +11,22 @@ written next to its final place and renamed there, so a failed compile or link l
 from __future__ import annotations
 
 import json
+import lzma
 import os
 import re
 import shutil
+import tarfile
 import tempfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wasmbuild import cache, log
-from wasmbuild.archive import write_deterministic_tar_gz
+from wasmbuild.archive import expansion_limit, safe_extract, write_deterministic_tar_gz
 from wasmbuild.checks.smoke import read_record
-from wasmbuild.errors import BuildError, UsageError
+from wasmbuild.errors import ArchiveError, BuildError, UsageError
 from wasmbuild.files import write_json
 from wasmbuild.kit import missing_kit
 from wasmbuild.record import RECORD_NAME
@@ -80,7 +83,7 @@ def artifact_facts(root: Path, artifact: Path) -> tuple[dict[str, Any], str]:
     """The artifact's record and its X.Y, after checking that it carries the cross-build kit."""
     record = read_record(root, artifact)
     short = ".".join(record["python"]["version"].split(".")[:2])
-    missing = missing_kit(root, short)
+    missing = missing_kit(root, short, dev=False)
     if missing:
         raise UsageError(f"{artifact} has no cross-build files: missing {', '.join(missing)}",
                          hint="rebuild the artifact with this wasmbuild (nox -s build-wasi / build-emscripten): "
@@ -101,10 +104,39 @@ def _prepare_output(out: Path) -> None:
         raise UsageError(f"-o {out}: the directory {out.parent} does not exist")
 
 
+def companion_dev(artifact: Path) -> Path | None:
+    """The -dev archive beside an artifact archive (dist/cpython-X-T.tar.gz -> dist/cpython-X-T-dev.tar.gz)."""
+    if artifact.is_file() and artifact.name.endswith(".tar.gz"):
+        return artifact.with_name(artifact.name[: -len(".tar.gz")] + "-dev.tar.gz")
+    return None
+
+
+def merge_dev(dev: Path, tree: Path, record: dict[str, Any]) -> None:
+    """Unpack the -dev archive `dev` over `tree`, after checking that it comes from the same build."""
+    with tempfile.TemporaryDirectory(prefix="wasmbuild-dev-") as tmp:
+        try:
+            with tarfile.open(dev, "r:*") as tar:
+                safe_extract(tar, Path(tmp), strip_components=1, label=str(dev),
+                             max_bytes=expansion_limit(dev.stat().st_size))
+        except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError) as exc:
+            raise ArchiveError(f"{dev}: not a readable archive: {exc}") from None
+        try:
+            theirs = json.loads((Path(tmp) / RECORD_NAME).read_text())
+        except (OSError, ValueError):
+            raise ArchiveError(f"{dev}: no readable {RECORD_NAME}: not a wasmbuild -dev archive") from None
+        if theirs != record:
+            raise UsageError(f"{dev} is the -dev archive of another build than the artifact's",
+                             hint="use the -dev archive made with the artifact (the same dist/ and SHA256SUMS)")
+        (Path(tmp) / RECORD_NAME).unlink()
+        shutil.copytree(tmp, tree, symlinks=True, dirs_exist_ok=True)
+
+
 def link(artifact: Path, modules: list[Module], out: Path, *, cache_root: Path,
-         provision: Callable[[dict[str, Any], str], tuple[Target, Toolchain]]) -> Path:
+         provision: Callable[[dict[str, Any], str], tuple[Target, Toolchain]], dev: Path | None = None) -> Path:
     """Build `modules` into a copy of `artifact` (archive or directory) at `out` (a directory, or a .tar.gz).
-    `provision(record, X.Y)` gives the artifact's target and its toolchain, provisioned."""
+    `provision(record, X.Y)` gives the artifact's target and its toolchain, provisioned. A target that links
+    against libpython (WASI) needs the -dev archive: `dev`, else the one beside the artifact archive, unless the
+    artifact directory already holds it."""
     out = out.expanduser().resolve()
     check_modules(modules)
     _prepare_output(out)
@@ -116,6 +148,15 @@ def link(artifact: Path, modules: list[Module], out: Path, *, cache_root: Path,
         raise UsageError(f"{artifact} was built with {built_with.get('name')} {built_with.get('version')}; this "
                          f"wasmbuild provisions {toolchain.name} {toolchain.version} for it",
                          hint="use the wasmbuild version that built the artifact, or rebuild the artifact")
+    dev_archive = None
+    if target.link_needs_dev and missing_kit(root, short, dev=True):
+        dev_archive = dev.expanduser().resolve() if dev else companion_dev(artifact.expanduser().resolve())
+        if dev_archive is None or not dev_archive.is_file():
+            where = f" (looked for {dev_archive})" if dev_archive else ""
+            raise UsageError(f"linking for {target.name} needs the artifact's static libraries (libpython{short}.a "
+                             f"...), which come in its companion -dev archive{where}",
+                             hint="pass --dev PATH/cpython-...-dev.tar.gz, or keep it beside the artifact archive "
+                                  "as dist/ has it")
     logf = cache_root / "logs" / f"link-{record['python']['version']}-{record['target']['triple']}.log"
     logf.parent.mkdir(parents=True, exist_ok=True)
     logf.write_text(f"# wasmbuild link: {', '.join(m.name for m in modules)} into {artifact}\n")
@@ -126,6 +167,8 @@ def link(artifact: Path, modules: list[Module], out: Path, *, cache_root: Path,
         for path in (tree, *tree.rglob("*")):  # the unpacked cache copy is read-only
             if not path.is_symlink():
                 path.chmod(path.stat().st_mode | 0o200)
+        if dev_archive:
+            merge_dev(dev_archive, tree, record)
         work = Path(tmp) / "work"
         work.mkdir()
         with log.step(f"Link {', '.join(m.name for m in modules)} into {name} (log: {logf})"):
@@ -140,6 +183,8 @@ def link(artifact: Path, modules: list[Module], out: Path, *, cache_root: Path,
             extra["python.wasm"] = {**extra["python.wasm"], "sha256": cache.sha256_file(tree / "python.wasm"),
                                     "size": (tree / "python.wasm").stat().st_size}
             extra["debuginfo"] = None  # the original debuginfo archive no longer matches this module
+        if dev_archive:
+            extra["dev"] = None  # merged into this tree
         write_json(tree / RECORD_NAME, record)
         _check_imports(tree, [m.name for m in modules], cache_root, logf)
         if out.name.endswith(".tar.gz"):

@@ -101,18 +101,20 @@ def update_sha256sums(dist: Path) -> Path:
 
 
 def package(ctx: Context, staged: StagedTree) -> Artifact:
-    """The archive (and the debuginfo archive) of a staged tree with its record first, the record beside them,
-    SHA256SUMS. Skipped when dist/ already holds exactly these bytes."""
+    """The archive, the -dev archive (the kit's static libraries) and the debuginfo archive of a staged tree, each
+    with the record first; the record beside them, SHA256SUMS. Skipped when dist/ already holds exactly these bytes."""
     from wasmbuild.pipeline import Artifact, artifact_name, assemble_record
 
     name = staged.name
     # A target without separate debug info (Emscripten links with -g0) says "debuginfo": None.
     debug_name = staged.extra.get("debuginfo", artifact_name(ctx, "-debuginfo") + ".tar.gz")
-    record = assemble_record(ctx, staged, debug_name)
+    dev_name = artifact_name(ctx, "-dev") + ".tar.gz"
+    record = assemble_record(ctx, staged, debug_name, dev_name)
     data = record.to_json()
     ctx.dist.mkdir(parents=True, exist_ok=True)
     archive = ctx.dist / f"{name}.tar.gz"
-    outputs = [archive, *([ctx.dist / debug_name] if debug_name else []), ctx.dist / f"{name}.BUILD.json"]
+    outputs = [archive, *([ctx.dist / debug_name] if debug_name else []), ctx.dist / dev_name,
+               ctx.dist / f"{name}.BUILD.json"]
     packaged = staged.entry / "packaged.json"
     # The exact bytes of the record (not just its content): a change in how it is written repackages.
     state = {"record": hashlib.sha256(json_text(data).encode()).hexdigest()}
@@ -131,6 +133,10 @@ def package(ctx: Context, staged: StagedTree) -> Artifact:
             write_json(staged.debug / RECORD_NAME, data)
             write_deterministic_tar_gz(ctx.dist / debug_name, staged.debug, artifact_name(ctx, "-debuginfo"),
                                        ctx.recipe.source_date_epoch, first=[RECORD_NAME])
+        # The -dev archive has the artifact's own top directory: unpacked in the same place, the two merge.
+        write_json(staged.dev / RECORD_NAME, data)
+        write_deterministic_tar_gz(ctx.dist / dev_name, staged.dev, name, ctx.recipe.source_date_epoch,
+                                   first=[RECORD_NAME])
         write_json(ctx.dist / f"{name}.BUILD.json", data)
         write_json(packaged, state | {p.name: cache.sha256_file(p) for p in outputs})
         sums = update_sha256sums(ctx.dist)

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 # Bump to invalidate every cached build step after a change in how steps run.
 STEPS_VERSION = 1
 # Bump when staging changes (2: Emscripten side modules in lib-dynload/; 3: the cross-build kit).
-STAGE_VERSION = 4
+STAGE_VERSION = 5
 # Where the host build installs its headers, libpython and config directory (`make inclinstall libainstall`
 # with this DESTDIR, configure's prefix below it): the cross-build kit is staged from there (kit.py).
 KIT_INSTALL = "_install"
@@ -113,6 +113,11 @@ class StagedTree:
     @property
     def debug(self) -> Path:
         return self.entry / "debug"
+
+    @property
+    def dev(self) -> Path:
+        """The -dev archive's tree: the static libraries of the cross-build kit (kit.py)."""
+        return self.entry / "dev"
 
 
 @dataclass(frozen=True)
@@ -257,9 +262,9 @@ def stage(ctx: Context, target: Target, host: HostBuild) -> StagedTree:
     entry = ctx.cache / "stage" / f"{name}-{key[:12]}"
     if not cache.is_valid(entry, key):
         with log.step(f"Stage {name}"), cache.fresh_entry(entry, key):
-            tree, debug = entry / "tree", entry / "debug"
-            tree.mkdir(parents=True)
-            debug.mkdir(parents=True)
+            tree, debug, dev = entry / "tree", entry / "debug", entry / "dev"
+            for d in (tree, debug, dev / "lib"):
+                d.mkdir(parents=True)
             build, src = host.path, host.source.path
             extra = {"launcher": "python.sh", **target.stage_module(host, tree, debug)}
             sysconfig_files = sorted(p for p in (build / "build").glob("lib.*/*") if p.suffix in {".py", ".json"})
@@ -268,7 +273,7 @@ def stage(ctx: Context, target: Target, host: HostBuild) -> StagedTree:
             install_stdlib(ctx, src, host.build_python.python, tree / "lib", sysconfig_files, mapping,
                            target.shared_modules(build))
             extra["kit"] = stage_kit(
-                install=build / KIT_INSTALL, build=build, tree=tree, short=ctx.recipe.short_version,
+                install=build / KIT_INSTALL, build=build, tree=tree, dev=dev, short=ctx.recipe.short_version,
                 version=ctx.recipe.version, triple=ctx.target.triple, path_map=mapping,
                 library_prefixes=[b.prefix for b in host.libraries],
                 vars=read_sysconfig_vars(sysconfig_module(sysconfig_files[0].parent)))
@@ -276,12 +281,13 @@ def stage(ctx: Context, target: Target, host: HostBuild) -> StagedTree:
             launcher = tree / "python.sh"
             launcher.write_text(target.launcher)
             launcher.chmod(0o755)
-            check_no_build_paths(tree, [str(ctx.cache), str(build)])
+            for part in (tree, dev):
+                check_no_build_paths(part, [str(ctx.cache), str(build)])
             write_json(entry / "extra.json", extra)
     return StagedTree(host, name, entry, json.loads((entry / "extra.json").read_text()))
 
 
-def assemble_record(ctx: Context, staged: StagedTree, debug_name: str | None) -> BuildRecord:
+def assemble_record(ctx: Context, staged: StagedTree, debug_name: str | None, dev_name: str) -> BuildRecord:
     """The build record from the step results."""
     host, r = staged.host, ctx.recipe
     tc, source = host.toolchain, host.source.fetched
@@ -306,6 +312,7 @@ def assemble_record(ctx: Context, staged: StagedTree, debug_name: str | None) ->
         artifact={
             "python.wasm": {"sha256": cache.sha256_file(wasm), "size": wasm.stat().st_size, "stripped": True},
             "debuginfo": debug_name,
+            "dev": dev_name,
             **staged.extra,
         },
     )

@@ -273,6 +273,30 @@ def test_path_map_records_placeholders_only_for_named_paths(tmp_path):
     assert pm.recorded_flags() == ["-ffile-prefix-map=<build>=/build/cpython"]
 
 
+def fake_kit_install(build: Path, src: Path) -> None:
+    """What `make inclinstall libainstall DESTDIR=_install` leaves (a few files of each kind)."""
+    root = build / pipeline.KIT_INSTALL / "usr" / "local"
+    inc = root / "include" / "python3.13"
+    inc.mkdir(parents=True)
+    (inc / "Python.h").write_text("/* Python.h */\n")
+    (inc / "pyconfig.h").write_text("#define HAVE_X 1\n")
+    config = root / "lib" / "python3.13" / "config-3.13-wasm32-wasi"
+    config.mkdir(parents=True)
+    (config / "Makefile").write_text(f"srcdir= {src}\nabs_builddir= {build}\nprefix= /usr/local\n")
+    (config / "libpython3.13.a").write_bytes(b"!<arch>\nlibpython")
+    (config / "python.o").write_bytes(b"\0asm object")
+    (config / "config.c").write_text("struct _inittab _PyImport_Inittab[] = {{0, 0}};\n")
+    (config / "makesetup").write_text("#!/bin/sh\n")
+    (config / "makesetup").chmod(0o755)
+    (root / "lib" / "pkgconfig").mkdir(parents=True)
+    (root / "bin").mkdir()
+    (root / "bin" / "python3.13-config").write_text(
+        f'#!/bin/sh\nprefix_build="/usr/local"\nLIBS_EMBED="-lpython${{VERSION}}${{ABIFLAGS}} -ldl $SYSLIBS"\n'
+        f'LIBPL="{build}/x"\n')
+    (build / "Modules" / "expat").mkdir(parents=True)
+    (build / "Modules" / "expat" / "libexpat.a").write_bytes(b"!<arch>\nexpat")
+
+
 def fake_host(tmp_path: Path, ctx: Context, target_name: str) -> HostBuild:
     """A host build directory as make leaves it, a source tree with a tiny Lib/, the host's python as the
     build-python (it only compiles .pyc), and for WASI an llvm-strip stand-in."""
@@ -287,8 +311,12 @@ def fake_host(tmp_path: Path, ctx: Context, target_name: str) -> HostBuild:
     lib_dir = build / "build" / "lib.wasi-3.13"
     lib_dir.mkdir(parents=True)
     tc = toolchain(tmp_path, target_name)
-    (lib_dir / "_sysconfigdata__x.py").write_text(f"build_time_vars = {{'srcdir': '{src.path}', 'b': '{build}', "
-                                                  f"'cc': '{tc.path}/bin/clang'}}\n")
+    (lib_dir / "_sysconfigdata__x.py").write_text(
+        f"build_time_vars = {{'srcdir': '{src.path}', 'b': '{build}', 'cc': '{tc.path}/bin/clang', "
+        "'LIBRARY': 'libpython3.13.a', 'MODLIBS': '-lm Modules/expat/libexpat.a', 'LIBS': '-ldl', 'SYSLIBS': '-lm', "
+        "'PY_CORE_LDFLAGS': '-z stack-size=8388608 -Wl,--stack-first', 'LIBPL': '/usr/local/lib/python3.13/c', "
+        "'prefix': '/usr/local'}\n")
+    fake_kit_install(build, src.path)
     (build / "python.wasm").write_bytes(b"\0asm\1\0\0\0 with debug info")
     (build / "python.js").write_text("// loader\n")
     (lib_dir / "_testx.so").write_bytes(b"\0asm side module")
@@ -319,13 +347,34 @@ def test_staging_lays_out_the_artifact_with_no_build_paths(tmp_path, target_name
         assert (tree / "python.wasm").read_bytes() == b"\0asm\1\0\0\0"  # stripped
         assert (staged.debug / "python.wasm").read_bytes().endswith(b"with debug info")
         assert "/wasi-sdk/bin/clang" in sysconfig
-        assert staged.extra == {"launcher": "python.sh", "max_wasm_stack": 8 * 1024 * 1024}
+        assert list(staged.extra) == ["launcher", "max_wasm_stack", "kit"]
         assert not (lib / "lib-dynload" / "_testx.so").exists()
     else:
         assert (tree / "python.js").read_text() == "// loader\n"
         assert (lib / "lib-dynload" / "_testx.so").is_file()
-        assert list(staged.extra) == ["launcher", "python.js", "node", "libraries", "debuginfo"]
+        assert list(staged.extra) == ["launcher", "python.js", "node", "libraries", "debuginfo", "kit"]
         assert staged.extra["debuginfo"] is None and staged.extra["node"]["stack_size_kb"] == 30000
+    # The cross-build kit: headers, config directory and pkg-config files in the artifact, static libraries in
+    # the -dev tree, no build paths, configure's prefix replaced by the artifact's.
+    assert (tree / "include" / "python3.13" / "pyconfig.h").read_text() == "#define HAVE_X 1\n"
+    config = lib / "config-3.13-wasm32-wasi"
+    assert "srcdir= /src/cpython\nabs_builddir= /build/cpython" in (config / "Makefile").read_text()
+    assert os.access(config / "makesetup", os.X_OK) and not (config / "libpython3.13.a").exists()
+    dev = staged.dev
+    assert (dev / "lib" / "libpython3.13.a").read_bytes() == b"!<arch>\nlibpython"
+    assert (dev / "lib" / "libexpat.a").is_file() and (dev / config.relative_to(tree) / "python.o").is_file()
+    link = dev / config.relative_to(tree) / "libpython3.13.a"
+    assert link.is_symlink() and os.readlink(link) == "../../libpython3.13.a" and link.resolve().is_file()
+    embed = (tree / "lib" / "pkgconfig" / "python-3.13-embed.pc").read_text()
+    assert ("Libs: -L${libdir} -lpython3.13 -lexpat -lm -ldl -Wl,-z,stack-size=8388608 -Wl,--stack-first\n"
+            in embed)
+    assert "'LIBPL': '/lib/python3.13/c'" in sysconfig and "'prefix': '/'" in sysconfig
+    script = (tree / "bin" / "python3.13-config").read_text()
+    assert 'LIBS_EMBED="-lpython3.13 -lexpat -lm -ldl -Wl,-z,stack-size=8388608 -Wl,--stack-first"' in script
+    assert str(tmp_path) not in script and os.access(tree / "bin" / "python3.13-config", os.X_OK)
+    kit = staged.extra["kit"]
+    assert kit["dev_static_libraries"] == ["lib/libexpat.a", "lib/libpython3.13.a"]
+    assert kit["pkg_config"] == ["lib/pkgconfig/python-3.13-embed.pc", "lib/pkgconfig/python-3.13.pc"]
     # Staged once: a second call reads the cache entry.
     assert pipeline.stage(ctx, target, host).extra == staged.extra
 
@@ -346,7 +395,7 @@ def test_the_record_is_assembled_from_the_step_results(tmp_path, target_name):
     ctx = make_ctx(tmp_path, target_name)
     host = fake_host(tmp_path, ctx, target_name)
     staged = pipeline.stage(ctx, get_target(target_name), host)
-    record = pipeline.assemble_record(ctx, staged, "debug.tar.gz").to_json()
+    record = pipeline.assemble_record(ctx, staged, "debug.tar.gz", "dev.tar.gz").to_json()
     assert list(record) == list(FIELDS)
     assert record["format"] == RECORD_FORMAT
     assert record["python"] == {"implementation": "cpython", "version": ctx.recipe.version}

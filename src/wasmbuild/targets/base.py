@@ -207,11 +207,15 @@ class Target(ABC):
         return []
 
     # --- building against the artifact (wasmbuild link) ------------------------------------------------------
+    # Whether link_modules links against libpython (the -dev archive's static libraries) or needs headers only.
+    link_needs_dev: ClassVar[bool]
+
     @abstractmethod
     def link_modules(self, tc: Toolchain, tree: Path, modules: Sequence[Module], work: Path, log_file: Path,
                      short: str, triple: str) -> dict[str, str]:
         """Build the extension `modules` into the unpacked artifact `tree` (its cross-build kit, kit.py) with
-        `tc` for `triple` (X.Y: `short`), compiling in `work`; which file of the tree holds each module (name -> relative path)."""
+        `tc` for `triple` (X.Y: `short`), compiling in `work`; which file of the tree holds each module (name ->
+        path relative to the tree)."""
 
     # --- running the artifact -----------------------------------------------------------------------------
     @abstractmethod

@@ -64,6 +64,7 @@ class Wasi(Target):
     sys_platform = "wasi"
     host_outputs = ("python.wasm",)
     host_steps_version = 5  # 4: install, mkdir, llvm-profdata by name; 5: make inclinstall libainstall (the kit)
+    link_needs_dev = True
     launcher = LAUNCHER.format(stack=MAX_WASM_STACK)
 
     def provision(self, manifest: ToolchainManifest, ctx: Context) -> Toolchain:
@@ -143,8 +144,9 @@ class Wasi(Target):
         main = work / "main.c"
         main.write_text(LINKED_MAIN.format(
             declarations="\n".join(f"extern PyObject *PyInit_{m.name}(void);" for m in modules),
-            registrations="\n".join(f'    if (PyImport_AppendInittab("{m.name}", PyInit_{m.name}) == -1) {{ return 120; }}'
-                                    for m in modules)))
+            registrations="\n".join(
+                f'    if (PyImport_AppendInittab("{m.name}", PyInit_{m.name}) == -1) {{ return 120; }}'
+                for m in modules)))
         run([*cc, *cflags, "-c", main, "-o", work / "main.o"], log_file=log_file, what="compiling the entry point")
         linked = work / "python.wasm"
         run([*cc, "-o", linked, work / "main.o", *objects, *shlex.split(embed.get("Libs", ""))], log_file=log_file,
