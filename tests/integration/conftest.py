@@ -34,3 +34,11 @@ def wasi_dist(tmp_path_factory) -> Path:
     proc = wasmbuild("build", "--target", "wasi", "--dist-dir", str(dist))
     sys.stderr.write(proc.stderr[-4000:])
     return dist
+
+
+@pytest.fixture(scope="session")
+def em_dist(tmp_path_factory) -> Path:
+    """Build (or reuse from the cache) the Emscripten artifact of the default version into a fresh dist/."""
+    dist = tmp_path_factory.mktemp("em-dist")
+    wasmbuild("build", "--target", "emscripten", "--dist-dir", str(dist))
+    return dist

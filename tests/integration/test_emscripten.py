@@ -18,13 +18,6 @@ NAME = f"cpython-{VERSION}-wasm32-emscripten"
 
 
 @pytest.fixture(scope="session")
-def em_dist(tmp_path_factory) -> Path:
-    dist = tmp_path_factory.mktemp("em-dist")
-    wasmbuild("build", "--target", "emscripten", "--dist-dir", str(dist))
-    return dist
-
-
-@pytest.fixture(scope="session")
 def unpacked(em_dist, tmp_path_factory) -> Path:
     dest = tmp_path_factory.mktemp("em-unpacked")
     with tarfile.open(em_dist / f"{NAME}.tar.gz") as tar:
