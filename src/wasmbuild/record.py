@@ -29,8 +29,9 @@ FIELDS: dict[str, str] = {
     "configure": "configure arguments, `CONFIG_SITE`, autoconf cache overrides, CFLAGS/LDFLAGS (paths as "
                  "placeholders), the target's extras (libraries, make arguments, Setup.local lines)",
     "stdlib": "what was left out of the standard library, `.pyc` mode",
-    "artifact": "sha256 and size of `python.wasm`, name of the debuginfo archive, launcher, and the target's "
-                "extras (wasm stack size; `python.js`, node, libraries)",
+    "artifact": "sha256 and size of `python.wasm`, names of the debuginfo and `-dev` archives, launcher, the "
+                "target's extras (wasm stack size; `python.js`, node, libraries), the cross-build `kit` (its paths, "
+                "the `-dev` archive's libraries, the embed link line); after `wasmbuild link`, `linked_modules`",
 }
 
 
