@@ -1,0 +1,195 @@
+# wasmbuild bundle: the importer and the start-up of a one-file Python app (run by entry.c; not a module of
+# wasmbuild itself). Runs on the bundled CPython after its core initialisation, before any import from the
+# standard library: only built-in and frozen modules are available until BundleFinder is on sys.meta_path.
+#
+# The bundle (entry.c's BUNDLE, made by wasmbuild/bundle/__init__.py) is  b"WBB1" + u32 n + index + files:
+# the index is marshal data, {module name: (kind, is_package, offset, size, filename)} plus the "" entry holding
+# the app's description; kind "c" is a code object (a .pyc without its header), "s" Python source.
+import _frozen_importlib
+import _wasmbuild_bundle
+import marshal
+import sys
+
+_DATA = _wasmbuild_bundle.data()
+if bytes(_DATA[:4]) != b"WBB1":
+    raise ImportError("wasmbuild bundle: the embedded data is not a bundle")
+_SIZE = int.from_bytes(_DATA[4:8], "little")
+_INDEX = marshal.loads(_DATA[8:8 + _SIZE])
+_BASE = 8 + _SIZE
+_APP = _INDEX.pop("")
+
+
+def _payload(entry):
+    offset, size = entry[2], entry[3]
+    return _DATA[_BASE + offset:_BASE + offset + size]
+
+
+class BundleFinder:
+    """Modules from the bundle: the standard library's code objects, the app's sources."""
+
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        entry = _INDEX.get(name)
+        if entry is None:
+            return None
+        spec = _frozen_importlib.ModuleSpec(name, cls, origin=entry[4], is_package=entry[1])
+        spec.has_location = True
+        if entry[1]:
+            spec.submodule_search_locations = [entry[4].rpartition("/")[0]]
+        return spec
+
+    @classmethod
+    def create_module(cls, spec):
+        return None
+
+    @classmethod
+    def exec_module(cls, module):
+        exec(cls.get_code(module.__spec__.name), module.__dict__)
+
+    @classmethod
+    def get_code(cls, name):
+        entry = _INDEX[name]
+        if entry[0] == "c":
+            return marshal.loads(_payload(entry))
+        return compile(bytes(_payload(entry)), entry[4], "exec", dont_inherit=True)
+
+    @classmethod
+    def get_source(cls, name):
+        if name == "__main__" and "script" in _APP:
+            return bytes(_payload(_APP["script"])).decode("utf-8")
+        entry = _INDEX.get(name)
+        if entry is None or entry[0] != "s":
+            return None
+        return bytes(_payload(entry)).decode("utf-8")
+
+    @classmethod
+    def is_package(cls, name):
+        return bool(_INDEX[name][1])
+
+    @classmethod
+    def get_filename(cls, name):
+        return _INDEX[name][4]
+
+
+# After the built-in and frozen importers, before the path finder (which the main phase adds).
+sys.meta_path.append(BundleFinder)
+
+
+def _exit_status(exc):
+    code = exc.code
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF if code >= 0 else 1
+    print(code, file=sys.stderr)
+    return 1
+
+
+class BOOT:
+    """prepare(): at bundle time (in the snapshot) or at start (--no-preinit); run(): every start."""
+
+    main_code = None
+
+    @classmethod
+    def prepare(cls):
+        kind, name, path = _APP["main"]
+        # Every source of the app compiles now: a syntax error stops the bundle, not a later run.
+        for module, entry in _INDEX.items():
+            if entry[0] == "s":
+                compile(bytes(_payload(entry)), entry[4], "exec", dont_inherit=True)
+        if kind == "script":
+            source = bytes(_payload(_APP["script"])).decode("utf-8")
+            cls.main_code = compile(source, path, "exec", dont_inherit=True)
+            package = None
+        else:
+            spec = BundleFinder.find_spec(name)
+            if spec is None:
+                raise ImportError(f"wasmbuild bundle: no module {name!r} in the app")
+            package = name if spec.submodule_search_locations is not None else name.rpartition(".")[0]
+            if package:
+                __import__(package)
+            source = BundleFinder.get_source(name + ".__main__" if package == name else name) or ""
+        if _APP.get("preinit"):
+            cls._import_the_apps_imports(source, path, package)
+        cls._settle()
+
+    @staticmethod
+    def _import_the_apps_imports(source, path, package):
+        """The imports at the main module's top level (not in functions), done as the statements would do them;
+        those inside `try:` may fail (optional dependencies)."""
+        import ast
+
+        def walk(body, optional):
+            for node in body:
+                if isinstance(node, ast.Import):
+                    for alias in node.names:
+                        yield optional, alias.name, None, 0
+                elif isinstance(node, ast.ImportFrom):
+                    yield optional, node.module or "", [a.name for a in node.names], node.level
+                elif isinstance(node, ast.Try | ast.TryStar):
+                    yield from walk(node.body, True)
+                    for handler in node.handlers:
+                        yield from walk(handler.body, True)
+                    yield from walk(node.orelse, optional)
+                    yield from walk(node.finalbody, optional)
+                elif isinstance(node, ast.If | ast.With):
+                    yield from walk(node.body, optional)
+                    yield from walk(getattr(node, "orelse", []), optional)
+
+        for optional, module, names, level in walk(ast.parse(source, path).body, False):
+            if level and not package:
+                continue
+            try:
+                __import__(module, {"__package__": package, "__name__": package or "__main__"}, None,
+                           names or (), level)
+            except ImportError:
+                if not optional:
+                    raise
+
+    @staticmethod
+    def _settle():
+        """What must not leak from bundle time into a run: buffered output, seeded generators."""
+        random = sys.modules.get("random")
+        if random is not None:
+            random.seed(0)  # deterministic snapshot; run() re-seeds from the run's entropy
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                stream.flush()
+
+    @classmethod
+    def run(cls, args, env):
+        import os
+
+        sys.argv[:] = args
+        sys.orig_argv[:] = args
+        data = os.environ._data  # the same dict as posix.environ (and os.environb)
+        data.clear()
+        data.update(env)
+        random = sys.modules.get("random")
+        if random is not None:
+            random.seed()
+        tempfile = sys.modules.get("tempfile")
+        if tempfile is not None:
+            tempfile._name_sequence = None
+        for fd, stream in ((1, sys.stdout), (2, sys.stderr)):
+            if stream is not None and hasattr(stream, "reconfigure"):
+                stream.reconfigure(line_buffering=os.isatty(fd))
+        kind, name, path = _APP["main"]
+        try:
+            if kind == "script":
+                main = sys.modules["__main__"]
+                namespace = main.__dict__
+                namespace.clear()
+                namespace.update(__name__="__main__", __file__=path, __builtins__=__builtins__,
+                                 __loader__=BundleFinder, __spec__=None, __package__=None, __doc__=None)
+                exec(cls.main_code, namespace)
+            else:
+                import runpy
+
+                runpy._run_module_as_main(name, alter_argv=False)
+        except SystemExit as exc:
+            return _exit_status(exc)
+        except BaseException:
+            sys.excepthook(*sys.exc_info())
+            return 1
+        return 0
