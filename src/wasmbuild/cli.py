@@ -14,6 +14,7 @@ import shlex
 import signal
 import sys
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -189,6 +190,20 @@ def _parser() -> argparse.ArgumentParser:
                     help="the artifact's -dev archive (default: the one beside the artifact archive)")
     _add_fetch_options(lk)
 
+    bu = sub.add_parser("bundle", help="one self-contained, pre-initialised WASI module of an app: CPython, its "
+                        "standard library and the app inside, its imports done")
+    bu.add_argument("app", type=_path, help="a script (app.py) or a package directory")
+    bu.add_argument("-o", "--output", type=_path, required=True, metavar="APP.wasm")
+    bu.add_argument("--module", type=_nonempty, metavar="NAME", help="run this module of the directory (python -m)")
+    bu.add_argument("--artifact", type=_path, help="a WASI artifact archive (default: build the --python one)")
+    bu.add_argument("--dev", type=_path, metavar="DEV_ARCHIVE",
+                    help="the artifact's -dev archive (default: the one beside the artifact archive)")
+    bu.add_argument("--no-preinit", action="store_true",
+                    help="only embed the files: Python initialises at every start (no snapshot)")
+    _add_common(bu)
+    bu.add_argument("--dist-dir", type=_path, default=None, help="where the artifact is built (default: ./dist)")
+    bu.add_argument("--jobs", "-j", type=_positive_int, default=os.cpu_count() or 1)
+
     sub.add_parser("versions", help="list the supported CPython versions and targets")
     return parser
 
@@ -323,15 +338,63 @@ def cmd_link(args: argparse.Namespace) -> int:
 
     modules = [parse_module(spec) for spec in args.module]
     cache_root = _cache_root(args)
+    out = link(args.artifact, modules, args.output, cache_root=cache_root, provision=_provision_for(args),
+               dev=args.dev)
+    log.info(describe(out))
+    return 0
 
+
+def _provision_for(args: argparse.Namespace) -> Callable[[dict, str], tuple[Target, Toolchain]]:
+    """The provisioner `wasmbuild link` and `bundle` use: the artifact's target and toolchain, by its record."""
     def provision(record: dict, short: str) -> tuple[Target, Toolchain]:
         target = get_target(record["target"]["name"])
         ctx = _context(args, target.name, select_recipe(project_root(), short))
         with cache.lock(ctx.cache, wait=True):
             return target, target.provision_toolchain(ctx)
 
-    out = link(args.artifact, modules, args.output, cache_root=cache_root, provision=provision, dev=args.dev)
-    log.info(describe(out))
+    return provision
+
+
+def cmd_bundle(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from wasmbuild import bundle
+    from wasmbuild.link import prepare, working_copy
+    from wasmbuild.toolchain import hosttools
+
+    start = time.monotonic()
+    app = bundle.load_app(args.app, args.module)
+    out = args.output.expanduser().resolve()
+    if out.suffix != ".wasm" or out.is_dir():
+        raise UsageError(f"-o {out}: the bundle is a WebAssembly module: name a file ending in .wasm")
+    if not out.parent.is_dir():
+        raise UsageError(f"-o {out}: the directory {out.parent} does not exist")
+    if args.python and args.artifact:
+        raise UsageError("--python and --artifact both name the CPython to bundle", hint="give one of them")
+    cache_root = _cache_root(args)
+    artifact = args.artifact
+    if artifact is None:
+        ctx = _context(args, "wasi")
+        artifact = pipeline.build(ctx, get_target("wasi"), smoke=False).archive
+    prep = prepare(artifact, cache_root=cache_root, provision=_provision_for(args), dev=args.dev,
+                   needs_dev=lambda t: True, what="bundling")
+    if prep.target.name != "wasi":
+        raise UsageError(f"{artifact} is a {prep.target.name} artifact: bundles are WASI modules",
+                         hint="give a WASI artifact (nox -s build-wasi)")
+
+    def wasmtime() -> tuple[Path, dict]:
+        tool = hosttools.ensure(["wasmtime"], project_root(), cache_root, _sources(args))[0]
+        return tool.path("wasmtime"), tool.record()
+
+    with tempfile.TemporaryDirectory(prefix="wasmbuild-bundle-") as tmp:
+        root = working_copy(prep, Path(tmp) / prep.root.name)
+        record = bundle.bundle(app, out, root=root, record=prep.record, short=prep.short, sdk=prep.toolchain,
+                               wasmtime=wasmtime, preinit=not args.no_preinit, cache_root=cache_root)
+    log.info(f"done in {log.format_duration(time.monotonic() - start)}: {out} ({record['size'] / 1e6:.1f} MB, "
+             f"{'pre-initialised' if record['preinit'] else 'not pre-initialised'}; record: "
+             f"{out.with_name(out.stem + '.BUNDLE.json').name})")
+    log.info(f"run it: wasmtime run {shlex.quote(str(out))} ARGS   or   python -m wasmbuild run {shlex.quote(str(out))}"
+             " -- ARGS")
     return 0
 
 
@@ -390,7 +453,8 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 COMMANDS = {"bench": cmd_bench, "build": cmd_build, "matrix": cmd_matrix, "test": cmd_test,
             "toolchain": cmd_toolchain, "run": cmd_run,
-            "smoke-test": cmd_smoke_test, "versions": cmd_versions, "link": cmd_link}
+            "smoke-test": cmd_smoke_test, "versions": cmd_versions, "link": cmd_link,
+            "bundle": cmd_bundle}
 
 
 def _terminate(signum: int, frame: object) -> None:  # noqa: ARG001

@@ -131,15 +131,23 @@ def merge_dev(dev: Path, tree: Path, record: dict[str, Any]) -> None:
         shutil.copytree(tmp, tree, symlinks=True, dirs_exist_ok=True)
 
 
-def link(artifact: Path, modules: list[Module], out: Path, *, cache_root: Path,
-         provision: Callable[[dict[str, Any], str], tuple[Target, Toolchain]], dev: Path | None = None) -> Path:
-    """Build `modules` into a copy of `artifact` (archive or directory) at `out` (a directory, or a .tar.gz).
-    `provision(record, X.Y)` gives the artifact's target and its toolchain, provisioned. A target that links
-    against libpython (WASI) needs the -dev archive: `dev`, else the one beside the artifact archive, unless the
-    artifact directory already holds it."""
-    out = out.expanduser().resolve()
-    check_modules(modules)
-    _prepare_output(out)
+@dataclass(frozen=True)
+class Prepared:
+    """An artifact ready to build against: unpacked, its record read, its target's toolchain provisioned, and
+    the -dev archive to merge into a working copy (None: not needed, or already in the directory)."""
+
+    root: Path
+    record: dict[str, Any]
+    short: str
+    target: Target
+    toolchain: Toolchain
+    dev: Path | None
+
+
+def prepare(artifact: Path, *, cache_root: Path, provision: Callable[[dict[str, Any], str], tuple[Target, Toolchain]],
+            dev: Path | None, needs_dev: Callable[[Target], bool], what: str) -> Prepared:
+    """Unpack and check `artifact`, provision its toolchain (the same one that built it), find its -dev archive
+    when `needs_dev(target)` (`dev`, else the one beside the artifact archive)."""
     root = unpack_artifact(artifact, cache_root)
     record, short = artifact_facts(root, artifact)
     target, toolchain = provision(record, short)
@@ -149,26 +157,46 @@ def link(artifact: Path, modules: list[Module], out: Path, *, cache_root: Path,
                          f"wasmbuild provisions {toolchain.name} {toolchain.version} for it",
                          hint="use the wasmbuild version that built the artifact, or rebuild the artifact")
     dev_archive = None
-    if target.link_needs_dev and missing_kit(root, short, dev=True):
+    if needs_dev(target) and missing_kit(root, short, dev=True):
         dev_archive = dev.expanduser().resolve() if dev else companion_dev(artifact.expanduser().resolve())
         if dev_archive is None or not dev_archive.is_file():
             where = f" (looked for {dev_archive})" if dev_archive else ""
-            raise UsageError(f"linking for {target.name} needs the artifact's static libraries (libpython{short}.a "
+            raise UsageError(f"{what} for {target.name} needs the artifact's static libraries (libpython{short}.a "
                              f"...), which come in its companion -dev archive{where}",
                              hint="pass --dev PATH/cpython-...-dev.tar.gz, or keep it beside the artifact archive "
                                   "as dist/ has it")
+    return Prepared(root, record, short, target, toolchain, dev_archive)
+
+
+def working_copy(prepared: Prepared, dest: Path) -> Path:
+    """A writable copy of the artifact at `dest`, with its -dev archive merged in."""
+    shutil.copytree(prepared.root, dest, symlinks=True)
+    for path in (dest, *dest.rglob("*")):  # the unpacked cache copy is read-only
+        if not path.is_symlink():
+            path.chmod(path.stat().st_mode | 0o200)
+    if prepared.dev:
+        merge_dev(prepared.dev, dest, prepared.record)
+    return dest
+
+
+def link(artifact: Path, modules: list[Module], out: Path, *, cache_root: Path,
+         provision: Callable[[dict[str, Any], str], tuple[Target, Toolchain]], dev: Path | None = None) -> Path:
+    """Build `modules` into a copy of `artifact` (archive or directory) at `out` (a directory, or a .tar.gz).
+    `provision(record, X.Y)` gives the artifact's target and its toolchain, provisioned. A target that links
+    against libpython (WASI) needs the -dev archive: `dev`, else the one beside the artifact archive, unless the
+    artifact directory already holds it."""
+    out = out.expanduser().resolve()
+    check_modules(modules)
+    _prepare_output(out)
+    prep = prepare(artifact, cache_root=cache_root, provision=provision, dev=dev,
+                   needs_dev=lambda t: t.link_needs_dev, what="linking")
+    record, short, target, toolchain, dev_archive = prep.record, prep.short, prep.target, prep.toolchain, prep.dev
     logf = cache_root / "logs" / f"link-{record['python']['version']}-{record['target']['triple']}.log"
     logf.parent.mkdir(parents=True, exist_ok=True)
     logf.write_text(f"# wasmbuild link: {', '.join(m.name for m in modules)} into {artifact}\n")
-    name = root.name
+    name = prep.root.name
     with tempfile.TemporaryDirectory(prefix=f".{out.name}.tmp-", dir=out.parent) as tmp:
-        tree = Path(tmp) / name
-        shutil.copytree(root, tree, symlinks=True)
-        for path in (tree, *tree.rglob("*")):  # the unpacked cache copy is read-only
-            if not path.is_symlink():
-                path.chmod(path.stat().st_mode | 0o200)
-        if dev_archive:
-            merge_dev(dev_archive, tree, record)
+        tree = working_copy(prep, Path(tmp) / name)
         work = Path(tmp) / "work"
         work.mkdir()
         with log.step(f"Link {', '.join(m.name for m in modules)} into {name} (log: {logf})"):

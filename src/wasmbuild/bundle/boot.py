@@ -6,9 +6,10 @@
 # the index is marshal data, {module name: (kind, is_package, offset, size, filename)} plus the "" entry holding
 # the app's description; kind "c" is a code object (a .pyc without its header), "s" Python source.
 import _frozen_importlib
-import _wasmbuild_bundle
 import marshal
 import sys
+
+import _wasmbuild_bundle
 
 _DATA = _wasmbuild_bundle.data()
 if bytes(_DATA[:4]) != b"WBB1":
@@ -94,7 +95,7 @@ class BOOT:
     def prepare(cls):
         kind, name, path = _APP["main"]
         # Every source of the app compiles now: a syntax error stops the bundle, not a later run.
-        for module, entry in _INDEX.items():
+        for entry in _INDEX.values():
             if entry[0] == "s":
                 compile(bytes(_payload(entry)), entry[4], "exec", dont_inherit=True)
         if kind == "script":

@@ -154,10 +154,16 @@ wasmbuild_initialize(void)
     initialized = 1;
 }
 
+void __wasilibc_reset_preopens(void);
+
 int
 main(int argc, char **argv)
 {
-    if (!initialized && start_python() < 0) {
+    if (initialized) {
+        /* The snapshot remembers the (empty) preopen table of bundle time: read this run's again. */
+        __wasilibc_reset_preopens();
+    }
+    else if (start_python() < 0) {
         PyErr_Print();
         return 120;
     }

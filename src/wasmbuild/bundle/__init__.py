@@ -1,0 +1,321 @@
+"""`wasmbuild bundle`: one self-contained WASI module holding CPython, its standard library and an app,
+pre-initialised with `wasmtime wizer` so that a run starts with Python up and the app's imports done.
+
+    APP (script or package directory) + the WASI artifact (+ its -dev archive)
+      -> bundle.bin: the standard library's code objects (the artifact's .pyc without their headers, minus tests
+         and what no bundle can use) and the app's sources, indexed for boot.py's importer
+      -> entry.c + boot.py + bundle.bin compiled with the provisioned WASI SDK against the artifact's libpython
+      -> `wasmtime wizer` (the pinned wasmtime CLI, toolchains/host-tools.yaml) runs `wizer-initialize` and
+         snapshots the memory (skipped with --no-preinit: then every start initialises)
+      -> app.wasm with a `wasmbuild.bundle` custom section holding its record, and app.BUNDLE.json beside it
+
+The snapshot is deterministic (entry.c fixes the clock and the entropy source while it is taken, the string
+hash seed is 0); what a run must see fresh (argv, environment, `random`'s seed, line buffering of a terminal)
+boot.run sets at every start. docs/platform-notes.md#pre-initialised-bundles has the details.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import marshal
+import os
+import shlex
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from wasmbuild import __version__, cache, log
+from wasmbuild.errors import BuildError, UsageError
+from wasmbuild.files import json_text
+from wasmbuild.kit import read_pc
+from wasmbuild.process import capture, run
+
+if TYPE_CHECKING:
+    from wasmbuild.toolchain import Toolchain
+
+BUNDLE_FORMAT = 1
+MAGIC = b"WBB1"
+SECTION = "wasmbuild.bundle"
+GUEST_APP_ROOT = "/app"
+# Parts of the standard library a bundle leaves out: test suites, and packages no WASI program can use.
+STDLIB_EXCLUDE = frozenset({"test", "tests", "idle_test", "idlelib", "tkinter", "turtledemo", "ensurepip",
+                            "lib2to3", "pydoc_data", "site-packages", "lib-dynload", "__phello__", "venv"})
+# CPython's own link flags for python.wasm apply (the embed .pc); these make the snapshot deterministic.
+WRAPPED = ("clock_gettime", "getentropy")
+MAX_WASM_STACK = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class App:
+    """What is bundled: the main script (or the module run with -m) and the app's Python files."""
+
+    kind: str  # "script" or "module"
+    main: str  # the script's guest path, or the module's name
+    files: dict[str, Path]  # guest-relative path (pkg/mod.py) -> host file
+
+    @property
+    def script_rel(self) -> str | None:
+        return self.main[len(GUEST_APP_ROOT) + 1:] if self.kind == "script" else None
+
+
+def _python_files(root: Path, rel: Path, files: dict[str, Path]) -> None:
+    """The package under root/rel (a directory with __init__.py), every .py in it, recursively."""
+    for path in sorted((root / rel).iterdir()):
+        if path.name.startswith(".") or path.name == "__pycache__":
+            continue
+        if path.is_dir() and (path / "__init__.py").is_file():
+            _python_files(root, rel / path.name, files)
+        elif path.is_file() and path.suffix == ".py":
+            files[(rel / path.name).as_posix()] = path
+
+
+def load_app(path: Path, module: str | None) -> App:
+    """A script (its directory's modules and packages come along, as `python script.py` could import them) or a
+    directory: a package (run as `python -m NAME`, its __main__.py) or a directory of modules (--module NAME,
+    or its __main__.py run as a script)."""
+    path = path.expanduser().resolve()
+    if not path.exists():
+        raise UsageError(f"app not found: {path}", hint="give a script (app.py) or a package directory")
+    files: dict[str, Path] = {}
+    if path.is_file():
+        if module:
+            raise UsageError("--module applies to a package directory, not to a script",
+                             hint=f"wasmbuild bundle {path.parent} --module NAME")
+        if path.suffix != ".py":
+            raise UsageError(f"{path}: not a Python script (.py)")
+        _python_files(path.parent, Path("."), files)
+        files.pop(path.name, None)
+        files[path.name] = path
+        return App("script", f"{GUEST_APP_ROOT}/{path.name}", dict(sorted(files.items())))
+    if (path / "__init__.py").is_file():  # a package: its parent is the import root
+        _python_files(path.parent, Path(path.name), files)
+        name = module or path.name
+    else:
+        _python_files(path, Path("."), files)
+        if (path / "__main__.py").is_file() and not module:
+            files["__main__.py"] = path / "__main__.py"
+            return App("script", f"{GUEST_APP_ROOT}/__main__.py", dict(sorted(files.items())))
+        if not module:
+            raise UsageError(f"{path}: a directory without __init__.py or __main__.py",
+                             hint="name the module to run with --module NAME")
+        name = module
+    files = {k.removeprefix("./"): v for k, v in files.items()}
+    modules = {_module_name(rel)[0] for rel in files}
+    if name not in modules and f"{name}.__main__" not in modules:
+        raise UsageError(f"--module {name}: no such module in {path}",
+                         hint=f"modules found: {', '.join(sorted(modules)[:10]) or 'none'}")
+    return App("module", name, dict(sorted(files.items())))
+
+
+def _module_name(rel: str) -> tuple[str, bool]:
+    parts = rel.removesuffix(".py").split("/")
+    if parts[-1] == "__init__":
+        return ".".join(parts[:-1]), True
+    return ".".join(parts), False
+
+
+def stdlib_modules(libdir: Path, cache_tag: str) -> list[tuple[str, bool, Path, str]]:
+    """(module, is_package, .pyc, guest filename) of the artifact's standard library, minus STDLIB_EXCLUDE."""
+    out = []
+    short = libdir.name.removeprefix("python")
+
+    def walk(directory: Path, prefix: str) -> None:
+        for path in sorted(directory.iterdir()):
+            if path.is_dir():
+                if (path.name in STDLIB_EXCLUDE or not path.name.isidentifier()
+                        or not (path / "__init__.py").is_file()):
+                    continue
+                walk(path, f"{prefix}{path.name}.")
+            elif path.suffix == ".py" and path.stem.isidentifier():
+                pyc = path.parent / "__pycache__" / f"{path.stem}.{cache_tag}.pyc"
+                if not pyc.is_file():
+                    continue  # source with deliberate syntax errors (test data): compileall left it alone
+                rel = path.relative_to(libdir).as_posix()
+                package = path.stem == "__init__"
+                name = prefix.rstrip(".") if package else f"{prefix}{path.stem}"
+                if path.stem in STDLIB_EXCLUDE:
+                    continue
+                out.append((name, package, pyc, f"/lib/python{short}/{rel}"))
+
+    walk(libdir, "")
+    return out
+
+
+def make_blob(app: App, stdlib: list[tuple[str, bool, Path, str]], *, preinit: bool) -> bytes:
+    """bundle.bin: MAGIC, the index's length, the index (marshal), the files (boot.py reads it)."""
+    index: dict[str, Any] = {}
+    chunks: list[bytes] = []
+    offset = 0
+
+    def add(data: bytes) -> tuple[int, int]:
+        nonlocal offset
+        chunks.append(data)
+        offset += len(data)
+        return offset - len(data), len(data)
+
+    for name, package, pyc, filename in stdlib:
+        code = pyc.read_bytes()[16:]  # magic, flags, source hash
+        index[name] = ("c", package, *add(code), filename)
+    description: dict[str, Any] = {"preinit": preinit}
+    for rel, path in app.files.items():
+        source = path.read_bytes()
+        if app.kind == "script" and rel == app.script_rel:
+            description["script"] = ("s", False, *add(source), f"{GUEST_APP_ROOT}/{rel}")
+            continue
+        name, package = _module_name(rel)
+        if name and name != "__main__":
+            index[name] = ("s", package, *add(source), f"{GUEST_APP_ROOT}/{rel}")
+    if app.kind == "script":
+        description["main"] = ("script", "__main__", app.main)
+    else:
+        entry = index.get(app.main) or index[f"{app.main}.__main__"]
+        if entry[1]:  # a package runs its __main__
+            entry = index.get(f"{app.main}.__main__") or entry
+        description["main"] = ("module", app.main, entry[4])
+    index[""] = description
+    head = marshal.dumps(index, 4)
+    return MAGIC + len(head).to_bytes(4, "little") + head + b"".join(chunks)
+
+
+def _leb128(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def custom_section(name: str, payload: bytes) -> bytes:
+    """A wasm custom section (id 0): appended to a module, ignored by every runtime."""
+    body = _leb128(len(name.encode())) + name.encode() + payload
+    return b"\0" + _leb128(len(body)) + body
+
+
+def read_custom_section(wasm: bytes, name: str) -> bytes | None:
+    """The payload of the first custom section called `name` (None if there is none)."""
+    pos = 8
+    while pos < len(wasm):
+        section_id = wasm[pos]
+        pos += 1
+        size, shift = 0, 0
+        while True:
+            byte = wasm[pos]
+            pos += 1
+            size |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                break
+        end = pos + size
+        if section_id == 0:
+            nlen, shift, p = 0, 0, pos
+            while True:
+                byte = wasm[p]
+                p += 1
+                nlen |= (byte & 0x7F) << shift
+                shift += 7
+                if not byte & 0x80:
+                    break
+            if wasm[p:p + nlen].decode(errors="replace") == name:
+                return wasm[p + nlen:end]
+        pos = end
+    return None
+
+
+def _guest_source(name: str) -> str:
+    return resources.files("wasmbuild.bundle").joinpath(name).read_text()
+
+
+def bundle(app: App, out: Path, *, root: Path, record: dict[str, Any], short: str, sdk: Toolchain,
+           wasmtime: Callable[[], tuple[Path, dict[str, Any]]], preinit: bool, cache_root: Path) -> dict[str, Any]:
+    """Build the bundle of `app` on the unpacked artifact `root` (with its -dev files merged) into `out`; its
+    record. `wasmtime()` provisions the pinned wasmtime CLI (only called to pre-initialise)."""
+    triple = record["target"]["triple"]
+    major, minor = short.split(".")
+    stdlib = stdlib_modules(root / "lib" / f"python{short}", f"cpython-{major}{minor}")
+    logf = cache_root / "logs" / f"bundle-{out.stem}.log"
+    logf.parent.mkdir(parents=True, exist_ok=True)
+    logf.write_text(f"# wasmbuild bundle {app.main} on {root.name}\n")
+    with tempfile.TemporaryDirectory(prefix=f".{out.name}.tmp-", dir=out.parent) as tmp:
+        work = Path(tmp)
+        (work / "bundle.bin").write_bytes(make_blob(app, stdlib, preinit=preinit))
+        (work / "entry.c").write_text(_guest_source("entry.c"))
+        (work / "boot.py").write_text(_guest_source("boot.py"))
+        embed = read_pc(root / "lib" / "pkgconfig" / f"python-{short}-embed.pc")
+        from wasmbuild.targets.wasi import sdk_tools
+
+        cc = shlex.split(sdk_tools(sdk.path, triple)["CC"])
+        cflags = ["-O2", "-std=gnu23", f"-DWASMBUILD_SOURCE_DATE_EPOCH={int(record['source_date_epoch'])}LL",
+                  *shlex.split(embed.get("Cflags", "")), f"-ffile-prefix-map={work}=/bundle",
+                  f"-ffile-prefix-map={sdk.path}=/wasi-sdk"]
+        with log.step(f"Compile the bundle's entry point ({len(stdlib)} standard library modules, "
+                      f"{len(app.files)} app files; log: {logf})"):
+            run([*cc, *cflags, "-c", work / "entry.c", "-o", work / "entry.o"], log_file=logf,
+                what="compiling the bundle's entry point")
+            linked = work / "linked.wasm"
+            # CPython's --initial-memory leaves no room for the bundle's data: wasm-ld sizes it instead.
+            libs = [f for f in shlex.split(embed.get("Libs", "")) if not f.startswith("-Wl,--initial-memory=")]
+            run([*cc, "-o", linked, work / "entry.o", *libs, "-Wl,--strip-all",
+                 *(f"-Wl,--wrap={name}" for name in WRAPPED)], log_file=logf, what="linking the bundle")
+        tools: dict[str, Any] = {"wasi-sdk": {"name": sdk.name, "version": sdk.version}}
+        module = linked
+        if preinit:
+            cli, tool_record = wasmtime()
+            tools["wasmtime"] = tool_record
+            module = work / "initialised.wasm"
+            argv: list[str | os.PathLike[str]] = [cli, "wizer", "-S", "cli", "-W", f"max-wasm-stack={MAX_WASM_STACK}",
+                                                   "-o", module, linked]
+            with log.step("Pre-initialise it (wasmtime wizer: Python started, the app's imports done)"):
+                log.echo_command([str(a) for a in argv])
+                proc = capture(argv, env={"PATH": os.environ.get("PATH", ""), "LANG": "C.UTF-8"})
+                with open(logf, "a") as f:
+                    f.write(f"\n$ {' '.join(map(str, argv))}\n{proc.stdout}{proc.stderr}")
+                if proc.returncode != 0 or not module.is_file():
+                    guest = _guest_error(proc.stdout + proc.stderr)
+                    raise BuildError(f"the app failed while it was pre-initialised (exit {proc.returncode}):\n"
+                                     f"{guest}", hint=f"full output: {logf}")
+        files = [{"path": f"{GUEST_APP_ROOT}/{rel}", "sha256": cache.sha256_file(p), "size": p.stat().st_size}
+                 for rel, p in app.files.items()]
+        build_json = root / "BUILD.json"
+        bundle_record = {
+            "format": BUNDLE_FORMAT,
+            "wasmbuild": __version__,
+            "artifact": {"name": root.name, "python": record["python"]["version"], "triple": triple,
+                         "build_json_sha256": hashlib.sha256(build_json.read_bytes()).hexdigest()},
+            "app": {"kind": app.kind, "main": app.main, "files": files},
+            "preinit": preinit,
+            "stdlib": {"modules": len(stdlib), "excluded": sorted(STDLIB_EXCLUDE)},
+            "tools": tools,
+        }
+        text = json_text(bundle_record)
+        data = module.read_bytes() + custom_section(SECTION, text.encode())
+        staged = work / "out.wasm"
+        staged.write_bytes(data)
+        os.replace(staged, out)
+        side = out.with_name(out.stem + ".BUNDLE.json")
+        side_tmp = work / "record.json"
+        side_tmp.write_text(text)
+        os.replace(side_tmp, side)
+    bundle_record["size"] = len(data)
+    return bundle_record
+
+
+def _guest_error(output: str) -> str:
+    """The guest's traceback (or the last lines) from wizer's output, without wasmtime's own backtrace."""
+    lines = output.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("Traceback (most recent call last)") or line.startswith("  File "):
+            tail = lines[i:]
+            for j, rest in enumerate(tail):
+                if rest.startswith("Error: ") or rest.startswith("Stack backtrace:"):
+                    tail = tail[:j]
+                    break
+            return "\n".join(tail).strip()
+    return "\n".join(lines[-15:]).strip()
+
