@@ -44,7 +44,7 @@ GUEST_APP_ROOT = "/app"
 STDLIB_EXCLUDE = frozenset({"test", "tests", "idle_test", "idlelib", "tkinter", "turtledemo", "ensurepip",
                             "lib2to3", "pydoc_data", "site-packages", "lib-dynload", "__phello__", "venv"})
 # CPython's own link flags for python.wasm apply (the embed .pc); these make the snapshot deterministic.
-WRAPPED = ("clock_gettime", "getentropy")
+WRAPPED = ("__wasi_clock_time_get", "__wasi_random_get")
 MAX_WASM_STACK = 8 * 1024 * 1024
 
 

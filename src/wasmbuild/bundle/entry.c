@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <wasi/api.h>
 #include <wasi/libc-environ.h>
 
 static const unsigned char BUNDLE[] = {
@@ -27,7 +28,7 @@ static const char BOOT[] = {
     , 0
 };
 
-/* 1 while the snapshot is being made: clock_gettime and getentropy give fixed answers. */
+/* 1 while the snapshot is being made: the clocks and the entropy source give fixed answers. */
 static int initializing;
 /* 1 in a snapshot: the interpreter is up, the app's imports are done. */
 static int initialized;
@@ -35,33 +36,39 @@ static PyObject *boot;  /* boot.py's namespace */
 
 #define SNAPSHOT_EPOCH WASMBUILD_SOURCE_DATE_EPOCH
 
-int __real_clock_gettime(clockid_t clock, struct timespec *ts);
-int __wrap_clock_gettime(clockid_t clock, struct timespec *ts)
+/* Every clock and every random byte of wasi-libc (and of its emulated process clocks) come through these two
+ * functions: wrapped (-Wl,--wrap), so that while the snapshot is taken time starts at the recipe's
+ * SOURCE_DATE_EPOCH and advances 1 us per reading, and the entropy is a fixed stream. */
+__wasi_errno_t __real___wasi_clock_time_get(__wasi_clockid_t id, __wasi_timestamp_t precision,
+                                            __wasi_timestamp_t *out);
+__wasi_errno_t
+__wrap___wasi_clock_time_get(__wasi_clockid_t id, __wasi_timestamp_t precision, __wasi_timestamp_t *out)
 {
     if (initializing) {
-        ts->tv_sec = SNAPSHOT_EPOCH;
-        ts->tv_nsec = 0;
+        static __wasi_timestamp_t ticks;
+        ticks += 1000;
+        *out = (id == __WASI_CLOCKID_REALTIME ? (__wasi_timestamp_t)SNAPSHOT_EPOCH * 1000000000ULL : 0) + ticks;
         return 0;
     }
-    return __real_clock_gettime(clock, ts);
+    return __real___wasi_clock_time_get(id, precision, out);
 }
 
-int __real_getentropy(void *buffer, size_t length);
-int __wrap_getentropy(void *buffer, size_t length)
+__wasi_errno_t __real___wasi_random_get(uint8_t *buffer, __wasi_size_t length);
+__wasi_errno_t
+__wrap___wasi_random_get(uint8_t *buffer, __wasi_size_t length)
 {
     if (initializing) {
-        /* A fixed stream (xorshift): what is seeded at bundle time is re-seeded at run time (boot.run). */
+        /* xorshift: what is seeded at bundle time is re-seeded at run time (boot.run) */
         static unsigned long long state = 0x9e3779b97f4a7c15ULL;
-        unsigned char *out = buffer;
-        for (size_t i = 0; i < length; i++) {
+        for (__wasi_size_t i = 0; i < length; i++) {
             state ^= state << 13;
             state ^= state >> 7;
             state ^= state << 17;
-            out[i] = (unsigned char)(state >> 56);
+            buffer[i] = (uint8_t)(state >> 56);
         }
         return 0;
     }
-    return __real_getentropy(buffer, length);
+    return __real___wasi_random_get(buffer, length);
 }
 
 static PyObject *
@@ -141,8 +148,8 @@ __attribute__((export_name("wizer-initialize")))
 void
 wasmbuild_initialize(void)
 {
+    initializing = 1;  /* before the constructors: wasi-libc's process clocks read their start time there */
     __wasm_call_ctors();
-    initializing = 1;
     if (start_python() < 0) {
         if (PyErr_Occurred()) {
             PyErr_Print();
