@@ -229,6 +229,15 @@ def guest_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return {"PYTHONHOME": "/", **(extra or {})}
 
 
+def is_wasm_module(path: Path) -> bool:
+    """A WebAssembly module file (its magic number), such as a bundle, rather than an artifact."""
+    try:
+        with open(path, "rb") as f:
+            return path.is_file() and f.read(4) == b"\0asm"
+    except OSError:
+        return False
+
+
 def is_node_artifact(root: Path) -> bool:
     """An Emscripten artifact (python.js + python.wasm, run by node) rather than a WASI one."""
     return (root / "python.js").is_file()
@@ -296,12 +305,16 @@ def run_artifact(artifact: Path, args: Sequence[str], cache_root: Path, *,
                  dirs: Sequence[tuple[Path, str]] | None = None, env: dict[str, str] | None = None,
                  timeout: float | None = None, max_memory: int | None = None, private_lib: bool = False) -> int:
     """`wasmbuild run`: the current directory as / unless --dir says otherwise. With `private_lib`, the guest
-    gets its own linked copy of the standard library (parallel test workers must not see each other's writes)."""
-    root = unpack_artifact(artifact, cache_root)
+    gets its own linked copy of the standard library (parallel test workers must not see each other's writes).
+    A `.wasm` file (a bundle: wasmbuild bundle) runs as it is, with the given directories and environment."""
     mounts = list(dirs) if dirs is not None else [(Path.cwd(), "/")]
     for host, _ in mounts:
         if not Path(host).is_dir():
             raise UsageError(f"--dir {host}: not a directory")
+    if is_wasm_module(artifact):
+        return run_wasm(artifact, [artifact.name, *args], cache_root, dirs=mounts, env=dict(env or {}),
+                        timeout=timeout, max_memory=max_memory)
+    root = unpack_artifact(artifact, cache_root)
     if not private_lib or is_node_artifact(root):  # node guests see the host's files: nothing to map
         return run_python(root, args, cache_root, mounts, env=env, timeout=timeout, max_memory=max_memory)
     with tempfile.TemporaryDirectory(prefix="wasmbuild-lib-", dir=os.environ.get("TMPDIR")) as tmp:

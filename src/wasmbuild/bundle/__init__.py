@@ -235,7 +235,7 @@ def _guest_source(name: str) -> str:
 def bundle(app: App, out: Path, *, root: Path, record: dict[str, Any], short: str, sdk: Toolchain,
            wasmtime: Callable[[], tuple[Path, dict[str, Any]]], preinit: bool, cache_root: Path) -> dict[str, Any]:
     """Build the bundle of `app` on the unpacked artifact `root` (with its -dev files merged) into `out`; its
-    record. `wasmtime()` provisions the pinned wasmtime CLI (only called to pre-initialise)."""
+    record. `wasmtime()` provisions the pinned wasmtime CLI (wizer, or the start-up check of --no-preinit)."""
     triple = record["target"]["triple"]
     major, minor = short.split(".")
     stdlib = stdlib_modules(root / "lib" / f"python{short}", f"cpython-{major}{minor}")
@@ -263,23 +263,26 @@ def bundle(app: App, out: Path, *, root: Path, record: dict[str, Any], short: st
             libs = [f for f in shlex.split(embed.get("Libs", "")) if not f.startswith("-Wl,--initial-memory=")]
             run([*cc, "-o", linked, work / "entry.o", *libs, "-Wl,--strip-all",
                  *(f"-Wl,--wrap={name}" for name in WRAPPED)], log_file=logf, what="linking the bundle")
-        tools: dict[str, Any] = {"wasi-sdk": {"name": sdk.name, "version": sdk.version}}
+        cli, tool_record = wasmtime()
+        tools: dict[str, Any] = {"wasi-sdk": {"name": sdk.name, "version": sdk.version}, "wasmtime": tool_record}
         module = linked
+        stack = f"max-wasm-stack={MAX_WASM_STACK}"
         if preinit:
-            cli, tool_record = wasmtime()
-            tools["wasmtime"] = tool_record
             module = work / "initialised.wasm"
-            argv: list[str | os.PathLike[str]] = [cli, "wizer", "-S", "cli", "-W", f"max-wasm-stack={MAX_WASM_STACK}",
-                                                   "-o", module, linked]
-            with log.step("Pre-initialise it (wasmtime wizer: Python started, the app's imports done)"):
-                log.echo_command([str(a) for a in argv])
-                proc = capture(argv, env={"PATH": os.environ.get("PATH", ""), "LANG": "C.UTF-8"})
-                with open(logf, "a") as f:
-                    f.write(f"\n$ {' '.join(map(str, argv))}\n{proc.stdout}{proc.stderr}")
-                if proc.returncode != 0 or not module.is_file():
-                    guest = _guest_error(proc.stdout + proc.stderr)
-                    raise BuildError(f"the app failed while it was pre-initialised (exit {proc.returncode}):\n"
-                                     f"{guest}", hint=f"full output: {logf}")
+            argv: list[str | os.PathLike[str]] = [cli, "wizer", "-S", "cli", "-W", stack, "-o", module, linked]
+            step = "Pre-initialise it (wasmtime wizer: Python started, the app's imports done)"
+        else:  # the same start-up as every run, stopped before the app runs: the main script must compile
+            argv = [cli, "run", "-W", stack, "--env", "WASMBUILD_BUNDLE_CHECK=1", linked]
+            step = "Check that it starts (the main script compiles)"
+        with log.step(step):
+            log.echo_command([str(a) for a in argv])
+            proc = capture(argv, env={"PATH": os.environ.get("PATH", ""), "LANG": "C.UTF-8"})
+            with open(logf, "a") as f:
+                f.write(f"\n$ {' '.join(map(str, argv))}\n{proc.stdout}{proc.stderr}")
+            if proc.returncode != 0 or not module.is_file():
+                guest = _guest_error(proc.stdout + proc.stderr)
+                raise BuildError(f"the app failed {'while it was pre-initialised' if preinit else 'to start'} "
+                                 f"(exit {proc.returncode}):\n{guest}", hint=f"full output: {logf}")
         files = [{"path": f"{GUEST_APP_ROOT}/{rel}", "sha256": cache.sha256_file(p), "size": p.stat().st_size}
                  for rel, p in app.files.items()]
         build_json = root / "BUILD.json"

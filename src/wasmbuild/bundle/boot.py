@@ -94,10 +94,8 @@ class BOOT:
     @classmethod
     def prepare(cls):
         kind, name, path = _APP["main"]
-        # Every source of the app compiles now: a syntax error stops the bundle, not a later run.
-        for entry in _INDEX.values():
-            if entry[0] == "s":
-                compile(bytes(_payload(entry)), entry[4], "exec", dont_inherit=True)
+        # The main script compiles now (a syntax error stops the bundle); the app's modules when imported (in a
+        # pre-initialised bundle, its imports are done here too).
         if kind == "script":
             source = bytes(_payload(_APP["script"])).decode("utf-8")
             cls.main_code = compile(source, path, "exec", dont_inherit=True)
@@ -124,9 +122,9 @@ class BOOT:
             for node in body:
                 if isinstance(node, ast.Import):
                     for alias in node.names:
-                        yield optional, alias.name, None, 0
+                        yield optional, alias.name, None, 0, node.lineno
                 elif isinstance(node, ast.ImportFrom):
-                    yield optional, node.module or "", [a.name for a in node.names], node.level
+                    yield optional, node.module or "", [a.name for a in node.names], node.level, node.lineno
                 elif isinstance(node, ast.Try | ast.TryStar):
                     yield from walk(node.body, True)
                     for handler in node.handlers:
@@ -137,14 +135,15 @@ class BOOT:
                     yield from walk(node.body, optional)
                     yield from walk(getattr(node, "orelse", []), optional)
 
-        for optional, module, names, level in walk(ast.parse(source, path).body, False):
+        for optional, module, names, level, line in walk(ast.parse(source, path).body, False):
             if level and not package:
                 continue
             try:
                 __import__(module, {"__package__": package, "__name__": package or "__main__"}, None,
                            names or (), level)
-            except ImportError:
+            except ImportError as exc:
                 if not optional:
+                    exc.add_note(f"wasmbuild bundle: imported at bundle time by {path}, line {line}")
                     raise
 
     @staticmethod
@@ -160,6 +159,9 @@ class BOOT:
     @classmethod
     def run(cls, args, env):
         import os
+
+        if env.get(b"WASMBUILD_BUNDLE_CHECK") == b"1":
+            return 0  # wasmbuild bundle --no-preinit: prepare() ran (the main script compiles), nothing else
 
         sys.argv[:] = args
         sys.orig_argv[:] = args

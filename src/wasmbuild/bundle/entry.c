@@ -125,7 +125,12 @@ start_python(void)
     }
     boot = PyModule_GetDict(module);
     Py_INCREF(boot);
-    PyObject *ran = PyRun_String(BOOT, Py_file_input, boot, boot);
+    PyObject *code = Py_CompileString(BOOT, "<wasmbuild bundle boot>", Py_file_input);
+    if (code == NULL) {
+        return -1;
+    }
+    PyObject *ran = PyEval_EvalCode(code, boot, boot);
+    Py_DECREF(code);
     if (ran == NULL) {
         return -1;
     }

@@ -1,0 +1,5 @@
+"""The test app's own module."""
+
+
+def hello(name):
+    return f"hello, {name}"
