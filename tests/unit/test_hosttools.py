@@ -24,7 +24,7 @@ TOOL_SCRIPT = b"#!/bin/sh\ncat /usr/share/faketool/version.txt\necho \"FAKE=$FAK
 
 def test_project_manifest_loads_and_pins_everything():
     tools = hosttools.load_tools(hosttools.manifest_file(ROOT))
-    assert set(tools) == {"node", "tcl", "autotools"}
+    assert set(tools) == {"node", "tcl", "autotools", "wasmtime"}
     assert "autoreconf" in tools["autotools"].commands and tools["tcl"].commands == ("tclsh",)
     for tool in tools.values():
         for item in hosttools._inputs(tool):
