@@ -35,6 +35,8 @@ CONFIGURE = textwrap.dedent("""\
     echo "$@" > configure.args
     printf 'all:\\n\\tcat Modules/Setup.local > made.txt\\n' > Makefile
     printf '\\techo "LIBFFI_LIBS=$(LIBFFI_LIBS) X=$(MODULE_X_LDFLAGS)" >> made.txt\\n\\ttouch python.wasm\\n'>>Makefile
+    printf 'inclinstall:\\n\\techo "inclinstall DESTDIR=$(DESTDIR)" >> made.txt\\n' >> Makefile
+    printf 'libainstall:\\n\\techo "libainstall" >> made.txt\\n' >> Makefile
     """)
 
 
@@ -63,6 +65,8 @@ def test_setup_local_lines_reach_the_build_and_make_sees_the_library_variables(c
     assert made[0] == "# From the recipe's setup_local (wasmbuild)"
     assert made[1] == "_ctypes _ctypes/_ctypes.c -DHAVE_X $(LIBFFI_CFLAGS) $(LIBFFI_LIBS)"
     assert made[2] == "LIBFFI_LIBS=-L/opt/libffi/lib -lffi X="  # make_args override, env fills the rest
+    # The cross-build kit is installed into the entry, not onto the machine.
+    assert made[3:] == [f"inclinstall DESTDIR={entry / '_install'}", "libainstall"]
     assert (entry / "pre.js").read_text() == "// pre"
     assert record["setup_local"] == list(RECIPE["targets"]["emscripten"]["setup_local"])
     assert cache.is_valid(entry, "k1")
@@ -70,7 +74,7 @@ def test_setup_local_lines_reach_the_build_and_make_sees_the_library_variables(c
 
 def test_missing_output_fails_and_leaves_no_cache_entry(ctx, tmp_path):
     configure = tmp_path / "configure"
-    configure.write_text("#!/bin/sh\nprintf 'all:\\n\\ttrue\\n' > Makefile\n")
+    configure.write_text("#!/bin/sh\nprintf 'all inclinstall libainstall:\\n\\ttrue\\n' > Makefile\n")
     configure.chmod(0o755)
     entry = ctx.cache / "hosts" / "h2"
     with pytest.raises(BuildError, match=r"python\.wasm is missing"):

@@ -6,6 +6,7 @@
 # the index is marshal data, {module name: (kind, is_package, offset, size, filename)} plus the "" entry holding
 # the app's description; kind "c" is a code object (a .pyc without its header), "s" Python source.
 import _frozen_importlib
+import builtins
 import marshal
 import sys
 
@@ -183,7 +184,7 @@ class BOOT:
                 main = sys.modules["__main__"]
                 namespace = main.__dict__
                 namespace.clear()
-                namespace.update(__name__="__main__", __file__=path, __builtins__=__builtins__,
+                namespace.update(__name__="__main__", __file__=path, __builtins__=builtins,
                                  __loader__=BundleFinder, __spec__=None, __package__=None, __doc__=None)
                 exec(cls.main_code, namespace)
             else:

@@ -1,0 +1,126 @@
+"""`wasmbuild bundle`, for real: the test app (tests/data/bundle_app) bundled on the WASI artifact, run with the
+wasmtime CLI and with wasmtime's Python API, no standard library preopened."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import ROOT, wasmbuild
+from tests.integration.test_wasi import NAME
+from wasmbuild.bundle import SECTION, read_custom_section
+from wasmbuild.runner import run_wasm
+
+APP = ROOT / "tests" / "data" / "bundle_app" / "app.py"
+PKG = ROOT / "tests" / "data" / "bundle_pkg" / "wbpkg"
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def make_bundle(wasi_dist: Path, out: Path, *args: str, app: Path = APP, check: bool = True):
+    return wasmbuild("bundle", str(app), "-o", str(out), "--artifact", str(wasi_dist / f"{NAME}.tar.gz"), *args,
+                     check=check)
+
+
+@pytest.fixture(scope="module")
+def app_wasm(wasi_dist: Path, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("bundle") / "app.wasm"
+    make_bundle(wasi_dist, out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def cli(tmp_path_factory) -> str:
+    """The pinned wasmtime CLI wasmbuild provisions (toolchains/host-tools.yaml)."""
+    from wasmbuild import cache
+    from wasmbuild.download import Sources
+    from wasmbuild.toolchain import hosttools
+
+    tool = hosttools.ensure(["wasmtime"], ROOT, cache.default_cache_dir(), Sources())[0]
+    return str(tool.path("wasmtime"))
+
+
+def run_cli(cli: str, wasm: Path, *args: str, options: tuple[str, ...] = (), cwd: Path | None = None):
+    import subprocess
+
+    return subprocess.run([cli, "run", *options, str(wasm), *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_the_bundle_runs_with_the_plain_cli_and_sees_the_runs_state(app_wasm: Path, cli: str, tmp_path: Path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "input.txt").write_text("from the host\n")
+    options = ("--env", "WB_APP_ENV=production", "--env", "WB_APP_FILE=/data/input.txt", "--dir", f"{data}::/data")
+    before = time.time()
+    first = run_cli(cli, app_wasm, "alice", "--flag", options=options)
+    after = time.time()
+    assert first.returncode == 0, first.stderr
+    report = json.loads(first.stdout)
+    assert report["greeting"] == "hello, alice" and report["argv"] == ["alice", "--flag"]
+    assert report["env"] == "production" and report["file"] == "from the host"
+    assert before - 1 <= report["time"] <= after + 1  # the run's clock, not the bundle's
+    assert report["mean"] == 2.5 and report["cwd"] == "/"
+    # json, datetime and the app's own module were imported at bundle time; statistics only now.
+    assert report["imported_at_start"] == ["datetime", "greeting", "json"]
+    second = json.loads(run_cli(cli, app_wasm, "bob", options=options).stdout)
+    assert second["random"] != report["random"]  # re-seeded per run
+    assert second["argv"] == ["bob"]
+    # No environment, no directory: nothing of the first run leaks into the next.
+    bare = json.loads(run_cli(cli, app_wasm).stdout)
+    assert bare["env"] is None and "file" not in bare and bare["argv"] == []
+    assert run_cli(cli, app_wasm, "--exit-3").returncode == 3
+
+
+def test_the_bundle_runs_under_wasmtimes_python_api_without_a_stdlib_preopen(app_wasm: Path, tmp_path: Path):
+    out = tmp_path / "out.txt"
+    status = run_wasm(app_wasm, ["app.wasm", "carol"], tmp_path / "cache", dirs=[], env={"WB_APP_ENV": "api"},
+                      stdout=out)
+    assert status == 0
+    report = json.loads(out.read_text())
+    assert report["greeting"] == "hello, carol" and report["env"] == "api"
+    proc = wasmbuild("run", str(app_wasm), "--env", "WB_APP_ENV=run", "--", "dave", cwd=tmp_path)
+    assert json.loads(proc.stdout)["argv"] == ["dave"]
+
+
+def test_the_bundle_is_deterministic_and_carries_its_record(app_wasm: Path, wasi_dist: Path, tmp_path: Path):
+    again = tmp_path / "again.wasm"
+    make_bundle(wasi_dist, again)
+    assert sha256(again) == sha256(app_wasm)
+    record = json.loads(read_custom_section(app_wasm.read_bytes(), SECTION))
+    assert record == json.loads(app_wasm.with_name("app.BUNDLE.json").read_text())
+    assert record["artifact"]["build_json_sha256"] == sha256(wasi_dist / f"{NAME}.BUILD.json")
+    assert record["preinit"] is True and record["app"]["main"] == "/app/app.py"
+    assert {f["path"]: f["sha256"] for f in record["app"]["files"]} == {
+        "/app/app.py": sha256(APP), "/app/greeting.py": sha256(APP.with_name("greeting.py"))}
+    assert set(record["tools"]) == {"wasi-sdk", "wasmtime"}
+
+
+def test_no_preinit_and_a_package_app(wasi_dist: Path, cli: str, tmp_path: Path):
+    plain = tmp_path / "plain.wasm"
+    make_bundle(wasi_dist, plain, "--no-preinit")
+    report = json.loads(run_cli(cli, plain, "eve").stdout)
+    assert report["greeting"] == "hello, eve" and report["imported_at_start"] == []  # nothing done in advance
+    pkg = tmp_path / "pkg.wasm"
+    make_bundle(wasi_dist, pkg, app=PKG)
+    proc = run_cli(cli, pkg, "x", "y")
+    assert proc.returncode == 0 and proc.stdout.strip() == "WBPKG 1.0 X Y"
+
+
+@pytest.mark.parametrize(("source", "expected"), [
+    ("import json\ndef broken(:\n    pass\n", "SyntaxError"),
+    ("import json\nimport no_such_module_for_wasmbuild\n", "No module named 'no_such_module_for_wasmbuild'"),
+])
+def test_an_app_that_fails_at_bundle_time_leaves_no_output(wasi_dist: Path, tmp_path: Path, source, expected):
+    app = tmp_path / "bad.py"
+    app.write_text(source)
+    out = tmp_path / "bad.wasm"
+    proc = make_bundle(wasi_dist, out, app=app, check=False)
+    assert proc.returncode == 7, proc.stderr
+    assert expected in proc.stderr and "/app/bad.py" in proc.stderr and "Traceback (most recent" in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.py"]
