@@ -58,6 +58,31 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def _identity(path: Path) -> list[int]:
+    st = path.stat()
+    # ctime too: rewriting a file and restoring its mtime (touch -d, cp -p) still changes its ctime.
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
+
+
+def sha256_file_memo(path: Path, cache_root: Path) -> str:
+    """sha256_file, remembered in the cache by the file's identity (path, size, mtime, ctime, inode, device):
+    running the same archive or module again does not read it again. A changed file is hashed again."""
+    path = path.resolve()
+    memo = cache_root / "hashes" / f"{hashlib.sha256(os.fsencode(path)).hexdigest()[:32]}.json"
+    ident = _identity(path)
+    try:
+        data = json.loads(memo.read_text())
+        if data["path"] == str(path) and data["identity"] == ident:
+            return str(data["sha256"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    digest = sha256_file(path)
+    if _identity(path) == ident:  # not written to while it was read
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        write_json(memo, {"path": str(path), "identity": ident, "sha256": digest})
+    return digest
+
+
 def read_stamp(entry: Path) -> dict[str, Any] | None:
     try:
         return json.loads((entry / STAMP_NAME).read_text())

@@ -19,15 +19,16 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from wasmbuild import cache, log, pipeline
-from wasmbuild.download import Sources
+from wasmbuild import cache, log
 from wasmbuild.errors import UsageError, WasmbuildError
-from wasmbuild.pipeline import Context
-from wasmbuild.recipe import Recipe, available_recipes, load_recipe, project_root, select_recipe
-from wasmbuild.targets import TARGET_NAMES, get_target
-from wasmbuild.toolchain import ROUTES, debian
+from wasmbuild.names import ROUTES, TARGET_NAMES
 
+# Heavy modules (the pipeline, the downloader, recipes, targets) are imported by the commands that use them:
+# `wasmbuild run` imports only the runner (tests/unit/test_cli.py checks it).
 if TYPE_CHECKING:
+    from wasmbuild.download import Sources
+    from wasmbuild.pipeline import Context
+    from wasmbuild.recipe import Recipe
     from wasmbuild.targets.base import Target
     from wasmbuild.toolchain import Toolchain
 
@@ -146,6 +147,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="the guest's memory limit in bytes; suffixes K, M, G (KiB, MiB, GiB) e.g. 512M")
     r.add_argument("--private-lib", action="store_true",
                    help="give a WASI guest its own linked copy of the standard library (for parallel test workers)")
+    r.add_argument("--engine", choices=("auto", "api"), default="auto",
+                   help="how a WASI guest runs: auto hands a run without --timeout/--max-memory to the pinned "
+                   "wasmtime CLI when it is in the cache (faster start), api always uses wasmtime's Python API")
 
     s = sub.add_parser("smoke-test", help="smoke-test a built artifact (archive or directory)")
     s.add_argument("artifact", type=_path)
@@ -209,6 +213,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _sources(args: argparse.Namespace) -> Sources:
+    from wasmbuild.download import Sources
+    from wasmbuild.toolchain import debian
+
     if args.mirror_dir is not None:
         mirror_dir, origin = args.mirror_dir.expanduser().resolve(), "--mirror-dir"
     elif env := os.environ.get("WASMBUILD_MIRROR_DIR"):
@@ -255,6 +262,9 @@ def _check_route(args: argparse.Namespace) -> None:
 
 
 def _context(args: argparse.Namespace, target: str, recipe: Recipe | None = None) -> Context:
+    from wasmbuild.pipeline import Context
+    from wasmbuild.recipe import project_root, select_recipe
+
     _check_route(args)
     root = project_root()
     recipe = recipe or select_recipe(root, args.python)
@@ -269,6 +279,9 @@ def _context(args: argparse.Namespace, target: str, recipe: Recipe | None = None
 
 
 def cmd_build(args: argparse.Namespace) -> int:
+    from wasmbuild import pipeline
+    from wasmbuild.targets import get_target
+
     start = time.monotonic()
     ctx = _context(args, args.target)
     log.info(f"wasmbuild: CPython {ctx.recipe.version} for {ctx.target.triple} (cache {ctx.cache})")
@@ -278,6 +291,8 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_toolchain(args: argparse.Namespace) -> int:
+    from wasmbuild.targets import get_target
+
     ctx = _context(args, args.target)
     with cache.lock(ctx.cache, wait=True):
         tc = get_target(args.target).provision_toolchain(ctx)
@@ -321,6 +336,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     limits = {k: v for k, v in (("timeout", args.timeout), ("max_memory", args.max_memory)) if v is not None}
     if args.private_lib:
         limits["private_lib"] = True
+    if args.engine != "auto":
+        limits["engine"] = args.engine
     cache_root = _cache_root(args)
     return run_artifact(args.artifact, args.args, cache_root, dirs=dirs or None, env=env, **limits)
 
@@ -347,6 +364,9 @@ def cmd_link(args: argparse.Namespace) -> int:
 def _provision_for(args: argparse.Namespace) -> Callable[[dict, str], tuple[Target, Toolchain]]:
     """The provisioner `wasmbuild link` and `bundle` use: the artifact's target and toolchain, by its record."""
     def provision(record: dict, short: str) -> tuple[Target, Toolchain]:
+        from wasmbuild.recipe import project_root, select_recipe
+        from wasmbuild.targets import get_target
+
         target = get_target(record["target"]["name"])
         ctx = _context(args, target.name, select_recipe(project_root(), short))
         with cache.lock(ctx.cache, wait=True):
@@ -358,8 +378,10 @@ def _provision_for(args: argparse.Namespace) -> Callable[[dict, str], tuple[Targ
 def cmd_bundle(args: argparse.Namespace) -> int:
     import tempfile
 
-    from wasmbuild import bundle
+    from wasmbuild import bundle, pipeline
     from wasmbuild.link import prepare, working_copy
+    from wasmbuild.recipe import project_root
+    from wasmbuild.targets import get_target
     from wasmbuild.toolchain import hosttools
 
     start = time.monotonic()
@@ -399,6 +421,8 @@ def cmd_bundle(args: argparse.Namespace) -> int:
 
 
 def cmd_versions(args: argparse.Namespace) -> int:
+    from wasmbuild.recipe import available_recipes, load_recipe, project_root
+
     root = project_root()
     for file in available_recipes(root).values():
         recipe = load_recipe(file, root / "patches")
@@ -409,6 +433,7 @@ def cmd_versions(args: argparse.Namespace) -> int:
 def cmd_matrix(args: argparse.Namespace) -> int:
     """Every recipe x target (or --python / --target): build, smoke test, test suite; one row each, all rows run."""
     from wasmbuild.matrix import SuiteOptions, run_matrix
+    from wasmbuild.recipe import available_recipes, project_root, select_recipe
 
     root = project_root()
     versions = [args.python] if args.python else sorted(available_recipes(root),
@@ -438,7 +463,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_test(args: argparse.Namespace) -> int:
+    from wasmbuild import pipeline
     from wasmbuild.checks import regrtest
+    from wasmbuild.targets import get_target
 
     report_dir = _out_dir(args.report_dir, "--report-dir", "reports")
     ctx = _context(args, args.target)

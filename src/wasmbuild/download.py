@@ -15,14 +15,16 @@ import time
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
-
-import requests
-import urllib3
+from typing import TYPE_CHECKING
 
 from wasmbuild import log
 from wasmbuild.cache import sha256_file
 from wasmbuild.errors import ChecksumError, DownloadError, UsageError
 from wasmbuild.recipe import Download
+
+# requests is imported where a download starts: commands that never download (wasmbuild run) start faster.
+if TYPE_CHECKING:
+    import requests
 
 CHUNK = 1 << 16
 TIMEOUT = (15, 60)  # connect, read (seconds): the longest silence tolerated
@@ -101,6 +103,8 @@ def _limit(size: int | None, max_size: int | None) -> tuple[int, str]:
 
 def _request_error(url: str, exc: requests.exceptions.RequestException) -> DownloadError:
     """The failure of a request that got no usable response, permanent when a retry cannot help."""
+    import requests
+
     if isinstance(exc, requests.exceptions.ConnectionError):
         text = str(exc)
         if "NameResolutionError" in text or "Name or service not known" in text or "getaddrinfo" in text:
@@ -147,6 +151,9 @@ def _content_length(response: requests.Response) -> int | None:
 
 def _fetch_once(url: str, tmp: Path, sha256: str, size: int | None, label: str, *, max_size: int | None = None,
                 rate: int = 0) -> None:
+    import requests
+    import urllib3
+
     digest = hashlib.sha256()
     got = 0
     limit, limit_text = _limit(size, max_size)

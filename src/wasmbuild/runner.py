@@ -10,6 +10,8 @@ it is serialized into the cache keyed by the module's sha256, the wasmtime versi
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import lzma
 import os
 import shutil
@@ -21,7 +23,7 @@ import threading
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from wasmbuild import cache, log
 from wasmbuild.archive import expansion_limit, safe_extract
@@ -64,7 +66,7 @@ def unpack_artifact(artifact: Path, cache_root: Path) -> Path:
         return artifact
     if not artifact.is_file():
         raise UsageError(f"artifact not found: {artifact}")
-    digest = cache.sha256_file(artifact)
+    digest = cache.sha256_file_memo(artifact, cache_root)
     entry = cache_root / "artifacts" / digest[:16]
     if not cache.is_valid(entry, digest):
         entry.parent.mkdir(parents=True, exist_ok=True)
@@ -124,7 +126,8 @@ def load_module(engine: wasmtime.Engine, wasm: Path, cache_root: Path, config_id
     import wasmtime
 
     version = getattr(wasmtime, "__version__", None) or _wasmtime_version()
-    key = cache.hash_key({"wasm": cache.sha256_file(wasm), "wasmtime": version, "config": config_id})
+    key = cache.hash_key({"wasm": cache.sha256_file_memo(wasm, cache_root), "wasmtime": version,
+                          "config": config_id})
     compiled = cache_root / "wasmtime" / f"{key[:24]}.cwasm"
     if compiled.is_file():
         try:
@@ -143,9 +146,87 @@ def load_module(engine: wasmtime.Engine, wasm: Path, cache_root: Path, config_id
 
 
 def _wasmtime_version() -> str:
+    """The wheel's version, from its dist-info directory's name (importlib.metadata alone costs 20 ms)."""
+    import wasmtime
+
+    package = Path(wasmtime.__file__).parent
+    found = sorted(p.name for p in package.parent.glob("wasmtime-*.dist-info"))
+    if len(found) == 1:
+        return found[0].removeprefix("wasmtime-").removesuffix(".dist-info")
     from importlib.metadata import version
 
     return version("wasmtime")
+
+
+# --- the wasmtime CLI: `wasmbuild run` hands a plain run to the pinned CLI (exec), precompiled once ----------
+# Started through the CLI, a run skips importing wasmtime's Python API (about 30 ms) and loading the module into
+# this process; `python -m wasmbuild run` then costs little more than the CLI itself (nox -s bench-wasi).
+
+def provisioned_wasmtime(cache_root: Path) -> Path | None:
+    """The pinned wasmtime CLI if it is already in the cache for the current host-tools manifest (provisioned by
+    `wasmbuild bundle` or `wasmbuild bench`; the pointer is written by hosttools.ensure), else None."""
+    pointer = cache_root / "tools" / "wasmtime.current.json"
+    try:
+        data = json.loads(pointer.read_text())
+        manifest = Path(data["manifest"]).read_bytes()
+        if hashlib.sha256(manifest).hexdigest() != data["manifest_sha256"]:
+            return None
+        entry = cache_root / "tools" / data["entry"]
+        exe = entry / "bin" / "wasmtime"
+        return exe if cache.is_valid(entry, data["key"]) and exe.is_file() else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def cli_flags() -> list[str]:
+    """The engine settings of run_wasm, as CLI options (they are part of the precompiled module's key)."""
+    return ["-W", f"max-wasm-stack={MAX_WASM_STACK}"]
+
+
+def precompiled(cli: Path, wasm: Path, cache_root: Path) -> Path:
+    """`wasmtime compile` of `wasm` by this CLI with cli_flags(), cached by the module's sha256."""
+    key = cache.hash_key({"wasm": cache.sha256_file_memo(wasm, cache_root), "cli": cli.parent.parent.name,
+                          "flags": cli_flags()})
+    out = cache_root / "wasmtime-cli" / f"{key[:24]}.cwasm"
+    if out.is_file():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    try:
+        proc = subprocess.run([str(cli), "compile", *cli_flags(), str(wasm), "-o", str(tmp)],
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            first = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+            raise RunError(f"{wasm} is not a valid WebAssembly module: {first}",
+                           hint="rebuild the artifact, or use a complete archive from dist/")
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
+
+
+def cli_argv(cli: Path, cwasm: Path, argv: Sequence[str], dirs: Sequence[tuple[Path, str]],
+             env: dict[str, str]) -> list[str]:
+    """The CLI command line for run_wasm's arguments (argv[0] included)."""
+    command = [str(cli), "run", "--allow-precompiled", *cli_flags(), "--argv0", argv[0]]
+    for host, guest in dirs:
+        command += ["--dir", f"{Path(host).resolve()}::{guest}"]
+    for name, value in sorted(env.items()):
+        command += ["--env", f"{name}={value}"]
+    return [*command, str(cwasm), *argv[1:]]
+
+
+def exec_wasm(cli: Path, wasm: Path, argv: Sequence[str], cache_root: Path, *,
+              dirs: Sequence[tuple[Path, str]] = (), env: dict[str, str] | None = None) -> NoReturn:
+    """Replace this process by the wasmtime CLI running `wasm` as run_wasm would (same stack limit, preopens
+    and environment; a trap exits 134 as there). The native stack limit is raised first: the CLI runs the guest
+    on its main thread."""
+    cwasm = precompiled(cli, wasm, cache_root)
+    command = cli_argv(cli, cwasm, argv, dirs, env or {})
+    sys.stdout.flush()
+    sys.stderr.flush()
+    _unlimited_stack()
+    os.execv(command[0], command)
 
 
 def run_wasm(wasm: Path, argv: Sequence[str], cache_root: Path, *, dirs: Sequence[tuple[Path, str]] = (),
@@ -229,6 +310,13 @@ def guest_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return {"PYTHONHOME": "/", **(extra or {})}
 
 
+def wasi_python(root: Path, args: Sequence[str], dirs: Sequence[tuple[Path, str]], env: dict[str, str] | None = None,
+                lib: Path | None = None) -> tuple[Path, list[str], list[tuple[Path, str]], dict[str, str]]:
+    """How a WASI artifact's python.wasm runs, as python.sh does: (module, argv, preopens, environment) with the
+    given preopens, the artifact's lib/ (or `lib`) at /lib and PYTHONHOME=/."""
+    return root / "python.wasm", ["python", *args], [*dirs, (lib or root / "lib", "/lib")], guest_env(env)
+
+
 def is_wasm_module(path: Path) -> bool:
     """A WebAssembly module file (its magic number), such as a bundle, rather than an artifact."""
     try:
@@ -303,18 +391,28 @@ def link_tree(src: Path, dest: Path) -> None:
 
 def run_artifact(artifact: Path, args: Sequence[str], cache_root: Path, *,
                  dirs: Sequence[tuple[Path, str]] | None = None, env: dict[str, str] | None = None,
-                 timeout: float | None = None, max_memory: int | None = None, private_lib: bool = False) -> int:
-    """`wasmbuild run`: the current directory as / unless --dir says otherwise. With `private_lib`, the guest
+                 timeout: float | None = None, max_memory: int | None = None, private_lib: bool = False,
+                 engine: str = "auto") -> int:
+    """`wasmbuild run`: the current directory as / unless --dir says otherwise. `engine` "api" always runs the
+    guest in this process (wasmtime's Python API); "auto" hands a plain run to the wasmtime CLI (exec_wasm). With `private_lib`, the guest
     gets its own linked copy of the standard library (parallel test workers must not see each other's writes).
     A `.wasm` file (a bundle: wasmbuild bundle) runs as it is, with the given directories and environment."""
     mounts = list(dirs) if dirs is not None else [(Path.cwd(), "/")]
     for host, _ in mounts:
         if not Path(host).is_dir():
             raise UsageError(f"--dir {host}: not a directory")
+    # A plain run (no limits) goes to the pinned wasmtime CLI when it is provisioned: see exec_wasm.
+    cli = provisioned_wasmtime(cache_root) if engine == "auto" and timeout is None and max_memory is None \
+        and not private_lib else None
     if is_wasm_module(artifact):
+        if cli is not None:
+            exec_wasm(cli, artifact, [artifact.name, *args], cache_root, dirs=mounts, env=dict(env or {}))
         return run_wasm(artifact, [artifact.name, *args], cache_root, dirs=mounts, env=dict(env or {}),
                         timeout=timeout, max_memory=max_memory)
     root = unpack_artifact(artifact, cache_root)
+    if cli is not None and not is_node_artifact(root):
+        wasm, argv, wasi_mounts, wasi_env = wasi_python(root, args, mounts, env)
+        exec_wasm(cli, wasm, argv, cache_root, dirs=wasi_mounts, env=wasi_env)
     if not private_lib or is_node_artifact(root):  # node guests see the host's files: nothing to map
         return run_python(root, args, cache_root, mounts, env=env, timeout=timeout, max_memory=max_memory)
     with tempfile.TemporaryDirectory(prefix="wasmbuild-lib-", dir=os.environ.get("TMPDIR")) as tmp:

@@ -420,7 +420,7 @@ def test_builds_wait_for_the_cache_lock(monkeypatch, tmp_path):
         return real(root, name, wait=wait)
 
     monkeypatch.setattr(cli.cache, "lock", lock)
-    monkeypatch.setattr(cli, "get_target", lambda name: (_ for _ in ()).throw(cli.UsageError("stop here")))
+    monkeypatch.setattr("wasmbuild.targets.get_target", lambda name: (_ for _ in ()).throw(cli.UsageError("stop here")))
     monkeypatch.setattr("wasmbuild.toolchain.hosttools.preflight", lambda target: None)
     assert cli.main(["toolchain", "--cache-dir", str(tmp_path / "c")]) == 2
     assert seen == [True]

@@ -212,7 +212,7 @@ def test_link_for_wasi_without_the_dev_archive_says_where_it_looked(capsys, tmp_
     class FakeToolchain:
         name, version = "wasi-sdk", "25"
 
-    monkeypatch.setattr(cli, "get_target", lambda name: FakeTarget())
+    monkeypatch.setattr("wasmbuild.targets.get_target", lambda name: FakeTarget())
     monkeypatch.setattr(cli, "_context", lambda *a, **k: pytest.fail("the toolchain is provisioned by the fake"))
     real_link = link.link
 

@@ -12,7 +12,7 @@ from wasmbuild import libs
 from wasmbuild.kit import read_pc
 from wasmbuild.process import run
 from wasmbuild.recipe import ToolchainManifest
-from wasmbuild.runner import MAX_WASM_STACK, guest_env, is_node_artifact, run_wasm
+from wasmbuild.runner import MAX_WASM_STACK, is_node_artifact, run_wasm, wasi_python
 from wasmbuild.targets.base import HostSettings, PathMap, Target, build_triple
 from wasmbuild.toolchain import Toolchain, wasi_sdk
 
@@ -162,9 +162,9 @@ class Wasi(Target):
                    env: dict[str, str] | None = None, stdout: Path | None = None, stderr: Path | None = None,
                    timeout: float | None = None, max_memory: int | None = None, lib: Path | None = None) -> int:
         """As python.sh does: the given preopens, the artifact's lib/ (or `lib`) at /lib, PYTHONHOME=/."""
-        mounts = [*dirs, (lib or root / "lib", "/lib")]
-        return run_wasm(root / "python.wasm", ["python", *args], cache_root, dirs=mounts, env=guest_env(env),
-                        stdout=stdout, stderr=stderr, timeout=timeout, max_memory=max_memory)
+        wasm, argv, mounts, wasi_env = wasi_python(root, args, dirs, env, lib)
+        return run_wasm(wasm, argv, cache_root, dirs=mounts, env=wasi_env, stdout=stdout, stderr=stderr,
+                        timeout=timeout, max_memory=max_memory)
 
     def worker_command(self, root: Path, cache_root: Path) -> tuple[list[str], list[str]]:
         """wasmbuild's own wasmtime runner with the host's / preopened as the guest's / (so the paths regrtest

@@ -18,9 +18,8 @@ from wasmbuild import cache, log
 from wasmbuild.archive import extract_tarball
 from wasmbuild.download import Sources, fetch
 from wasmbuild.errors import ChecksumError, DownloadError, ToolchainError, UsageError
+from wasmbuild.names import ROUTES  # the one list (the command line offers it without importing this package)
 from wasmbuild.recipe import Download, ReleaseAsset, ToolchainManifest
-
-ROUTES = ("auto", "release", "debian", "path")
 
 
 def check_route(route: str) -> None:

@@ -25,6 +25,7 @@ from wasmbuild import cache, log
 from wasmbuild.archive import expansion_limit
 from wasmbuild.download import Sources, cache_path, fetch, verified_cached
 from wasmbuild.errors import ArchiveError, DownloadError, MissingToolError, RecipeError, ToolchainError
+from wasmbuild.files import write_json
 from wasmbuild.process import capture
 from wasmbuild.recipe import Download
 from wasmbuild.schema import Field, ListOf, MapOf, Sha256, load_document
@@ -200,6 +201,16 @@ def _write_wrappers(tool: Tool, entry: Path) -> None:
         wrapper.chmod(0o755)
 
 
+def tool_key(tool: Tool) -> str:
+    return cache.hash_key({"v": LAYOUT_VERSION, "tool": tool.data})
+
+
+def pointer_file(cache_root: Path, name: str) -> Path:
+    """Where ensure() notes which entry is the pinned `name` for which manifest (read by wasmbuild run, which
+    must start without loading the manifest: runner.provisioned_wasmtime)."""
+    return cache_root / "tools" / f"{name}.current.json"
+
+
 def provision(tool: Tool, cache_root: Path, sources: Sources) -> Provisioned:
     """The tool's cache entry (reused when valid): fetched, verified, unpacked, relocated, wrapped."""
     plat = host_platform()
@@ -209,7 +220,7 @@ def provision(tool: Tool, cache_root: Path, sources: Sources) -> Provisioned:
                              f"{tool.data[route]['platform']})",
                              hint=f"install {', '.join(tool.commands)} yourself and put them on PATH")
     inputs = _inputs(tool)
-    key = cache.hash_key({"v": LAYOUT_VERSION, "tool": tool.data})
+    key = tool_key(tool)
     entry = cache_root / "tools" / f"{tool.name}-{key[:12]}"
     if cache.is_valid(entry, key):
         return Provisioned(tool, entry / "bin", tuple(inputs))
@@ -257,7 +268,16 @@ def ensure(names: list[str] | tuple[str, ...], project: Path, cache_root: Path, 
     if unknown:
         raise RecipeError(f"unknown host tool {', '.join(unknown)} (toolchains/{MANIFEST} defines: "
                           f"{', '.join(sorted(tools))})")
-    return [provision(tools[n], cache_root, sources) for n in names]
+    manifest = manifest_file(project)
+    manifest_sha256 = cache.sha256_file(manifest)
+    provisioned = []
+    for n in names:
+        p = provision(tools[n], cache_root, sources)
+        write_json(pointer_file(cache_root, n), {"manifest": str(manifest.resolve()),
+                                                 "manifest_sha256": manifest_sha256,
+                                                 "entry": p.bin.parent.name, "key": tool_key(tools[n])})
+        provisioned.append(p)
+    return provisioned
 
 
 # The key order of a tool's record and of its inputs (Provisioned.record, _inputs).
