@@ -155,9 +155,12 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("artifact", type=_path)
     s.add_argument("--cache-dir", type=_path)
 
-    bench = sub.add_parser("bench", help="time `-c pass` of a WASI artifact: module compile cold, cached, runs")
-    bench.add_argument("artifact", type=_path, nargs="?", help="default: the newest WASI archive in ./dist")
-    bench.add_argument("--runs", type=_positive_int, default=5)
+    bench = sub.add_parser("bench", help="start-up of the WASI artifact and of a pre-initialised hello bundle, side "
+                           "by side with native CPython of the same version (numbers printed, never asserted)")
+    bench.add_argument("--runs", type=_positive_int, default=10, help="timed runs per row (after one warm-up)")
+    _add_common(bench)
+    bench.add_argument("--dist-dir", type=_path, default=None, help="where the artifact is built (default: ./dist)")
+    bench.add_argument("--jobs", "-j", type=_positive_int, default=os.cpu_count() or 1)
 
     ts = sub.add_parser("test", help="run CPython's test suite (regrtest) against the built artifact and compare "
                         "with tests/expectations/<target>-<X.Y>.yaml")
@@ -450,15 +453,27 @@ def cmd_matrix(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    """Build (or reuse) the WASI artifact of --python; its native build-python is the reference."""
+    from wasmbuild import pipeline
     from wasmbuild.checks.bench import bench_wasi
+    from wasmbuild.process import capture
+    from wasmbuild.recipe import project_root
+    from wasmbuild.targets import get_target
+    from wasmbuild.toolchain import hosttools
 
-    artifact = args.artifact
-    if artifact is None:
-        found = sorted((Path.cwd() / "dist").glob("cpython-*-wasm32-wasip1.tar.gz"))
-        if not found:
-            raise UsageError("no WASI archive in ./dist", hint="run `nox -s build-wasi` first or name an artifact")
-        artifact = found[-1]
-    bench_wasi(artifact, args.runs)
+    ctx = _context(args, "wasi")
+    artifact = pipeline.build(ctx, get_target("wasi"), smoke=False)
+    cache_root = _cache_root(args)
+    wasmtime = hosttools.ensure(["wasmtime"], project_root(), cache_root, _sources(args))[0].path("wasmtime")
+
+    def bundle_app(app: Path, out: Path) -> None:
+        proc = capture([sys.executable, "-m", "wasmbuild", "bundle", str(app), "-o", str(out), "--artifact",
+                        str(artifact.archive), "--cache-dir", str(cache_root), "--offline"])
+        if proc.returncode != 0:
+            raise WasmbuildError(f"bundling the benchmark's hello app failed: {proc.stderr.strip()[-2000:]}")
+
+    bench_wasi(artifact.archive, artifact.build_python.python, wasmtime, bundle_app, ctx.recipe.version, args.runs,
+               cache_root)
     return 0
 
 

@@ -4,9 +4,13 @@ modules. Guests here are tiny modules written in WAT; nothing is compiled by a C
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 import tarfile
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import wasmtime
@@ -128,3 +132,128 @@ def test_private_lib_is_a_linked_copy_no_other_run_sees_writes_to(tmp_path):
     (dest / "pkg" / "mod.py").unlink()
     assert sorted(p.name for p in (src / "pkg").iterdir()) == ["mod.py"]
     assert (src / "pkg" / "mod.py").read_text() == "x = 1\n"
+
+
+# --- the fast start of `wasmbuild run`: remembered hashes, the pinned wasmtime CLI ----------------------------
+
+
+def test_a_remembered_hash_is_reused_until_the_file_changes(tmp_path, monkeypatch):
+    from wasmbuild import cache
+
+    f = tmp_path / "art.tar.gz"
+    f.write_bytes(b"one")
+    calls = []
+    real = cache.sha256_file
+    monkeypatch.setattr(cache, "sha256_file", lambda p: calls.append(p) or real(p))
+    first = cache.sha256_file_memo(f, tmp_path / "cache")
+    assert cache.sha256_file_memo(f, tmp_path / "cache") == first and len(calls) == 1
+    st = f.stat()
+    f.write_bytes(b"two")  # same size, mtime put back: the ctime still differs
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert cache.sha256_file_memo(f, tmp_path / "cache") == real(f) != first and len(calls) == 2
+    memo = next((tmp_path / "cache" / "hashes").iterdir())
+    memo.write_text("{not json")  # a damaged memo is only a miss
+    assert cache.sha256_file_memo(f, tmp_path / "cache") == real(f) and len(calls) == 3
+
+
+def fake_cli(tmp_path, manifest_text="tools: {}\n"):
+    from wasmbuild import cache
+    from wasmbuild.files import write_json
+
+    manifest = tmp_path / "host-tools.yaml"
+    manifest.write_text(manifest_text)
+    cache_root = tmp_path / "cache"
+    entry = cache_root / "tools" / "wasmtime-abc"
+    (entry / "bin").mkdir(parents=True, exist_ok=True)
+    exe = entry / "bin" / "wasmtime"
+    exe.write_text("#!/bin/sh\n")
+    cache.write_stamp(entry, "k1")
+    write_json(cache_root / "tools" / "wasmtime.current.json",
+               {"manifest": str(manifest), "manifest_sha256": cache.sha256_file(manifest), "entry": entry.name,
+                "key": "k1"})
+    return cache_root, manifest, entry, exe
+
+
+def test_the_provisioned_cli_is_found_only_while_its_manifest_and_entry_are_unchanged(tmp_path):
+    from wasmbuild import cache
+
+    assert runner.provisioned_wasmtime(tmp_path / "nothing") is None
+    cache_root, manifest, entry, exe = fake_cli(tmp_path)
+    assert runner.provisioned_wasmtime(cache_root) == exe
+    manifest.write_text("tools: {other: 1}\n")  # a new pin: the cached CLI is not the pinned one any more
+    assert runner.provisioned_wasmtime(cache_root) is None
+    cache_root, manifest, entry, exe = fake_cli(tmp_path)
+    cache.write_stamp(entry, "another-key")
+    assert runner.provisioned_wasmtime(cache_root) is None
+
+
+def test_cli_argv_has_the_runners_stack_preopens_and_environment(tmp_path):
+    argv = runner.cli_argv(Path("/t/wasmtime"), Path("/c/m.cwasm"), ["python", "-c", "pass"],
+                           [(tmp_path, "/"), (Path("/lib-host"), "/lib")], {"B": "2", "A": "1"})
+    assert argv == ["/t/wasmtime", "run", "--allow-precompiled", "-W", f"max-wasm-stack={runner.MAX_WASM_STACK}",
+                    "--argv0", "python", "--dir", f"{tmp_path}::/", "--dir", "/lib-host::/lib",
+                    "--env", "A=1", "--env", "B=2", "/c/m.cwasm", "-c", "pass"]
+
+
+@pytest.mark.parametrize(("options", "uses_cli"), [
+    ({}, True),
+    ({"engine": "api"}, False),
+    ({"timeout": 5.0}, False),
+    ({"max_memory": 1 << 30}, False),
+    ({"private_lib": True}, False),
+])
+def test_a_plain_run_goes_to_the_cli_and_a_limited_one_stays_in_process(good_archive, tmp_path, monkeypatch,
+                                                                         options, uses_cli):
+    cache_root, *_ = fake_cli(tmp_path)
+    seen = []
+
+    class Exec(Exception):
+        pass
+
+    def fake_exec(cli, wasm, argv, cache_root, *, dirs=(), env=None):
+        seen.append(("cli", wasm.name, list(argv), [g for _, g in dirs], env))
+        raise Exec
+
+    monkeypatch.setattr(runner, "exec_wasm", fake_exec)
+    monkeypatch.setattr(runner, "run_python", lambda *a, **k: seen.append(("api",)) or 0)
+    monkeypatch.setattr(runner, "link_tree", lambda src, dest: dest.mkdir(parents=True))
+    try:
+        runner.run_artifact(good_archive, ["-c", "pass"], cache_root, dirs=[(tmp_path, "/")], **options)
+    except Exec:
+        pass
+    if uses_cli:
+        assert seen == [("cli", "python.wasm", ["python", "-c", "pass"], ["/", "/lib"], {"PYTHONHOME": "/"})]
+    else:
+        assert seen == [("api",)]
+
+
+def test_a_module_the_cli_cannot_compile_is_a_run_error_and_leaves_no_compiled_file(tmp_path):
+    cli = tmp_path / "wasmtime"
+    cli.write_text("#!/bin/sh\necho 'Error: failed to compile: bad magic' >&2\nexit 1\n")
+    cli.chmod(0o755)
+    wasm = tmp_path / "bad.wasm"
+    wasm.write_bytes(b"\0asmjunk")
+    with pytest.raises(runner.RunError, match="not a valid WebAssembly module: Error: failed to compile"):
+        runner.precompiled(cli, wasm, tmp_path / "cache")
+    assert not list((tmp_path / "cache" / "wasmtime-cli").iterdir())
+
+
+def test_wasmbuild_run_imports_neither_the_build_pipeline_nor_requests():
+    code = ("import sys; from wasmbuild import cli; cli._parser().parse_args(['run', 'x.tar.gz']); "
+            "import wasmbuild.runner; "
+            "print(sorted(m for m in ('requests', 'urllib3', 'wasmbuild.pipeline', 'wasmbuild.recipe', "
+            "'wasmbuild.targets', 'wasmbuild.download', 'yaml') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_the_bench_table_gives_each_row_its_ratio_to_the_native_row_of_its_kind():
+    from wasmbuild.checks.bench import Timing, table
+
+    lines = table([Timing("native CPython -c pass", (0.010, 0.020, 0.030), "pass"),
+                   Timing("native CPython hello.py", (0.040,), "hello"),
+                   Timing("python.wasm -c pass", (0.030,), "pass"),
+                   Timing("bundle hello.wasm", (0.010,), "hello")])
+    assert lines[1].split()[-1] == "1.00x" and "20.0ms" in lines[1] and "10.0ms" in lines[1]
+    assert lines[3].split()[-1] == "1.50x"
+    assert lines[4].split()[-1] == "0.25x"

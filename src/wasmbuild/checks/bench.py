@@ -1,53 +1,116 @@
-"""Benchmarks print numbers; they never assert on time."""
+"""`wasmbuild bench` (nox -s bench-wasi): start-up of the WASI artifact and of a pre-initialised bundle, side by
+side with native CPython of the same version (the build's own native build-python), in one run. Benchmarks print
+numbers; they never assert on time.
+
+Rows (each the median wall time of whole processes, after one warm-up run):
+  native `-c pass`, native hello app              the reference (ratio 1.00x)
+  python.wasm `-c pass` / hello app               the wasmtime CLI, module precompiled (`wasmtime compile`)
+  bundle of the hello app                         the same CLI, precompiled; no preopened directory
+  `wasmbuild run ART -- -c pass`                  the whole `python -m wasmbuild run` process (default engine)
+  `wasmbuild run --engine api ART -- -c pass`     the same through wasmtime's Python API
+and the bundle's size, raw and gzipped.
+"""
 
 from __future__ import annotations
 
+import gzip
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from wasmbuild import cache
+from wasmbuild import log
 from wasmbuild.errors import RunError
-from wasmbuild.process import call
-from wasmbuild.runner import _engine, load_module, run_python, unpack_artifact
+from wasmbuild.runner import cli_flags, precompiled, unpack_artifact, wasi_python
+
+HELLO = 'print("hello, world")\n'
 
 
-def bench_wasi(artifact: Path, runs: int) -> None:
+@dataclass(frozen=True)
+class Timing:
+    label: str
+    times: tuple[float, ...]
+    reference: str  # which native row it is compared with: "pass" or "hello"
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.times)
+
+
+def time_command(argv: Sequence[str], runs: int, *, cwd: Path, expect: str | None = None) -> tuple[float, ...]:
+    """Wall times of `runs` runs of argv (after one warm-up run whose output is checked against `expect`)."""
+    warm = subprocess.run(list(argv), cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False)
+    if warm.returncode != 0 or (expect is not None and warm.stdout.strip() != expect):
+        tail = (warm.stderr.strip().splitlines() or [warm.stdout.strip() or "(no output)"])[-1]
+        raise RunError(f"benchmark command failed (exit {warm.returncode}): {' '.join(argv)}: {tail}")
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(list(argv), cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, check=False)
+        times.append(time.perf_counter() - start)
+    return tuple(times)
+
+
+def table(timings: Sequence[Timing]) -> list[str]:
+    """The printed rows: median, min, max in ms and the ratio to the native row of the same kind."""
+    native = {t.reference: t.median for t in timings if t.label.startswith("native")}
+    lines = [f"{'':<46} {'median':>9} {'min':>9} {'max':>9} {'vs native':>10}"]
+    for t in timings:
+        ratio = t.median / native[t.reference] if native.get(t.reference) else float("nan")
+        lines.append(f"{t.label:<46} {t.median * 1000:>7.1f}ms {min(t.times) * 1000:>7.1f}ms "
+                     f"{max(t.times) * 1000:>7.1f}ms {ratio:>9.2f}x")
+    return lines
+
+
+def bench_wasi(artifact: Path, native: Path, wasmtime: Path, bundle_app: Path, version: str, runs: int,
+               cache_root: Path) -> list[Timing]:
+    """Time every row (see the module docstring) and print the table; `bundle_app(hello.py, out.wasm)` makes the
+    bundle. Returns the timings."""
     with tempfile.TemporaryDirectory(prefix="wasmbuild-bench-") as tmp:
-        cache_root = Path(tmp) / "cache"
+        work = Path(tmp)
+        hello = work / "hello.py"
+        hello.write_text(HELLO)
         root = unpack_artifact(artifact, cache_root)
         wasm = root / "python.wasm"
-        wasm_mb = wasm.stat().st_size / 1e6
-        engine = _engine()
-        start = time.perf_counter()
-        load_module(engine, wasm, cache_root)
-        compile_s = time.perf_counter() - start
-        start = time.perf_counter()
-        load_module(engine, wasm, cache_root)
-        deserialize_s = time.perf_counter() - start
-        work = Path(tmp) / "work"
-        work.mkdir()
-        times = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            code = run_python(root, ["-c", "pass"], cache_root, [(work, "/")])
-            times.append(time.perf_counter() - start)
-            if code != 0:
-                raise RunError(f"{wasm} -c pass exited {code}")
-        cli = []
-        for _ in range(max(1, runs // 2)):
-            start = time.perf_counter()
-            code = call([sys.executable, "-m", "wasmbuild", "run", "--cache-dir", str(cache_root), str(artifact),
-                         "--", "-c", "pass"], cwd=work)
-            if code != 0:
-                raise RunError(f"`wasmbuild run {artifact} -- -c pass` exited {code}")
-            cli.append(time.perf_counter() - start)
-    print(f"artifact:                 {artifact} (python.wasm {wasm_mb:.1f} MB, "
-          f"sha256 {cache.sha256_file(artifact)[:16]})")
-    print(f"compile module (cold):    {compile_s:.2f} s")
-    print(f"load serialized module:   {deserialize_s:.3f} s")
-    print(f"-c pass in-process warm:  median {statistics.median(times) * 1000:.0f} ms "
-          f"(min {min(times) * 1000:.0f}, max {max(times) * 1000:.0f}, n={runs}; includes module load)")
-    print(f"`wasmbuild run -c pass`:  median {statistics.median(cli) * 1000:.0f} ms (whole CLI process, cached module)")
+        cwasm = precompiled(wasmtime, wasm, cache_root)
+
+        def cli(args: list[str]) -> list[str]:
+            module, argv, dirs, env = wasi_python(root, args, [(work, "/")])
+            return [str(wasmtime), "run", "--allow-precompiled", *cli_flags(), "--argv0", argv[0],
+                    *(x for host, guest in dirs for x in ("--dir", f"{host}::{guest}")),
+                    *(x for k, v in sorted(env.items()) for x in ("--env", f"{k}={v}")), str(cwasm), *argv[1:]]
+
+        log.info("▶ bundling the hello app")
+        app = work / "hello.wasm"
+        bundle_app(hello, app)
+        app_cwasm = precompiled(wasmtime, app, cache_root)
+        me = [sys.executable, "-m", "wasmbuild", "run", "--cache-dir", str(cache_root)]
+        rows = [
+            ("native CPython -c pass", [str(native), "-c", "pass"], "pass", None),
+            ("native CPython hello.py", [str(native), str(hello)], "hello", "hello, world"),
+            ("python.wasm -c pass (wasmtime CLI, AOT)", cli(["-c", "pass"]), "pass", None),
+            ("python.wasm hello.py (wasmtime CLI, AOT)", cli(["/hello.py"]), "hello", "hello, world"),
+            ("bundle hello.wasm (wasmtime CLI, AOT)", [str(wasmtime), "run", "--allow-precompiled", *cli_flags(),
+                                                       str(app_cwasm)], "hello", "hello, world"),
+            ("wasmbuild run -c pass (whole process)", [*me, str(artifact), "--", "-c", "pass"], "pass", None),
+            ("wasmbuild run --engine api -c pass", [*me, "--engine", "api", str(artifact), "--", "-c", "pass"],
+             "pass", None),
+        ]
+        timings = []
+        for label, argv, ref, expect in rows:
+            log.info(f"▶ {label}")
+            timings.append(Timing(label, time_command(argv, runs, cwd=work, expect=expect), ref))
+        raw = app.read_bytes()
+        sizes = (len(raw), len(gzip.compress(raw, 9, mtime=0)), wasm.stat().st_size)
+    print()
+    print(f"CPython {version} for WASI: {artifact.name}; native: {native}; wasmtime: {wasmtime}; {runs} runs each")
+    for line in table(timings):
+        print(line)
+    print(f"bundle hello.wasm: {sizes[0] / 1e6:.1f} MB raw, {sizes[1] / 1e6:.1f} MB gzipped "
+          f"(python.wasm alone: {sizes[2] / 1e6:.1f} MB, standard library as files beside it)")
+    return timings
