@@ -19,6 +19,7 @@ from wasmbuild.download import DownloadError, Fetched, Sources, fetch
 from wasmbuild.errors import BuildError, ChecksumError, RecipeError
 from wasmbuild.process import run
 from wasmbuild.recipe import Download, project_root
+from wasmbuild.record import FETCH
 from wasmbuild.schema import DOWNLOAD, Field, ListOf, MapOf, Sha256, load_document
 from wasmbuild.toolchain import hosttools
 
@@ -115,7 +116,7 @@ class Built:
         return sorted(self.lib.provides.items())
 
 
-SOURCE_KEYS = ("file", "sha256", "route", "url", "tools")
+SOURCE_KEYS = ("file", "sha256", "url", FETCH, "tools")
 # Environment that does not change what a library build makes (where tools are found, how emcc is configured).
 KEY_IGNORED = frozenset({"PATH", "EM_CONFIG", "EMSDK_PYTHON", "PKG_CONFIG_LIBDIR"})
 # Every library is built with this fixed SOURCE_DATE_EPOCH, whatever CPython it is for (2000-01-01 UTC).
@@ -136,6 +137,12 @@ def build(lib: Library, *, cache_root: Path, sources: Sources, target: str, tool
     def record(source: dict[str, Any]) -> dict[str, Any]:
         # One key order whether the source was just fetched or read back from the cache stamp (which a JSON
         # writer may have sorted): the build record, and so the archive, must not depend on the cache's state.
+        source = dict(source)
+        if FETCH not in source and "route" in source:  # a stamp written before the record named inputs by identity
+            source[FETCH] = {"route": source.pop("route"), "url": source.get("url")}
+        # The input's identity: its canonical url (upstream, or Debian's path of a repacked source).
+        source["url"] = (lib.repack.url if lib.repack and source.get("file") == lib.repack.name
+                         else lib.source.url)
         ordered = {k: source[k] for k in SOURCE_KEYS if k in source}
         if "tools" in ordered:
             ordered["tools"] = [hosttools.ordered_record(t) for t in ordered["tools"]]
@@ -145,7 +152,8 @@ def build(lib: Library, *, cache_root: Path, sources: Sources, target: str, tool
         stamp = cache.read_stamp(entry) or {}
         return Built(lib, prefix, record(stamp.get("source", {})))
     got, item = fetch_source(lib, cache_root, sources)
-    source: dict[str, Any] = {"file": item.name, "sha256": item.sha256, "route": got.route, "url": got.url}
+    source: dict[str, Any] = {"file": item.name, "sha256": item.sha256, "url": item.url,
+                              FETCH: {"route": got.route, "url": got.url}}
     tools = hosttools.ensure(lib.repack_tools if item is lib.repack else (), project_root(), cache_root, sources)
     if tools:
         source["tools"] = [t.record() for t in tools]

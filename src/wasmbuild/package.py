@@ -90,10 +90,15 @@ def check_no_build_paths(tree: Path, needles: list[str]) -> None:
                 )
 
 
+# Beside each archive: where this build fetched its inputs. It depends on the route, so it is not a release file
+# and SHA256SUMS leaves it out (the same inputs by any route give the same SHA256SUMS).
+PROVENANCE_SUFFIX = ".provenance.json"
+
+
 def update_sha256sums(dist: Path) -> Path:
     lines = []
     for path in sorted(dist.iterdir()):
-        if path.is_file() and path.name.startswith("cpython-") and not path.name.startswith("."):
+        if path.is_file() and path.name.startswith("cpython-") and not path.name.endswith(PROVENANCE_SUFFIX):
             lines.append(f"{cache.sha256_file(path)}  {path.name}\n")
     out = dist / "SHA256SUMS"
     atomic_write(out, "".join(lines))
@@ -113,6 +118,7 @@ def package(ctx: Context, staged: StagedTree) -> Artifact:
     data = record.to_json()
     ctx.dist.mkdir(parents=True, exist_ok=True)
     archive = ctx.dist / f"{name}.tar.gz"
+    write_json(ctx.dist / f"{name}{PROVENANCE_SUFFIX}", record.provenance(archive.name))
     outputs = [archive, *([ctx.dist / debug_name] if debug_name else []), ctx.dist / dev_name,
                ctx.dist / f"{name}.BUILD.json"]
     packaged = staged.entry / "packaged.json"

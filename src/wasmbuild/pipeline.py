@@ -28,7 +28,7 @@ from wasmbuild.files import write_json
 from wasmbuild.patching import apply_patches, patch_records
 from wasmbuild.process import capture, require_tool, run
 from wasmbuild.recipe import Recipe, TargetOptions
-from wasmbuild.record import RECORD_FORMAT, BuildRecord
+from wasmbuild.record import FETCH, RECORD_FORMAT, BuildRecord
 from wasmbuild.targets.base import HostSettings, options_key
 
 if TYPE_CHECKING:
@@ -299,8 +299,8 @@ def assemble_record(ctx: Context, staged: StagedTree, debug_name: str | None, de
         recipe=r.file.name,
         source_date_epoch=r.source_date_epoch,
         inputs=[
-            {"name": r.source.name, "role": "cpython-source", "url": source.url, "route": source.route,
-             "upstream_url": r.source.url, "sha256": r.source.sha256, "size": r.source.size},
+            {"name": r.source.name, "role": "cpython-source", "url": r.source.url, "sha256": r.source.sha256,
+             "size": r.source.size, FETCH: {"route": source.route, "url": source.url}},
             *({"role": "toolchain", **i} for i in tc.inputs),
             *({"role": "library", **lib} for lib in staged.extra.get("libraries", [])),
         ],

@@ -3,6 +3,11 @@
 Its fields are documented once, in FIELDS (the README's table is checked against it). The record's JSON is the
 archive's first member and its bytes are part of the artifact: field order and content are fixed, and a change
 to either needs a new RECORD_FORMAT.
+
+The record names every input by identity (name, sha256, size, canonical url), never by where this build fetched
+it from: the same inputs give the same archive whatever route fetched them. Where each input came from (the
+`fetch` of an input while the record is assembled) goes to the provenance file beside the archive instead
+(`split_provenance`).
 """
 
 from __future__ import annotations
@@ -10,19 +15,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-RECORD_FORMAT = 1
+RECORD_FORMAT = 2
+# Format 2: inputs by identity only; route and fetched-from url moved to the provenance file.
+PROVENANCE_FORMAT = 1
+# The key under which an input carries how this build fetched it ({"route", "url"}): never in the record.
+FETCH = "fetch"
 RECORD_NAME = "BUILD.json"
 
 # Every top-level field, in the record's order, with its meaning (the README's table shows this).
 FIELDS: dict[str, str] = {
-    "format": "record format version (1)",
+    "format": "record format version (2)",
     "wasmbuild": "version of the tool that made it",
     "python": "what was built: `implementation` (`cpython`) and `version` (`3.13.15`)",
     "target": "the target's `name` (`wasi`, `emscripten`) and `triple` (`wasm32-wasip1`)",
     "recipe": "the recipe file it was built from (`cpython-3.13.yaml`)",
     "source_date_epoch": "the fixed timestamp used for every mtime",
-    "inputs": "every input: name, role, `url` it was fetched from, `route` (`upstream`, `mirror-dir`, `debian`), "
-              "`sha256`, `size`",
+    "inputs": "every input by identity: name, role, canonical `url` (upstream, or `debian:<pool path>` for a "
+              "Debian package), `sha256`, `size` (where this build fetched each one: the provenance file)",
     "toolchain": "name, version, route (`release`, `debian`, `path`), components, its inputs (and its patches)",
     "build_python": "the native compiler (`cc`) and machine (`host`) of the build-python",
     "patches": "file, sha256, reason, upstream link of each CPython patch",
@@ -54,4 +63,26 @@ class BuildRecord:
     format: int = RECORD_FORMAT
 
     def to_json(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in FIELDS}
+        """BUILD.json's content: every field, inputs by identity only."""
+        return split_provenance({name: getattr(self, name) for name in FIELDS})[0]
+
+    def provenance(self, archive: str) -> dict[str, Any]:
+        """The provenance file's content: how this build fetched each input (route and url), by identity."""
+        return {"format": PROVENANCE_FORMAT, "artifact": archive,
+                "inputs": split_provenance({name: getattr(self, name) for name in FIELDS})[1]}
+
+
+def split_provenance(value: Any) -> tuple[Any, list[dict[str, Any]]]:
+    """`value` without any input's FETCH entry, and those entries as {name, sha256, route, url} (record order)."""
+    found: list[dict[str, Any]] = []
+
+    def walk(v: Any) -> Any:
+        if isinstance(v, dict):
+            if isinstance(v.get(FETCH), dict):
+                found.append({"name": v.get("name") or v.get("file"), "sha256": v.get("sha256"), **v[FETCH]})
+            return {k: walk(x) for k, x in v.items() if k != FETCH}
+        if isinstance(v, list):
+            return [walk(x) for x in v]
+        return v
+
+    return walk(value), found

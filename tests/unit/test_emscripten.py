@@ -379,7 +379,8 @@ def test_release_route_installs_the_layout(release, archive, cache_root, http_se
                       "FROZEN_CACHE": False}
     # What was recorded.
     sha = hashlib.sha256(archive).hexdigest()
-    assert tc.inputs == [{"name": ARCHIVE, "sha256": sha, "size": None, "route": "upstream", "url": url}]
+    assert tc.inputs == [{"name": ARCHIVE, "sha256": sha, "size": None, "url": url,
+                          "fetch": {"route": "upstream", "url": url}}]
     assert tc.components == {"emscripten": "3.1.69", "llvm": "19", "binaryen": "120", "node": "20.1.0"}
     record = tc.record()
     assert record["route"] == "release" and record["inputs"] == tc.inputs
@@ -409,8 +410,7 @@ def test_release_route_uses_the_mirror_dir(release, archive, cache_root, tmp_pat
     mirror.mkdir()
     (mirror / ARCHIVE).write_bytes(archive)
     tc = emsdk.provision(manifest, cache_root, Sources(mirror_dir=mirror, upstream=False), route="release")
-    assert tc.inputs[0]["route"] == "mirror-dir"
-    assert tc.inputs[0]["url"] == (mirror / ARCHIVE).as_uri()
+    assert tc.inputs[0]["fetch"] == {"route": "mirror-dir", "url": (mirror / ARCHIVE).as_uri()}
     assert http_server.requests == []
 
 

@@ -304,7 +304,8 @@ def test_build_installs_into_a_cache_entry(foo, cache_root, tmp_path, http_serve
     assert (built.prefix / "jobs.txt").read_text() == "3\n"
     assert (built.prefix / "host.txt").read_text() == "wasm32-unknown-emscripten\n"
     # Record, stamp and configure variables.
-    source = {"file": "foo-1.0.tar.gz", "sha256": lib.source.sha256, "route": "upstream", "url": lib.source.url}
+    source = {"file": "foo-1.0.tar.gz", "sha256": lib.source.sha256, "url": lib.source.url,
+              "fetch": {"route": "upstream", "url": lib.source.url}}
     assert built.record == {"name": "foo", "version": "1.0", "license": "MIT", **source}
     stamp = cache.read_stamp(entry)
     assert stamp["source"] == source and cache.is_valid(entry, stamp["key"])
@@ -347,7 +348,9 @@ def test_build_records_the_repack_it_used(tmp_path, cache_root, http_server, bui
     assert (built.prefix / "include" / "foo.h").is_file()
     assert built.record["file"] == "foo_1.0.orig.tar.gz"
     assert built.record["sha256"] == lib.repack.sha256
-    assert built.record["url"] == http_server.url(f"/debian/{REPACK_PATH}")
+    # By identity: Debian's pool path of the repacked source; the mirror it came from is the fetch's.
+    assert built.record["url"] == f"debian:{REPACK_PATH}"
+    assert built.record["fetch"] == {"route": "debian", "url": http_server.url(f"/debian/{REPACK_PATH}")}
 
 
 def test_a_repack_that_needs_host_tools_gets_the_pinned_ones_first_on_path(tmp_path, cache_root, http_server,

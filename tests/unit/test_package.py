@@ -31,6 +31,8 @@ def test_sha256sums_lists_only_cpython_files_sorted(dist):
         "cpython-3.13.15-wasm32-wasip1.tar.gz": b"archive",
         "cpython-3.13.15-wasm32-wasip1-debuginfo.tar.gz": b"debug",
         "cpython-3.13.15-wasm32-wasip1.BUILD.json": b"{}\n",
+        # Where this build fetched its inputs: route-dependent, so not a release file.
+        "cpython-3.13.15-wasm32-wasip1.provenance.json": b'{"inputs": []}\n',
         "cpython-3.12.9-wasm32-wasip1.tar.gz": b"older",
         "README.txt": b"not an artifact",
         "notes-cpython-3.13.txt": b"prefix matters",
@@ -43,7 +45,7 @@ def test_sha256sums_lists_only_cpython_files_sorted(dist):
     out = update_sha256sums(dist)
     assert out == dist / "SHA256SUMS"
     text = out.read_text()
-    listed = sorted(n for n in files if n.startswith("cpython-"))
+    listed = sorted(n for n in files if n.startswith("cpython-") and not n.endswith(".provenance.json"))
     assert text == "".join(f"{sha(files[n])}  {n}\n" for n in listed)
     names = [line.split("  ", 1)[1] for line in text.splitlines()]
     assert names == sorted(names) == [

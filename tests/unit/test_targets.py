@@ -17,10 +17,11 @@ import pytest
 
 from wasmbuild import pipeline
 from wasmbuild.download import Fetched, Sources
+from wasmbuild.files import json_text
 from wasmbuild.libs import Built, Library
 from wasmbuild.pipeline import BuildPython, Context, HostBuild, SourceTree
 from wasmbuild.recipe import Download, load_recipe, project_root
-from wasmbuild.record import FIELDS, RECORD_FORMAT
+from wasmbuild.record import FIELDS, RECORD_FORMAT, split_provenance
 from wasmbuild.targets import TARGET_NAMES, TARGETS, artifact_target, get_target
 from wasmbuild.targets.base import PathMap
 from wasmbuild.targets.emscripten import PRE_JS, PRE_JS_NAME
@@ -55,7 +56,8 @@ def make_ctx(tmp_path: Path, target: str, **options) -> Context:
 
 def toolchain(tmp_path: Path, name: str) -> Toolchain:
     return Toolchain(name, "1.0", tmp_path / "cache" / "toolchains" / name, "release", {"clang": "19"},
-                     [{"name": f"{name}.tar.gz", "sha256": "1" * 64, "size": 1, "route": "upstream", "url": "u"}])
+                     [{"name": f"{name}.tar.gz", "sha256": "1" * 64, "size": 1, "url": "u",
+                       "fetch": {"route": "upstream", "url": "u"}}])
 
 
 def library(tmp_path: Path, name: str = "zlib") -> Built:
@@ -402,16 +404,41 @@ def test_the_record_is_assembled_from_the_step_results(tmp_path, target_name):
     assert record["target"] == {"name": target_name, "triple": ctx.target.triple}
     assert record["recipe"] == "cpython-3.13.yaml"
     source, toolchain_input = record["inputs"][:2]
-    assert source["role"] == "cpython-source" and source["url"] == "https://python.example/Python.tgz"
-    assert source["sha256"] == ctx.recipe.source.sha256 and source["upstream_url"] == ctx.recipe.source.url
+    assert source["role"] == "cpython-source" and source["url"] == ctx.recipe.source.url  # not the fetched url
+    assert source["sha256"] == ctx.recipe.source.sha256 and "fetch" not in source and "route" not in source
     assert toolchain_input["role"] == "toolchain" and toolchain_input["name"] == f"{target_name}.tar.gz"
-    assert record["toolchain"] == host.toolchain.record()
+    assert record["toolchain"] == split_provenance(host.toolchain.record())[0]
     assert record["build_python"]["cc"] == "gcc 12"
     assert record["patches"] == host.source.patches and record["configure"] == host.configure
     assert record["stdlib"]["pyc"] == "unchecked-hash"
     wasm = record["artifact"]["python.wasm"]
     assert wasm["size"] == (staged.tree / "python.wasm").stat().st_size and wasm["stripped"] is True
     assert record["artifact"]["launcher"] == "python.sh"
+
+
+@pytest.mark.parametrize("target_name", TARGET_NAMES)
+def test_the_same_inputs_fetched_by_another_route_give_the_same_record(tmp_path, target_name):
+    ctx = make_ctx(tmp_path, target_name)
+    host = fake_host(tmp_path, ctx, target_name)
+    staged = pipeline.stage(ctx, get_target(target_name), host)
+    first = pipeline.assemble_record(ctx, staged, "debug.tar.gz", "dev.tar.gz")
+    # The same bytes again: CPython from a Debian mirror, the toolchain archive from a mirror directory.
+    mirror_src = dataclasses.replace(host.source, fetched=Fetched(host.source.fetched.path, "debian",
+                                                                  "http://mirror.invalid/pool/Python.tgz"))
+    tc = dataclasses.replace(host.toolchain, inputs=[{**host.toolchain.inputs[0],
+                                                       "fetch": {"route": "mirror-dir", "url": "file:///m/x"}}])
+    other_host = dataclasses.replace(host, source=mirror_src, toolchain=tc)
+    second = pipeline.assemble_record(ctx, dataclasses.replace(staged, host=other_host), "debug.tar.gz",
+                                      "dev.tar.gz")
+    assert json_text(first.to_json()) == json_text(second.to_json())
+    assert "mirror" not in json_text(second.to_json()) and "fetch" not in json_text(second.to_json())
+    # Where they came from is the provenance file's.
+    prov = second.provenance("a.tar.gz")
+    assert prov["artifact"] == "a.tar.gz"
+    assert prov["inputs"][0] == {"name": ctx.recipe.source.name, "sha256": ctx.recipe.source.sha256,
+                                 "route": "debian", "url": "http://mirror.invalid/pool/Python.tgz"}
+    assert {"name": f"{target_name}.tar.gz", "sha256": "1" * 64, "route": "mirror-dir",
+            "url": "file:///m/x"} in prov["inputs"]
 
 
 def test_the_readme_documents_every_record_field():

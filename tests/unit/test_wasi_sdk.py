@@ -127,10 +127,11 @@ def test_release_route_installs_into_the_cache(release, cache_root, http_server,
     assert (tc.path / "share" / "wasi-sysroot" / "lib" / "wasm32-wasip1" / "libc.a").is_file()
     assert not (tc.path / TOP).exists()  # strip_components: 1
     wasi_sdk.check_layout(tc.path, "test")
-    assert tc.inputs == [{"name": TARBALL, "sha256": sha, "size": None, "route": "upstream", "url": url}]
+    assert tc.inputs == [{"name": TARBALL, "sha256": sha, "size": None, "url": url,
+                          "fetch": {"route": "upstream", "url": url}}]
     record = tc.record()
     assert record["route"] == "release" and record["components"] == {"llvm": "19"}
-    assert record["inputs"][0]["route"] == "upstream"
+    assert record["inputs"][0]["fetch"]["route"] == "upstream"
     stamp = cache.read_stamp(tc.path)
     assert stamp == {"key": key, "route": "release", "fetch_route": "upstream", "url": url}
     assert no_compiler == [tc.path]
@@ -143,7 +144,7 @@ def test_second_call_reuses_the_cache_without_the_network(release, cache_root, h
     second = wasi_sdk.provision(manifest, cache_root, Sources(), route="release")
     assert second.path == first.path
     assert second.inputs == first.inputs
-    assert second.inputs[0]["route"] == "upstream" and second.inputs[0]["url"] == url
+    assert second.inputs[0]["fetch"] == {"route": "upstream", "url": url} and second.inputs[0]["url"] == url
     assert http_server.hits(f"/releases/{TARBALL}") == 1
     assert no_compiler == [first.path]  # not checked again either
 
@@ -202,8 +203,7 @@ def test_release_route_uses_the_mirror_dir_when_upstream_is_off(release, cache_r
     mirror.mkdir()
     (mirror / TARBALL).write_bytes(data)
     tc = wasi_sdk.provision(manifest, cache_root, Sources(mirror_dir=mirror, upstream=False), route="release")
-    assert tc.inputs[0]["route"] == "mirror-dir"
-    assert tc.inputs[0]["url"] == (mirror / TARBALL).as_uri()
+    assert tc.inputs[0]["fetch"] == {"route": "mirror-dir", "url": (mirror / TARBALL).as_uri()}
     assert http_server.requests == []
 
 
@@ -246,7 +246,7 @@ def test_auto_offline_skips_the_release_route(release, cache_root, http_server, 
     mirror.mkdir()
     (mirror / TARBALL).write_bytes(data)
     tc = wasi_sdk.provision(manifest, cache_root, Sources(upstream=False, mirror_dir=mirror), route="auto")
-    assert tc.route == "release" and tc.inputs[0]["route"] == "mirror-dir"
+    assert tc.route == "release" and tc.inputs[0]["fetch"]["route"] == "mirror-dir"
     assert http_server.requests == []
 
 
@@ -360,7 +360,7 @@ def test_auto_reuses_a_cached_release_sdk_offline(release, cache_root, http_serv
     built = wasi_sdk.provision(manifest, cache_root, Sources(), route="release")
     tc = wasi_sdk.provision(manifest, cache_root, Sources(upstream=False), route="auto")
     assert (tc.route, tc.path) == ("release", built.path)
-    assert tc.inputs[0]["route"] == "upstream" and tc.inputs[0]["url"] == url
+    assert tc.inputs[0]["fetch"]["route"] == "upstream" and tc.inputs[0]["url"] == url
     assert http_server.hits(f"/releases/{TARBALL}") == 1
 
 

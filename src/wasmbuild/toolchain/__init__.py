@@ -20,6 +20,7 @@ from wasmbuild.download import Sources, fetch
 from wasmbuild.errors import ChecksumError, DownloadError, ToolchainError, UsageError
 from wasmbuild.names import ROUTES  # the one list (the command line offers it without importing this package)
 from wasmbuild.recipe import Download, ReleaseAsset, ToolchainManifest
+from wasmbuild.record import FETCH
 
 
 def check_route(route: str) -> None:
@@ -100,17 +101,18 @@ def install_release(manifest: ToolchainManifest, cache_root: Path, sources: Sour
     if asset is None:
         raise ToolchainError(no_release_message(manifest), hint=hint)
     entry, key = entry_key(asset)
-    record = {"name": asset.download.name, "sha256": asset.download.sha256, "size": asset.download.size}
+    record = {"name": asset.download.name, "sha256": asset.download.sha256, "size": asset.download.size,
+              "url": asset.download.url}
     if cache.is_valid(entry, key):
         stamp = cache.read_stamp(entry) or {}
-        return entry, [{**record, "route": stamp.get("fetch_route", "cache"),
-                        "url": stamp.get("url", asset.download.url)}]
+        return entry, [{**record, FETCH: {"route": stamp.get("fetch_route", "cache"),
+                                          "url": stamp.get("url", asset.download.url)}}]
     release_sources = Sources(mirror_dir=sources.mirror_dir, debian_mirror=None, upstream=sources.upstream)
     got = fetch(asset.download, cache_root, release_sources)
     with cache.fresh_entry(entry, key, route="release", fetch_route=got.route, url=got.url) as root:
         extract_tarball(got.path, root, strip_components=asset.strip_components)
         install(root)
-    return entry, [{**record, "route": got.route, "url": got.url}]
+    return entry, [{**record, FETCH: {"route": got.route, "url": got.url}}]
 
 
 def install_debian(manifest: ToolchainManifest, cache_root: Path, sources: Sources, entry: Path, key: str,
