@@ -211,6 +211,23 @@ def _parser() -> argparse.ArgumentParser:
     bu.add_argument("--dist-dir", type=_path, default=None, help="where the artifact is built (default: ./dist)")
     bu.add_argument("--jobs", "-j", type=_positive_int, default=os.cpu_count() or 1)
 
+    v = sub.add_parser("verify", help="check an artifact archive against its BUILD.json, SHA256SUMS, release.json "
+                       "and SBOM beside it; --rebuild rebuilds it in a fresh cache and compares the bytes")
+    v.add_argument("artifact", type=_path, help="a cpython-<version>-<triple>.tar.gz archive")
+    v.add_argument("--rebuild", action="store_true",
+                   help="rebuild it from the recipe its record names (fresh temporary cache) and compare the bytes")
+    v.add_argument("--keep", type=_path, metavar="DIR", help="with --rebuild: copy the rebuild's files here when "
+                   "they differ")
+    _add_fetch_options(v)
+
+    rp = sub.add_parser("reproduce", help="two cold builds (the second as another user, in another directory, "
+                        "umask 077, another TZ and locale, another clock with faketime) compared file by file")
+    rp.add_argument("--target", choices=TARGET_NAMES, default="wasi")
+    rp.add_argument("--user", type=_nonempty, help="the second build's user (default as root: nobody)")
+    rp.add_argument("--keep", action="store_true", help="keep both builds' directories")
+    _add_common(rp)
+    rp.add_argument("--jobs", "-j", type=_positive_int, default=os.cpu_count() or 1)
+
     sub.add_parser("versions", help="list the supported CPython versions and targets")
     return parser
 
@@ -423,6 +440,43 @@ def cmd_bundle(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    from wasmbuild.verify import verify
+
+    fetch_args: list[str] = []
+    for flag, value in (("--mirror-dir", args.mirror_dir), ("--debian-mirror", args.debian_mirror),
+                        ("--wasi-sdk-path", args.wasi_sdk_path), ("--node", args.node)):
+        if value is not None:
+            fetch_args += [flag, str(value)]
+    if args.offline:
+        fetch_args.append("--offline")
+    if args.toolchain_route != "auto":
+        fetch_args += ["--toolchain-route", args.toolchain_route]
+    if args.keep is not None and not args.rebuild:
+        raise UsageError("--keep is for --rebuild", hint="add --rebuild, or leave out --keep")
+    verify(args.artifact, rebuild=args.rebuild, fetch_args=fetch_args, keep=args.keep)
+    return 0
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from wasmbuild.recipe import project_root, select_recipe
+    from wasmbuild.reproduce import reproduce
+
+    _check_route(args)
+    root = project_root()
+    recipe = select_recipe(root, args.python)  # an unknown version is refused before anything is built
+    build_args = ["--target", args.target, "--python", recipe.version, "--jobs", str(args.jobs),
+                  "--toolchain-route", args.toolchain_route]
+    for flag, value in (("--mirror-dir", args.mirror_dir), ("--debian-mirror", args.debian_mirror),
+                        ("--wasi-sdk-path", args.wasi_sdk_path), ("--node", args.node)):
+        if value is not None:
+            build_args += [flag, str(value)]
+    if args.offline:
+        build_args.append("--offline")
+    reproduce(build_args, user=args.user, keep=args.keep, root=root)
+    return 0
+
+
 def cmd_versions(args: argparse.Namespace) -> int:
     from wasmbuild.recipe import available_recipes, load_recipe, project_root
 
@@ -496,7 +550,7 @@ def cmd_test(args: argparse.Namespace) -> int:
 COMMANDS = {"bench": cmd_bench, "build": cmd_build, "matrix": cmd_matrix, "test": cmd_test,
             "toolchain": cmd_toolchain, "run": cmd_run,
             "smoke-test": cmd_smoke_test, "versions": cmd_versions, "link": cmd_link,
-            "bundle": cmd_bundle}
+            "bundle": cmd_bundle, "verify": cmd_verify, "reproduce": cmd_reproduce}
 
 
 def _terminate(signum: int, frame: object) -> None:  # noqa: ARG001

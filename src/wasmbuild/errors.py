@@ -95,3 +95,9 @@ class TestSuiteError(WasmbuildError):
 
     __test__ = False  # not a pytest test class
     exit_code = 12
+
+
+class VerifyError(WasmbuildError):
+    """An artifact does not match what is published with it (sums, index, SBOM), or its rebuild differs."""
+
+    exit_code = 13

@@ -1,5 +1,6 @@
 """`wasmbuild matrix`: every supported CPython version x target (or a selection): build, smoke test, test suite.
-One row each, every row run even when another fails; the rows go to reports/matrix.json and a table."""
+One row each, every row run even when another fails; the rows go to reports/matrix.json and a table. The rows that
+passed go into the release: an SBOM per artifact and dist/release.json (wasmbuild.index), listed in SHA256SUMS."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ def run_matrix(recipes: list[Recipe], targets: list[str] | None, context: Callab
     """Build, smoke-test and test each recipe x target (`targets`: only these); `context` makes each row's
     Context (its errors fail that row). Returns the rows; raises WasmbuildError naming the failed rows."""
     rows = []
+    released: list[tuple[dict[str, Any], str, dict[str, Any]]] = []  # (record, archive name, test counts)
     start = time.monotonic()
     for recipe in recipes:
         for target_name in recipe.targets:
@@ -53,11 +55,15 @@ def run_matrix(recipes: list[Recipe], targets: list[str] | None, context: Callab
                 row["tests"] = {"selection": "all" if run.selection == "all" else "ci subset", **run.counts}
                 run.check()
                 row["result"] = "ok"
+                released.append((artifact.record.to_json(), artifact.archive.name, row["tests"]))
             except WasmbuildError as exc:
                 row["result"] = f"error: {str(exc).splitlines()[0]}"
                 log.info(f"error: {exc}")
             row["minutes"] = round((time.monotonic() - t0) / 60, 1)
             rows.append(row)
+    if released:
+        index = write_release(dist, released)
+        log.info(f"release: {index} and {len(released)} SBOM(s), listed in {dist / 'SHA256SUMS'}")
     write_json(report_dir / "matrix.json", {"rows": rows, "subset": suite.subset,
                                             "minutes": round((time.monotonic() - start) / 60, 1)})
     log.info("")
@@ -72,3 +78,21 @@ def run_matrix(recipes: list[Recipe], targets: list[str] | None, context: Callab
         raise WasmbuildError(f"{len(failed)} of {len(rows)} matrix rows failed: "
                              + ", ".join(f"{r['python']} {r['target']}" for r in failed))
     return rows
+
+
+def write_release(dist: Path, released: list[tuple[dict[str, Any], str, dict[str, Any]]]) -> Path:
+    """An SBOM per released artifact, the release index over them, then SHA256SUMS (listing both)."""
+    from wasmbuild.index import SBOM_SUFFIX, entry, wasmbuild_commit, write_index
+    from wasmbuild.package import update_sha256sums
+    from wasmbuild.recipe import project_root
+    from wasmbuild.sbom import licenses_from_project, write_sbom
+
+    root = project_root()
+    licenses = licenses_from_project(root)
+    entries = []
+    for record, archive, tests in released:
+        write_sbom(record, dist / archive, dist / (archive.removesuffix(".tar.gz") + SBOM_SUFFIX), licenses)
+        entries.append(entry(dist, record, archive, tests))
+    index = write_index(dist, entries, wasmbuild_commit(root))
+    update_sha256sums(dist)
+    return index

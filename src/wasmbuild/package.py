@@ -14,6 +14,7 @@ from wasmbuild import cache, log
 from wasmbuild.archive import write_deterministic_tar_gz
 from wasmbuild.errors import BuildError
 from wasmbuild.files import atomic_write, json_text, write_json
+from wasmbuild.index import INDEX_NAME
 from wasmbuild.kit import artifact_prefix_sysconfig
 from wasmbuild.process import capture
 from wasmbuild.record import RECORD_NAME
@@ -98,7 +99,8 @@ PROVENANCE_SUFFIX = ".provenance.json"
 def update_sha256sums(dist: Path) -> Path:
     lines = []
     for path in sorted(dist.iterdir()):
-        if path.is_file() and path.name.startswith("cpython-") and not path.name.endswith(PROVENANCE_SUFFIX):
+        if path.is_file() and (path.name == INDEX_NAME or path.name.startswith("cpython-")
+                               and not path.name.endswith(PROVENANCE_SUFFIX)):
             lines.append(f"{cache.sha256_file(path)}  {path.name}\n")
     out = dist / "SHA256SUMS"
     atomic_write(out, "".join(lines))
@@ -133,6 +135,8 @@ def package(ctx: Context, staged: StagedTree) -> Artifact:
             log.info(f"✓ {archive.name}: up to date in {ctx.dist}")
             return Artifact(archive, record, staged)
     with log.step(f"Package {name}.tar.gz"):
+        # dist/ changes: a release index written before no longer describes it (nox -s release writes a new one).
+        (ctx.dist / INDEX_NAME).unlink(missing_ok=True)
         write_json(staged.tree / RECORD_NAME, data)
         write_deterministic_tar_gz(archive, staged.tree, name, ctx.recipe.source_date_epoch, first=[RECORD_NAME])
         if debug_name:

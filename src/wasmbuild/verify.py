@@ -1,0 +1,281 @@
+"""`wasmbuild verify ARTIFACT [--rebuild]`: check an artifact archive against what is published beside it, and
+optionally rebuild it from its recipe in a fresh cache and compare the bytes.
+
+Checks (each one printed; missing companion files are reported as not checked, never as passed):
+  - the archive opens, its first file is BUILD.json, and the record's python.wasm sha256 and size match the member;
+  - `<name>.BUILD.json` beside it has the same bytes as the member;
+  - `SHA256SUMS` beside it lists the archive (and its -dev / -debuginfo companions present) with their sha256;
+  - `release.json` beside it lists the archive with its sha256, size and BUILD.json sha256;
+  - `<name>.cdx.json` (the SBOM) names the archive's sha256 and lists every input of the record by sha256.
+With --rebuild: `wasmbuild build` of the record's CPython version and target by the record's toolchain route, in a
+fresh temporary cache and dist/, then a byte comparison of the archive and its companions; differing files are
+named with their differing members (and diffoscope's report where diffoscope is installed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from wasmbuild import cache, log
+from wasmbuild.errors import ArchiveError, UsageError, VerifyError
+from wasmbuild.record import RECORD_NAME
+
+
+@dataclass
+class Report:
+    passed: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def check(self, ok: bool, what: str, detail: str = "") -> None:
+        (self.passed if ok else self.failed).append(what if ok or not detail else f"{what}: {detail}")
+        log.info(f"  {'✓' if ok else '✕'} {what}" + (f": {detail}" if detail and not ok else ""))
+
+    def skip(self, what: str) -> None:
+        self.skipped.append(what)
+        log.info(f"  - {what}")
+
+
+@dataclass(frozen=True)
+class Contents:
+    """What the archive holds: its top directory, the BUILD.json member's bytes, member name -> sha256."""
+
+    top: str
+    record_bytes: bytes
+    members: dict[str, str]
+
+    @property
+    def record(self) -> dict[str, Any]:
+        return json.loads(self.record_bytes)
+
+
+def read_archive(path: Path) -> Contents:
+    """Hash every member of a wasmbuild archive; ArchiveError when it is not one."""
+    if not path.is_file():
+        raise UsageError(f"artifact not found: {path}", hint="give the path of a cpython-*.tar.gz archive")
+    members: dict[str, str] = {}
+    record_bytes = None
+    first_file = None
+    try:
+        with tarfile.open(path, "r:gz") as tar:
+            for m in tar:
+                if not m.isfile():
+                    members[m.name] = f"<{'dir' if m.isdir() else 'link:' + m.linkname}>"
+                    continue
+                f = tar.extractfile(m)
+                data = f.read() if f else b""
+                members[m.name] = hashlib.sha256(data).hexdigest()
+                if first_file is None:
+                    first_file = m.name
+                    if m.name.endswith("/" + RECORD_NAME) and m.name.count("/") == 1:
+                        record_bytes = data
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise ArchiveError(f"{path}: not a readable archive ({exc})", hint="download it again") from None
+    if record_bytes is None or first_file is None:
+        raise ArchiveError(f"{path}: its first file is not <top>/{RECORD_NAME}: not a wasmbuild artifact",
+                           hint="give an archive made by wasmbuild (cpython-<version>-<triple>.tar.gz)")
+    try:
+        json.loads(record_bytes)
+    except ValueError:
+        raise ArchiveError(f"{path}: its {RECORD_NAME} is not valid JSON", hint="download it again") from None
+    return Contents(first_file.split("/", 1)[0], record_bytes, members)
+
+
+def _sums(path: Path) -> dict[str, str]:
+    out = {}
+    for line in path.read_text().splitlines():
+        digest, _, name = line.partition("  ")
+        if name:
+            out[name.strip()] = digest.strip()
+    return out
+
+
+def check_published(archive: Path, contents: Contents, report: Report) -> None:
+    """Every check of the module docstring but the rebuild."""
+    record = contents.record
+    name = archive.name.removesuffix(".tar.gz")
+    digest = cache.sha256_file(archive)
+    size = archive.stat().st_size
+    dist = archive.parent
+    log.info(f"{archive.name}: sha256 {digest}, {size} bytes; CPython {record.get('python', {}).get('version')} "
+             f"for {record.get('target', {}).get('triple')}")
+
+    wasm = record.get("artifact", {}).get("python.wasm", {})
+    member = contents.members.get(f"{contents.top}/python.wasm")
+    report.check(member is not None and member == wasm.get("sha256"), "python.wasm matches the record's sha256",
+                 f"record {wasm.get('sha256')}, archive {member}")
+
+    beside = dist / f"{name}.BUILD.json"
+    if beside.is_file():
+        report.check(beside.read_bytes() == contents.record_bytes, f"{beside.name} is the archive's {RECORD_NAME}",
+                     "the bytes differ")
+    else:
+        report.skip(f"{beside.name}: not beside the archive (not checked)")
+
+    companions = [c for c in (record.get("artifact", {}).get(k) for k in ("dev", "debuginfo")) if c]
+    sums_file = dist / "SHA256SUMS"
+    if sums_file.is_file():
+        sums = _sums(sums_file)
+        report.check(sums.get(archive.name) == digest, f"SHA256SUMS lists {archive.name} with its sha256",
+                     f"SHA256SUMS says {sums.get(archive.name, 'nothing')}")
+        for comp in companions:
+            if (dist / comp).is_file():
+                report.check(sums.get(comp) == cache.sha256_file(dist / comp), f"SHA256SUMS lists {comp} with its "
+                             "sha256", f"SHA256SUMS says {sums.get(comp, 'nothing')}")
+    else:
+        report.skip("SHA256SUMS: not beside the archive (not checked)")
+
+    index_file = dist / "release.json"
+    if index_file.is_file():
+        try:
+            index = json.loads(index_file.read_text())
+            entries = [a for a in index.get("artifacts", []) if a.get("file") == archive.name]
+        except (ValueError, AttributeError):
+            entries = None
+        if not entries:
+            report.check(False, "release.json lists the archive", "malformed index" if entries is None
+                         else "no entry for it")
+        else:
+            e = entries[0]
+            report.check((e.get("sha256"), e.get("size")) == (digest, size),
+                         "release.json gives the archive's sha256 and size", f"index says {e.get('sha256')}, "
+                         f"{e.get('size')} bytes")
+            report.check(e.get("build_json_sha256") == hashlib.sha256(contents.record_bytes).hexdigest(),
+                         f"release.json gives the sha256 of the archive's {RECORD_NAME}", "it differs")
+    else:
+        report.skip("release.json: not beside the archive (not checked)")
+
+    sbom_file = dist / f"{name}.cdx.json"
+    if sbom_file.is_file():
+        check_sbom(sbom_file, digest, record, report)
+    else:
+        report.skip(f"{sbom_file.name}: no SBOM beside the archive (not checked)")
+
+
+def _hashes(component: dict[str, Any]) -> set[str]:
+    return {h.get("content", "") for h in component.get("hashes", []) if h.get("alg") == "SHA-256"}
+
+
+def check_sbom(path: Path, digest: str, record: dict[str, Any], report: Report) -> None:
+    try:
+        sbom = json.loads(path.read_text())
+        subject = sbom["metadata"]["component"]
+        listed = set().union(*(_hashes(c) for c in sbom.get("components", [])))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        report.check(False, f"{path.name} is a CycloneDX SBOM", "not readable as one")
+        return
+    report.check(digest in _hashes(subject), f"{path.name} describes this archive (its sha256)",
+                 f"it describes {', '.join(sorted(_hashes(subject))) or 'no hash'}")
+    wanted = {i["sha256"] for i in record.get("inputs", []) if i.get("sha256")}
+    wanted |= {p["sha256"] for p in record.get("patches", []) if p.get("sha256")}
+    missing = sorted(wanted - listed)
+    report.check(not missing, f"{path.name} lists every input and patch of the record ({len(wanted)})",
+                 f"{len(missing)} missing, e.g. {missing[:1]}")
+
+
+# --- --rebuild -------------------------------------------------------------------------------------------------
+
+
+def compare_archives(ours: Contents, theirs: Contents, limit: int = 20) -> list[str]:
+    """Member-level differences of two archives (added, removed, changed), at most `limit` lines."""
+    lines = []
+    for name in sorted(set(ours.members) | set(theirs.members)):
+        a, b = ours.members.get(name), theirs.members.get(name)
+        if a != b:
+            lines.append(f"{name}: " + ("only in the given archive" if b is None else "only in the rebuild"
+                                        if a is None else "content differs"))
+    return lines[:limit] + ([f"... {len(lines) - limit} more"] if len(lines) > limit else [])
+
+
+def rebuild_argv(record: dict[str, Any], cache_dir: Path, dist: Path, fetch_args: Sequence[str]) -> list[str]:
+    """The `wasmbuild build` command that rebuilds `record`'s artifact (its version, target, toolchain route)."""
+    route = record.get("toolchain", {}).get("route", "auto")
+    argv = [sys.executable, "-m", "wasmbuild", "build", "--target", record["target"]["name"], "--python",
+            record["python"]["version"], "--cache-dir", str(cache_dir), "--dist-dir", str(dist), "--no-smoke-test"]
+    if route in ("release", "debian") and "--toolchain-route" not in fetch_args:
+        argv += ["--toolchain-route", route]
+    return [*argv, *fetch_args]
+
+
+def rebuild_and_compare(archive: Path, contents: Contents, fetch_args: Sequence[str], report: Report,
+                        keep: Path | None = None) -> None:
+    from wasmbuild.recipe import available_recipes, load_recipe, project_root
+
+    record = contents.record
+    root = project_root()
+    recipes = {p.name: p for p in available_recipes(root).values()}
+    file = recipes.get(record.get("recipe", ""))
+    version = record["python"]["version"]
+    if file is None or load_recipe(file, root / "patches").version != version:
+        raise UsageError(f"this wasmbuild has no recipe {record.get('recipe')} for CPython {version} (the "
+                         f"artifact's record names it)",
+                         hint=f"check out the wasmbuild {record.get('wasmbuild')} that made the artifact")
+    if record.get("toolchain", {}).get("route") == "path" and "--wasi-sdk-path" not in fetch_args:
+        raise UsageError("the artifact was built with a local WASI SDK (toolchain route 'path')",
+                         hint="give the same SDK with --wasi-sdk-path to rebuild it")
+    work = Path(tempfile.mkdtemp(prefix="wasmbuild-verify-"))
+    try:
+        argv = rebuild_argv(record, work / "cache", work / "dist", fetch_args)
+        log.info(f"▶ rebuilding in a fresh cache: {' '.join(argv)}")
+        code = subprocess.run(argv, stdin=subprocess.DEVNULL, check=False).returncode
+        if code != 0:
+            raise VerifyError(f"the rebuild failed (exit {code}); its output is above",
+                              hint="fix what it names and run verify --rebuild again")
+        dist = work / "dist"
+        names = [archive.name, *(c for c in (record["artifact"].get(k) for k in ("dev", "debuginfo")) if c)]
+        differing = []
+        for name in names:
+            given = archive.parent / name
+            if not given.is_file():
+                report.skip(f"{name}: not beside the archive (rebuild not compared)")
+                continue
+            same = cache.sha256_file(given) == cache.sha256_file(dist / name)
+            report.check(same, f"rebuild: {name} is byte-identical", "it differs")
+            if not same:
+                differing.append(name)
+                try:
+                    lines = compare_archives(read_archive(given) if name != archive.name else contents,
+                                             read_archive(dist / name))
+                except ArchiveError as exc:
+                    lines = [f"(members not compared: {exc.args[0]})"]
+                for line in lines:
+                    log.info(f"      {line}")
+        if differing and shutil.which("diffoscope"):
+            for name in differing:
+                out = archive.parent / f"{name}.diffoscope.txt"
+                subprocess.run(["diffoscope", "--text", str(out), str(archive.parent / name), str(dist / name)],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, check=False)
+                log.info(f"      diffoscope: {out}")
+        elif differing:
+            log.info("      (install diffoscope for a full report of the differences)")
+        if keep is not None and differing:
+            shutil.copytree(dist, keep, dirs_exist_ok=True)
+            log.info(f"      the rebuild's files: {keep}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def verify(archive: Path, *, rebuild: bool, fetch_args: Sequence[str] = (), keep: Path | None = None) -> Report:
+    archive = archive.expanduser().resolve()
+    contents = read_archive(archive)
+    report = Report()
+    check_published(archive, contents, report)
+    if rebuild:
+        rebuild_and_compare(archive, contents, fetch_args, report, keep)
+    if report.failed:
+        raise VerifyError(f"{archive.name}: {len(report.failed)} check(s) failed:\n"
+                          + "\n".join(f"  - {f}" for f in report.failed),
+                          hint="do not use this artifact; download it again from the release, or rebuild it")
+    log.info(f"✓ {archive.name}: {len(report.passed)} checks passed"
+             + (f", {len(report.skipped)} not checked (files missing)" if report.skipped else ""))
+    return report
