@@ -435,3 +435,32 @@ def test_test_modules_left_out_of_the_artifact_are_named_from_the_stdlib_exclusi
                "test/support/x.py", "test/libregrtest")
     assert left_out_tests(exclude) == ["test_idle", "test_tkinter", "test_ttk"]
     assert left_out_tests(()) == []
+
+
+# --- the rerun of unexpected failures ----------------------------------------------------------------------------
+
+
+def test_an_unexpected_failure_that_passes_alone_is_flaky_and_keeps_its_first_result(expectations):
+    results = {"test_grammar": result("failed", "failed (1 failure)"), "test_os": result("failed", "failed (1 error)"),
+               "test_json": result("crashed", "Exit code 1")}
+    asked = []
+
+    def rerun(names):
+        asked.append(names)
+        return {"test_grammar": result("passed"), "test_json": result("failed", "failed (2 failures)")}
+
+    assert regrtest.apply_rerun(results, expectations, rerun) == ["test_grammar"]
+    assert asked == [["test_grammar", "test_json"]]  # test_os fails as expected: not rerun
+    assert results["test_grammar"] == {"status": "passed", "detail": "", "first_run": "failed (failed (1 failure))"}
+    assert results["test_json"]["status"] == "crashed"  # still failing: the first result stands
+    comparison = compare(results, expectations)
+    assert comparison.unexpected == ["test_json: expected passed, got crashed (Exit code 1)"]
+
+
+def test_nothing_is_rerun_when_all_is_as_expected_or_too_much_failed(expectations):
+    def rerun(names):
+        raise AssertionError("no rerun expected")
+
+    assert regrtest.apply_rerun({"test_os": result("failed")}, expectations, rerun) == []
+    many = {f"test_m{i}": result("failed") for i in range(regrtest.MAX_RERUN + 1)}
+    assert regrtest.apply_rerun(many, expectations, rerun) == []

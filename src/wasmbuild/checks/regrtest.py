@@ -14,6 +14,7 @@ import shlex
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -115,6 +116,35 @@ def run_regrtest(build_python: Path, python_cmd: list[str], work: Path, *, jobs:
 
 
 
+# A test module that fails unexpectedly is run once more, alone (-j1): one that then ends as expected is reported
+# as flaky (its first result kept in the results), not as a failure. More failures than this are not rerun: that
+# is a broken artifact, not a flaky test.
+MAX_RERUN = 5
+
+
+def unexpected_failures(results: dict[str, dict[str, str]], exp: Expectations) -> list[str]:
+    """The modules that failed or crashed where the expectations say they end otherwise."""
+    return sorted(n for n, r in results.items() if r["status"] in {"failed", "crashed"}
+                  and exp.expected(n) != r["status"] and not (exp.expected(n) == "crashed" and r["status"] == "failed"))
+
+
+def apply_rerun(results: dict[str, dict[str, str]], exp: Expectations,
+                rerun: Callable[[list[str]], dict[str, dict[str, str]]]) -> list[str]:
+    """Rerun the unexpected failures (at most MAX_RERUN of them) with `rerun`; a module that then ends as expected
+    takes its rerun result, with `first_run` saying how it ended first. Returns those flaky modules."""
+    failing = unexpected_failures(results, exp)
+    if not failing or len(failing) > MAX_RERUN:
+        return []
+    again = rerun(failing)
+    flaky = []
+    for n in failing:
+        if n in again and again[n]["status"] == exp.expected(n):
+            first = results[n]
+            results[n] = {**again[n], "first_run": f"{first['status']} ({first.get('detail', '')})".replace(" ()", "")}
+            flaky.append(n)
+    return flaky
+
+
 def expectations_file(ctx: Context) -> Path:
     return ctx.root / "tests" / "expectations" / f"{ctx.target.name}-{ctx.recipe.short_version}.yaml"
 
@@ -190,7 +220,20 @@ def run_suite(ctx: Context, target: Target, archive: Path, build_python: Path, *
                                                      log_file=log_file)
     if not results:
         raise TestSuiteError(f"regrtest ran no test modules (exit {code}); see {log_file}")
+    rerun_log = report_dir / f"{name}-rerun.log"
+    rerun_log.unlink(missing_ok=True)
+
+    def rerun(failing: list[str]) -> dict[str, dict[str, str]]:
+        with log.step(f"regrtest: {', '.join(failing)} once more, alone (log: {rerun_log})"), \
+                tempfile.TemporaryDirectory(prefix="wasmbuild-regrtest-") as tmp2:
+            again, *_ = run_regrtest(build_python, python_cmd, Path(tmp2), jobs=1, timeout=timeout, tests=failing,
+                                     extra=[], log_file=rerun_log)
+        return again
+
+    flaky = apply_rerun(results, exp, rerun)
     comparison = compare(results, exp, complete=not selected)
+    comparison.notes.extend(f"flaky: {n} ended {results[n]['first_run']} first and {results[n]['status']} when "
+                            f"run again alone (log: {rerun_log})" for n in flaky)
     c = counts(results)
     expected_failures = sum(1 for n, r in results.items() if r["status"] in {"failed", "crashed"}
                             and exp.expected(n) == r["status"])
@@ -211,6 +254,7 @@ def run_suite(ctx: Context, target: Target, archive: Path, build_python: Path, *
         "counts": c,
         "tests": {n: {**r, "expected": exp.expected(n)} for n, r in sorted(results.items())},
         "unexpected": comparison.unexpected,
+        "flaky": flaky,
         "notes": comparison.notes,
     }
     out = report_dir / f"{name}.json"
