@@ -394,8 +394,9 @@ def run_artifact(artifact: Path, args: Sequence[str], cache_root: Path, *,
                  timeout: float | None = None, max_memory: int | None = None, private_lib: bool = False,
                  engine: str = "auto") -> int:
     """`wasmbuild run`: the current directory as / unless --dir says otherwise. `engine` "api" always runs the
-    guest in this process (wasmtime's Python API); "auto" hands a plain run to the wasmtime CLI (exec_wasm). With `private_lib`, the guest
-    gets its own linked copy of the standard library (parallel test workers must not see each other's writes).
+    guest in this process (wasmtime's Python API); "auto" hands a plain run to the wasmtime CLI (exec_wasm). With
+    `private_lib`, the guest gets its own linked copy of the standard library (parallel test workers must not see
+    each other's writes).
     A `.wasm` file (a bundle: wasmbuild bundle) runs as it is, with the given directories and environment."""
     mounts = list(dirs) if dirs is not None else [(Path.cwd(), "/")]
     for host, _ in mounts:

@@ -95,7 +95,8 @@ def test_a_difference_fails_names_the_file_and_keeps_both_builds(monkeypatch, tm
     monkeypatch.setattr(reproduce.tempfile, "mkdtemp", lambda prefix: str(tmp_path / "work"))
     (tmp_path / "work").mkdir()
     monkeypatch.setattr(reproduce, "python_for", lambda user, work, root: ["/py"])
-    monkeypatch.setattr(reproduce.shutil, "which", lambda name, **k: None if name == "diffoscope" else f"/usr/bin/{name}")
+    monkeypatch.setattr(reproduce.shutil, "which",
+                        lambda name, **k: None if name == "diffoscope" else f"/usr/bin/{name}")
     fake_builds(monkeypatch, {"record.json": b"B: built at 12:00", "same": b"x"})
     with pytest.raises(VerifyError, match="1 of 2 files differ between the two builds: record.json"):
         reproduce.reproduce([], user=None, keep=False, root=tmp_path)

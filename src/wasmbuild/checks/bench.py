@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,7 +67,8 @@ def table(timings: Sequence[Timing]) -> list[str]:
     return lines
 
 
-def bench_wasi(artifact: Path, native: Path, wasmtime: Path, bundle_app: Path, version: str, runs: int,
+def bench_wasi(artifact: Path, native: Path, wasmtime: Path, bundle_app: Callable[[Path, Path], None], version: str,
+               runs: int,
                cache_root: Path) -> list[Timing]:
     """Time every row (see the module docstring) and print the table; `bundle_app(hello.py, out.wasm)` makes the
     bundle. Returns the timings."""
