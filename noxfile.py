@@ -69,6 +69,14 @@ def run(session: nox.Session) -> None:
 
 
 @nox.session
+def download(session: nox.Session) -> None:
+    """Fetch a released artifact, verify it against the release's index and SHA256SUMS, unpack it
+    (args: --python 3.13, --target emscripten, --from URL|DIR, --release TAG, -o DIR, --dev)."""
+    _install(session)
+    session.run("python", "-m", "wasmbuild", "download", *session.posargs)
+
+
+@nox.session
 def tests(session: nox.Session) -> None:
     """Unit tests, then integration tests (real build + artifact). Args go to pytest."""
     _install(session, "dev")
@@ -85,10 +93,15 @@ def unit(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff on everything; mypy on the package and this file (pyproject's [tool.mypy])."""
+    """ruff on everything; mypy on the package and this file (pyproject's [tool.mypy]); actionlint on the GitHub
+    Actions workflows, with shellcheck on their `run:` scripts (both from the dev extra, found on the venv's PATH)."""
     _install(session, "dev")
     session.run("ruff", "check", "src", "tests", "noxfile.py")
     session.run("mypy")
+    workflows = sorted(str(p.relative_to(ROOT)) for p in (ROOT / ".github" / "workflows").glob("*.yml"))
+    if not workflows:
+        session.error("no workflows under .github/workflows/")
+    session.run("actionlint", *workflows)
 
 
 @nox.session(name="bench-wasi")
@@ -96,3 +109,11 @@ def bench_wasi(session: nox.Session) -> None:
     """Print `-c pass` timings (module compile cold, cached, in-process) for a built WASI artifact."""
     _install(session)
     session.run("python", "-m", "wasmbuild", "bench", *session.posargs)
+
+
+@nox.session
+def reproduce(session: nox.Session) -> None:
+    """Two cold builds of the WASI 3.13 artifact (the second as another user, in another directory, umask 077,
+    another time zone, locale and clock) compared file by file (args: --python, --target, --keep ...)."""
+    _install(session)
+    session.run("python", "-m", "wasmbuild", "reproduce", *session.posargs)

@@ -1,4 +1,4 @@
-"""Command line: `python -m wasmbuild build|run|smoke-test|toolchain|versions`.
+"""Command line: `python -m wasmbuild build|run|smoke-test|toolchain|download|versions`.
 
 Every WasmbuildError is caught here, once: `error: <message>` and its exit code. Environment variables that are
 set but empty count as unset (as XDG_CACHE_HOME does).
@@ -227,6 +227,23 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--keep", action="store_true", help="keep both builds' directories")
     _add_common(rp)
     rp.add_argument("--jobs", "-j", type=_positive_int, default=os.cpu_count() or 1)
+
+    dl = sub.add_parser("download", help="fetch a released artifact, check it against the release's index and "
+                        "SHA256SUMS, and unpack it (with --dev, its -dev archive too)")
+    dl.add_argument("--python", metavar="VERSION", help="CPython version: 3.13 or 3.13.15 (default: the newest the "
+                    "release has)")
+    dl.add_argument("--target", choices=TARGET_NAMES, default="wasi")
+    dl.add_argument("--release", type=_nonempty, metavar="TAG",
+                    help="a release of the project's repository (default: the latest); not with --from")
+    dl.add_argument("--from", dest="location", type=_nonempty, metavar="URL|DIR",
+                    help="a release location: the http(s) base url of the directory holding release.json, or a "
+                    "local directory (default: the project's repository, when pyproject.toml names one)")
+    dl.add_argument("-o", "--output", type=_path, default=None, metavar="DIR",
+                    help="where the archive is kept and unpacked (default: the current directory)")
+    dl.add_argument("--dev", action="store_true",
+                    help="also the -dev archive (static libraries to link against), unpacked into the same tree")
+    dl.add_argument("--cache-dir", type=_path, help="cache directory, for the partial file of an interrupted "
+                    "transfer (env WASMBUILD_CACHE_DIR; default ~/.cache/wasmbuild)")
 
     sub.add_parser("versions", help="list the supported CPython versions and targets")
     return parser
@@ -477,6 +494,26 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_download(args: argparse.Namespace) -> int:
+    from wasmbuild.release import check_requested, default_location, download_release, how_to_run, location_from
+
+    if args.location is not None and args.release is not None:
+        raise UsageError("--release names a release of the project's repository; --from names the location itself",
+                         hint="give one of them (a release's url for --from ends in .../releases/download/TAG/)")
+    # Every option is checked before the network is used or anything is written.
+    check_requested(args.python)
+    location = location_from(args.location) if args.location is not None else default_location(args.release)
+    out_dir = (args.output or Path.cwd()).expanduser().resolve()
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"-o {out_dir} is a file, not a directory", hint="name a directory (it is created if missing)")
+    installed = download_release(location, python=args.python, target=args.target, out_dir=out_dir, dev=args.dev,
+                                 cache_root=_cache_root(args))
+    for line in how_to_run(installed):
+        log.info(line)
+    print(installed.root)
+    return 0
+
+
 def cmd_versions(args: argparse.Namespace) -> int:
     from wasmbuild.recipe import available_recipes, load_recipe, project_root
 
@@ -550,7 +587,7 @@ def cmd_test(args: argparse.Namespace) -> int:
 COMMANDS = {"bench": cmd_bench, "build": cmd_build, "matrix": cmd_matrix, "test": cmd_test,
             "toolchain": cmd_toolchain, "run": cmd_run,
             "smoke-test": cmd_smoke_test, "versions": cmd_versions, "link": cmd_link,
-            "bundle": cmd_bundle, "verify": cmd_verify, "reproduce": cmd_reproduce}
+            "bundle": cmd_bundle, "verify": cmd_verify, "reproduce": cmd_reproduce, "download": cmd_download}
 
 
 def _terminate(signum: int, frame: object) -> None:  # noqa: ARG001

@@ -3,13 +3,22 @@
 The sha256 is the identity of an input; urls are only hints. `fetch()` tries, in order: a verified copy
 already in the cache, the upstream url, a local mirror directory, the Debian archive of the configured
 mirror. Nothing unverified is ever returned.
+
+An interrupted transfer is resumed: the bytes received so far stay in the temporary file, and the next attempt
+hashes them and asks the server for the rest (`Range: bytes=N-`), appending on `206 Partial Content` and starting
+over on a plain `200`. Within one call the retries resume; with `partial=` (a stable path) a later call does too:
+`fetch()` keeps them beside the cache entry (`.<name>.partial`), `wasmbuild download` under the cache's
+`releases/partial/`. Bytes whose final hash does not match are deleted.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
+import errno
 import hashlib
 import os
+import re
 import shutil
 import time
 import urllib.parse
@@ -20,6 +29,7 @@ from typing import TYPE_CHECKING
 from wasmbuild import log
 from wasmbuild.cache import sha256_file
 from wasmbuild.errors import ChecksumError, DownloadError, UsageError
+from wasmbuild.files import atomic_open
 from wasmbuild.recipe import Download
 
 # requests is imported where a download starts: commands that never download (wasmbuild run) start faster.
@@ -42,6 +52,10 @@ class _Permanent(DownloadError):
     """Not worth retrying (4xx, no such host, bad url, too large, checksum mismatch)."""
 
 
+class NotFound(_Permanent):
+    """The url names nothing there (HTTP 404 or 410, no such file)."""
+
+
 def min_rate() -> int:
     """MIN_RATE, or WASMBUILD_MIN_RATE (bytes/s) when set; 0 disables the check."""
     value = os.environ.get("WASMBUILD_MIN_RATE", "").strip()
@@ -61,10 +75,11 @@ def min_rate() -> int:
 class _RateGuard:
     """Aborts (retryably) a transfer averaging under `rate` bytes/s over the last RATE_WINDOW seconds."""
 
-    def __init__(self, url: str, rate: int, total: int | None) -> None:
+    def __init__(self, url: str, rate: int, total: int | None, start: int = 0) -> None:
         self.url, self.rate, self.total = url, rate, total
         self.window = RATE_WINDOW
-        self.samples = collections.deque([(time.monotonic(), 0)])  # (time, bytes so far), oldest first
+        # (time, bytes so far), oldest first; `start` bytes were kept from an earlier attempt (a resumed transfer).
+        self.samples = collections.deque([(time.monotonic(), start)])
 
     def check(self, got: int) -> None:
         if not self.rate:
@@ -142,6 +157,11 @@ def _verify_stream_target(tmp: Path, url: str, sha256: str, size: int | None, di
         )
 
 
+def _client_error(url: str, response: requests.Response) -> _Permanent:
+    cls = NotFound if response.status_code in (404, 410) else _Permanent
+    return cls(f"{url}: HTTP {response.status_code} {response.reason}")
+
+
 def _content_length(response: requests.Response) -> int | None:
     try:
         return int(response.headers["Content-Length"])
@@ -149,13 +169,42 @@ def _content_length(response: requests.Response) -> int | None:
         return None
 
 
+_CONTENT_RANGE = re.compile(r"^\s*bytes\s+(?:(\d+)-\d+|\*)/(\d+|\*)\s*$")
+
+
+def _content_range(response: requests.Response) -> tuple[int | None, int | None]:
+    """(first byte, total length) of a Content-Range header, each None when absent or unknown."""
+    m = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
+    if not m:
+        return None, None
+    return (int(m[1]) if m[1] else None), (int(m[2]) if m[2] != "*" else None)
+
+
+def _kept(tmp: Path, limit: int) -> tuple[int, hashlib._Hash]:
+    """The bytes an earlier attempt left in `tmp` (their count and their hash), to resume from. More than the limit
+    (a different file) are deleted."""
+    digest = hashlib.sha256()
+    try:
+        have = tmp.stat().st_size if tmp.is_file() else 0
+    except OSError:
+        have = 0
+    if have > limit:
+        tmp.unlink(missing_ok=True)
+        return 0, digest
+    if have:
+        with open(tmp, "rb") as kept:
+            while block := kept.read(CHUNK * 16):
+                digest.update(block)
+    return have, digest
+
+
 def _fetch_once(url: str, tmp: Path, sha256: str, size: int | None, label: str, *, max_size: int | None = None,
                 rate: int = 0) -> None:
     import requests
-    import urllib3
 
     digest = hashlib.sha256()
     got = 0
+    offset = 0  # bytes kept from an earlier attempt that this one resumed from
     limit, limit_text = _limit(size, max_size)
     try:
         parsed = urllib.parse.urlparse(url)
@@ -171,67 +220,136 @@ def _fetch_once(url: str, tmp: Path, sha256: str, size: int | None, label: str, 
                     digest.update(block)
                     got += len(block)
                     if got > limit:
+                        tmp.unlink(missing_ok=True)
                         raise _Permanent(f"{url}: more than {limit_text}")
                     out.write(block)
         except FileNotFoundError:
-            raise _Permanent(f"{url}: no such file") from None
+            raise NotFound(f"{url}: no such file") from None
     else:
+        offset, digest = _kept(tmp, limit)
+        got = offset
+        # A whole file kept (a run stopped after the last byte, before the rename): only its hash is left to check.
+        whole = offset > 0 and offset == size
+        headers = {**HEADERS, "Range": f"bytes={offset}-"} if offset and not whole else HEADERS
         try:
-            response = requests.get(url, stream=True, timeout=TIMEOUT, headers=HEADERS)
+            response = None if whole else requests.get(url, stream=True, timeout=TIMEOUT, headers=headers)
         except requests.exceptions.RequestException as exc:
             raise _request_error(url, exc) from None
-        with response:
-            if 400 <= response.status_code < 500:
-                raise _Permanent(f"{url}: HTTP {response.status_code} {response.reason}")
-            if response.status_code >= 500:
+        with contextlib.nullcontext() if response is None else response:
+            if response is None:
+                pass
+            elif response.status_code == 416 and offset:  # Range Not Satisfiable: we hold the whole file, or junk
+                if _content_range(response)[1] != offset:
+                    tmp.unlink(missing_ok=True)
+                    raise DownloadError(f"{url}: the server cannot resume at byte {offset} (HTTP 416); the kept "
+                                        "bytes were deleted, the next attempt starts over")
+            elif 400 <= response.status_code < 500:
+                raise _client_error(url, response)
+            elif response.status_code >= 500:
                 raise DownloadError(f"{url}: HTTP {response.status_code} {response.reason}")
-            # Raw bytes (decode_content=False): the Content-Length counts them, and they are what is pinned.
-            announced = _content_length(response)
-            if announced is not None and announced > limit:
-                raise _Permanent(f"{url}: more than {limit_text} (the server announces {announced})")
-            total = size if size is not None else announced
-            # read1 returns what has arrived (urllib3 2.x); read() waits for a whole CHUNK (urllib3 1.x).
-            read = getattr(response.raw, "read1", None) or response.raw.read
-            guard = _RateGuard(url, rate, total)
-            progress = log.Progress(label, total)
-            try:
-                with open(tmp, "wb") as out:
-                    while block := read(CHUNK, decode_content=False):
-                        digest.update(block)
-                        got += len(block)
-                        if got > limit:
-                            raise _Permanent(f"{url}: more than {limit_text}")
-                        out.write(block)
-                        progress.update(len(block))
-                        guard.check(got)
-            except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as exc:
-                raise DownloadError(
-                    f"{url}: transfer interrupted after {_progress(got, total)} ({exc.__class__.__name__})"
-                ) from None
-            finally:
-                progress.close()
-            if announced is not None and got < announced:  # urllib3 1.x does not check the Content-Length
-                raise DownloadError(f"{url}: transfer interrupted after {_progress(got, total)} (connection closed)")
+            else:
+                if offset and response.status_code == 206:
+                    first = _content_range(response)[0]
+                    if first != offset:
+                        tmp.unlink(missing_ok=True)
+                        raise DownloadError(f"{url}: asked to resume at byte {offset}, the server sent a range "
+                                            f"starting at {first}; the kept bytes were deleted, the next attempt "
+                                            "starts over")
+                elif offset:  # a plain 200: the server sends the whole file again
+                    offset, digest = 0, hashlib.sha256()
+                got = _receive(url, response, tmp, digest, offset, size, limit, limit_text, label, rate)
     try:
         _verify_stream_target(tmp, url, sha256, size, digest.hexdigest(), got)
     except ChecksumError as exc:
         if size is not None and got < size:
             raise DownloadError(str(exc)) from None  # truncated: a retry may help
+        if offset:  # the kept bytes were not the start of this file: start over
+            tmp.unlink(missing_ok=True)
+            raise DownloadError(f"{exc}\n  (after resuming at byte {offset}: the kept bytes were deleted, the next "
+                                "attempt starts over)") from None
         raise
 
 
+def _receive(url: str, response: requests.Response, tmp: Path, digest: hashlib._Hash, offset: int,
+             size: int | None, limit: int, limit_text: str, label: str, rate: int) -> int:
+    """Stream the body of `response` into `tmp`, after the `offset` bytes kept there (0: from the start), hashing it
+    into `digest`. Returns the byte count of the whole file."""
+    import requests
+    import urllib3
+
+    got = offset
+    # Raw bytes (decode_content=False): the Content-Length counts them, and they are what is pinned.
+    announced = _content_length(response)  # of a 206: the rest of the file
+    end = None if announced is None else offset + announced
+    if end is not None and end > limit:
+        tmp.unlink(missing_ok=True)  # kept bytes of a file that is not this one
+        raise _Permanent(f"{url}: more than {limit_text} (the server announces {end})")
+    total = size if size is not None else end
+    # read1 returns what has arrived (urllib3 2.x); read() waits for a whole CHUNK (urllib3 1.x).
+    read = getattr(response.raw, "read1", None) or response.raw.read
+    guard = _RateGuard(url, rate, total, start=offset)
+    progress = log.Progress(label, total)
+    if offset:
+        log.info(f"  resuming {label} at byte {offset}" + (f" of {total}" if total is not None else ""))
+        progress.update(offset)
+    try:
+        with open(tmp, "ab" if offset else "wb") as out:
+            while block := read(CHUNK, decode_content=False):
+                digest.update(block)
+                got += len(block)
+                if got > limit:
+                    tmp.unlink(missing_ok=True)
+                    raise _Permanent(f"{url}: more than {limit_text}")
+                out.write(block)
+                progress.update(len(block))
+                guard.check(got)
+    except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as exc:
+        raise DownloadError(
+            f"{url}: transfer interrupted after {_progress(got, total)} ({exc.__class__.__name__})"
+        ) from None
+    finally:
+        progress.close()
+    if end is not None and got < end:  # urllib3 1.x does not check the Content-Length
+        raise DownloadError(f"{url}: transfer interrupted after {_progress(got, total)} (connection closed)")
+    return got
+
+
+def _place(tmp: Path, dest: Path) -> None:
+    """Rename `tmp` to `dest`; across file systems (a partial file kept in the cache), copy then rename."""
+    try:
+        tmp.replace(dest)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        with open(tmp, "rb") as src, atomic_open(dest) as out:
+            shutil.copyfileobj(src, out, CHUNK * 16)
+        tmp.unlink()
+
+
+def _missing_folders(path: Path) -> list[Path]:
+    """`path` and its parents that do not exist yet, deepest first."""
+    return [d for d in (path, *path.parents) if not d.exists()]
+
+
 def download(url: str, dest: Path, sha256: str, size: int | None = None, *, max_size: int | None = None,
-             retries: int = RETRIES) -> Path:
+             retries: int = RETRIES, partial: Path | None = None) -> Path:
     """Download `url` to `dest`, verified. `dest` appears only when the bytes match.
 
-    At most `size` (exact) or `max_size` bytes are accepted, MAX_UNSIZED when neither is given. A failure leaves
-    no file behind, nor the folders this call created."""
+    At most `size` (exact) or `max_size` bytes are accepted, MAX_UNSIZED when neither is given. A retry resumes
+    the interrupted transfer. `partial`: a stable path (the caller holds a lock on it) where the bytes received so
+    far stay when this call fails or is interrupted, for the next call to resume from; they are deleted when they
+    are known to be wrong (a hash mismatch, more bytes than expected, a refused range). Without `partial`, a failure
+    leaves no file behind. Nor does it leave the folders this call created (unless they hold the partial file)."""
     rate = min_rate()
-    created = [d for d in (dest.parent, *dest.parent.parents) if not d.exists()]
+    created = _missing_folders(dest.parent)
     dest.parent.mkdir(parents=True, exist_ok=True)
     for stale in dest.parent.glob(f".{dest.name}.part-*"):  # left by a killed run (we hold the cache lock)
         stale.unlink(missing_ok=True)
-    tmp = dest.with_name(f".{dest.name}.part-{os.getpid()}")
+    created_partial: list[Path] = []
+    if partial is not None:
+        created_partial = _missing_folders(partial.parent)
+        partial.parent.mkdir(parents=True, exist_ok=True)
+    tmp = partial or dest.with_name(f".{dest.name}.part-{os.getpid()}")
     delay = BACKOFF
     last: DownloadError | None = None
     done = False
@@ -239,10 +357,13 @@ def download(url: str, dest: Path, sha256: str, size: int | None = None, *, max_
         for attempt in range(1, retries + 1):
             try:
                 _fetch_once(url, tmp, sha256, size, dest.name, max_size=max_size, rate=rate)
-                tmp.replace(dest)
+                _place(tmp, dest)
                 done = True
                 return dest
-            except (_Permanent, ChecksumError):
+            except ChecksumError:
+                tmp.unlink(missing_ok=True)  # wrong bytes: nothing to resume from
+                raise
+            except _Permanent:
                 raise
             except DownloadError as exc:
                 last = exc
@@ -253,9 +374,62 @@ def download(url: str, dest: Path, sha256: str, size: int | None = None, *, max_
         assert last is not None
         raise last
     finally:
-        tmp.unlink(missing_ok=True)
+        if partial is None or (tmp.is_file() and tmp.stat().st_size == 0):
+            tmp.unlink(missing_ok=True)
         if not done:
             _remove_empty(created)
+            _remove_empty(created_partial)
+
+
+def _read_once(url: str, limit: int) -> bytes:
+    import requests
+    import urllib3
+
+    try:
+        response = requests.get(url, stream=True, timeout=TIMEOUT, headers=HEADERS)
+    except requests.exceptions.RequestException as exc:
+        raise _request_error(url, exc) from None
+    with response:
+        if 400 <= response.status_code < 500:
+            raise _client_error(url, response)
+        if response.status_code >= 500:
+            raise DownloadError(f"{url}: HTTP {response.status_code} {response.reason}")
+        announced = _content_length(response)
+        if announced is not None and announced > limit:
+            raise _Permanent(f"{url}: more than {limit} bytes (the server announces {announced})")
+        body = bytearray()
+        try:
+            while block := response.raw.read(CHUNK, decode_content=False):
+                body += block
+                if len(body) > limit:
+                    raise _Permanent(f"{url}: more than {limit} bytes")
+        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as exc:
+            raise DownloadError(f"{url}: transfer interrupted after {_progress(len(body), announced)} "
+                                f"({exc.__class__.__name__})") from None
+        if announced is not None and len(body) < announced:
+            raise DownloadError(f"{url}: transfer interrupted after {_progress(len(body), announced)} "
+                                "(connection closed)")
+    return bytes(body)
+
+
+def read_url(url: str, limit: int, *, retries: int = RETRIES) -> bytes:
+    """A small http(s) document that no hash pins (a release index, its SHA256SUMS), in memory: at most `limit`
+    bytes, retried as download() retries. NotFound when the server has no such file."""
+    delay = BACKOFF
+    last: DownloadError | None = None
+    for attempt in range(1, retries + 1):
+        try:
+            return _read_once(url, limit)
+        except _Permanent:
+            raise
+        except DownloadError as exc:
+            last = exc
+            if attempt < retries:
+                log.warn(f"{exc}; retrying in {delay:.1f}s ({attempt}/{retries})")
+                time.sleep(delay)
+                delay *= 2
+    assert last is not None
+    raise last
 
 
 def _remove_empty(folders: list[Path]) -> None:
@@ -321,7 +495,9 @@ def fetch(item: Download, cache_root: Path, sources: Sources, *, primary_route: 
     for route, url in candidate_urls(item, sources, primary_route=primary_route):
         log.info(f"  fetching {item.name} ({route}): {url}")
         try:
-            download(url, dest, item.sha256, item.size, max_size=getattr(item, "max_size", None))
+            # The partial file is per input (its sha256), whatever the route: any route's bytes complete it.
+            download(url, dest, item.sha256, item.size, max_size=getattr(item, "max_size", None),
+                     partial=dest.with_name(f".{dest.name}.partial"))
         except ChecksumError as exc:
             # A mirror serving different bytes is worth reporting loudly, then try the next one.
             log.warn(str(exc))

@@ -74,6 +74,10 @@ RECIPE_SCHEMA: dict[str, Any] = {
     "targets": {},  # one optional TARGET_SCHEMA per registered target: recipe_schema()
 }
 
+# The SPDX licence expression of a toolchain input or patch, e.g. `Apache-2.0 WITH LLVM-exception`: metadata for the
+# SBOM (wasmbuild.sbom.licenses_from_project requires one on every entry and checks it), never part of a cache key.
+LICENSE = Field(str, required=False)
+
 DEB_PACKAGE = {
     "name": str,
     "version": str,
@@ -82,6 +86,7 @@ DEB_PACKAGE = {
     "path": RelPath,
     "sha256": Sha256,
     "size": int,
+    "license": LICENSE,
 }
 
 TOOLCHAIN_SCHEMA = {
@@ -92,10 +97,10 @@ TOOLCHAIN_SCHEMA = {
     # The JavaScript runtime a toolchain needs (Emscripten): the minimum node major version.
     "node": Field({"minimum": int}, required=False),
     # Patches applied to the provisioned toolchain (relative to patches/).
-    "patches": Field(ListOf(PATCH), required=False),
+    "patches": Field(ListOf({**PATCH, "license": LICENSE}), required=False),
     "routes": {
         "release": Field(
-            ListOf({**DOWNLOAD, "platform": str, "strip_components": Field(int, required=False)}),
+            ListOf({**DOWNLOAD, "platform": str, "strip_components": Field(int, required=False), "license": LICENSE}),
             required=False,
         ),
         "debian": Field(
@@ -159,6 +164,8 @@ class Patch:
     rel: str
     reason: str
     upstream: str
+    # The SPDX expression of a toolchain patch (toolchain manifests only; CPython's patches are CPython's).
+    license: str | None = None
 
 
 @dataclass(frozen=True)
@@ -342,6 +349,8 @@ class ToolchainManifest:
     patches: tuple[Patch, ...] = ()
     node_minimum: int | None = None
     data: dict[str, Any] = field(default_factory=dict, repr=False)
+    # sha256 -> SPDX expression of the release archives and Debian packages that declare a `license`.
+    licenses: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 def _load_patches(file: Path, entries: list[dict[str, str]], patches_dir: Path) -> tuple[Patch, ...]:
@@ -353,7 +362,8 @@ def _load_patches(file: Path, entries: list[dict[str, str]], patches_dir: Path) 
                               hint="keep patch files inside patches/")
         if not path.is_file():
             raise RecipeError(f"{file}: patches[{i}].file: patch file not found: {path}")
-        patches.append(Patch(file=path, rel=p["file"], reason=p["reason"], upstream=p["upstream"]))
+        patches.append(Patch(file=path, rel=p["file"], reason=p["reason"], upstream=p["upstream"],
+                             license=p.get("license")))
     return tuple(patches)
 
 
@@ -376,10 +386,14 @@ def load_toolchain(file: Path, patches_dir: Path | None = None) -> ToolchainMani
         release=release,
         debian_platform=debian.get("platform"),
         debian_arch=debian.get("arch"),
-        debian_packages=tuple(DebPackage(**p) for p in debian.get("packages", [])),
+        # The licence is not part of a package's identity (DebPackage is a cache key): kept beside it.
+        debian_packages=tuple(DebPackage(**{k: v for k, v in p.items() if k != "license"})
+                              for p in debian.get("packages", [])),
         patches=_load_patches(file, data.get("patches", []), patches_dir),
         node_minimum=(data.get("node") or {}).get("minimum"),
         data=data,
+        licenses={e["sha256"]: e["license"] for e in [*routes.get("release", []), *debian.get("packages", [])]
+                  if "license" in e},
     )
 
 

@@ -107,10 +107,13 @@ def python_for(user: str | None, work: Path, root: Path) -> list[str]:
 
 
 def _run_as(user: str, argv: list[str], work: Path) -> int:
+    """`argv`'s exit status run as `user` the way the build runs (through sh: setpriv's own exec of a path the
+    user cannot reach may still succeed, the build's exec would not)."""
     pw = pwd.getpwnam(user)
     return subprocess.run(["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--clear-groups", "--",
-                           *argv], cwd=work, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL, env={**os.environ, "HOME": str(work)}, check=False).returncode
+                           "sh", "-c", 'exec "$@"', "sh", *argv], cwd=work, stdin=subprocess.DEVNULL,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "HOME": str(work)},
+                          check=False).returncode
 
 
 def _open_up(path: Path) -> None:

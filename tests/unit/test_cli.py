@@ -365,11 +365,13 @@ def test_matrix_runs_every_valid_recipe_despite_strays(capsys, tmp_path, monkeyp
         archive = tmp_path / "dist" / f"{ctx.recipe.version}-{target.name}.tar.gz"
         archive.parent.mkdir(exist_ok=True)
         archive.write_bytes(b"x")
-        return SimpleNamespace(archive=archive, build_python=SimpleNamespace(python=tmp_path / "python"))
+        return SimpleNamespace(archive=archive, build_python=SimpleNamespace(python=tmp_path / "python"),
+                               record=SimpleNamespace(to_json=lambda: {}))
 
     def fake_suite(*args, **kwargs):
         return SimpleNamespace(selection="all", counts=dict.fromkeys(regrtest.STATUSES, 0), check=lambda: None)
 
+    monkeypatch.setattr("wasmbuild.matrix.write_release", lambda dist, released: dist / "release.json")
     monkeypatch.setattr(pipeline, "build", fake_build)
     monkeypatch.setattr(regrtest, "run_suite", fake_suite)
     code = cli.main(["matrix", "--cache-dir", str(tmp_path / "cache"), "--report-dir", str(tmp_path / "reports"),

@@ -18,6 +18,7 @@ class FakeArtifact:
     def __init__(self, archive):
         self.archive = archive
         self.build_python = type("BP", (), {"python": archive.parent / "python"})()
+        self.record = type("R", (), {"to_json": lambda _: {"archive": archive.name}})()
 
 
 def suite_run(tmp_path, counts, unexpected=()):
@@ -50,6 +51,9 @@ def test_matrix_runs_every_row_and_reports_the_failures(tmp_path, monkeypatch):
                      for t in r.targets]
     monkeypatch.setattr(pipeline, "build", fake_build)
     monkeypatch.setattr(regrtest, "run_suite", fake_test)
+    released = []
+    monkeypatch.setattr("wasmbuild.matrix.write_release",
+                        lambda dist, rows: released.extend(rows) or dist / "release.json")
     reports = tmp_path / "reports"
     reports.mkdir()
     # A stale results file from an earlier run is never reported as this run's.
@@ -67,6 +71,10 @@ def test_matrix_runs_every_row_and_reports_the_failures(tmp_path, monkeypatch):
     assert all(r["result"] == "ok" for k, r in rows.items() if k != (versions[0], "wasi"))
     assert all(r["tests"] == {"selection": "ci subset", "passed": 3, "failed": 1, "crashed": 0, "skipped": 2}
                for r in rows.values())
+    # The rows that passed, and only those, go into the release (SBOMs and release.json).
+    assert sorted(name for _, name, _ in released) == sorted(r["artifact"] for k, r in rows.items()
+                                                             if k != (versions[0], "wasi"))
+    assert all(rec == {"archive": name} and tests["passed"] == 3 for rec, name, tests in released)
 
 
 def test_matrix_can_be_limited_to_one_version_and_target(tmp_path, monkeypatch):
@@ -75,6 +83,7 @@ def test_matrix_can_be_limited_to_one_version_and_target(tmp_path, monkeypatch):
                         FakeArtifact(tmp_path / "a.tar.gz"))
     (tmp_path / "a.tar.gz").write_bytes(b"x")
     monkeypatch.setattr(regrtest, "run_suite", lambda *a, **k: suite_run(tmp_path, dict.fromkeys(regrtest.STATUSES, 0)))
+    monkeypatch.setattr("wasmbuild.matrix.write_release", lambda dist, rows: dist / "release.json")
     newest = max(available_recipes(project_root()), key=lambda v: [int(p) for p in v.split(".")])
     assert cli.main(["matrix", "--cache-dir", str(tmp_path / "c"), "--python", newest, "--target", "emscripten",
                      "--report-dir", str(tmp_path / "r")]) == 0

@@ -17,7 +17,7 @@ import stat
 import sys
 import tempfile
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +37,14 @@ FORMAT = 1
 LAYOUT_VERSION = 1
 MANIFEST = "host-tools.yaml"
 
-_DEB = {"name": str, "version": str, "suite": str, "path": str, "sha256": Sha256, "size": int}
+# `license`: the SPDX expression of a package or wheel, for the SBOM (wasmbuild.sbom); kept out of Tool.data, so
+# out of the tool's cache key.
+_LICENSE = Field(str, required=False)
+_DEB = {"name": str, "version": str, "suite": str, "path": str, "sha256": Sha256, "size": int, "license": _LICENSE}
 TOOL_SCHEMA = {
     "version": str,
-    "pypi": Field({"platform": str, "package": str, "version": str, "filename": str, "sha256": Sha256, "size": int},
-                  required=False),
+    "pypi": Field({"platform": str, "package": str, "version": str, "filename": str, "sha256": Sha256, "size": int,
+                   "license": _LICENSE}, required=False),
     "debian": Field({"platform": str, "packages": ListOf(_DEB)}, required=False),
     "bin": MapOf(str),
     "env": Field(MapOf(str), required=False),
@@ -61,6 +64,8 @@ class Tool:
     name: str
     version: str
     data: dict[str, Any]
+    # sha256 -> SPDX expression of the tool's packages or wheel that declare a `license` (not in `data`).
+    licenses: dict[str, str] = field(default_factory=dict)
 
     @property
     def commands(self) -> tuple[str, ...]:
@@ -93,8 +98,30 @@ def load_tools(file: Path) -> dict[str, Tool]:
         for cmd in t["bin"]:
             if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*", cmd):
                 raise RecipeError(f"{file}: tools.{name}.bin: {cmd!r} is not a command name")
-        tools[name] = Tool(name, t["version"], t)
+        licenses = {e["sha256"]: e["license"] for e in _entries(t) if "license" in e}
+        tools[name] = Tool(name, t["version"], _without_licenses(t), licenses)
     return tools
+
+
+def _entries(data: dict[str, Any]) -> list[dict[str, Any]]:
+    return [data["pypi"]] if data.get("pypi") else list((data.get("debian") or {}).get("packages", []))
+
+
+def _without_licenses(data: dict[str, Any]) -> dict[str, Any]:
+    out = dict(data)
+    if "pypi" in out:
+        out["pypi"] = {k: v for k, v in out["pypi"].items() if k != "license"}
+    if "debian" in out:
+        out["debian"] = {**out["debian"], "packages": [{k: v for k, v in p.items() if k != "license"}
+                                                       for p in out["debian"].get("packages", [])]}
+    return out
+
+
+def input_entries(tool: Tool) -> list[tuple[str, str]]:
+    """(YAML path, sha256) of each file the tool is made from: its wheel or its Debian packages."""
+    if p := tool.data.get("pypi"):
+        return [("pypi", p["sha256"])]
+    return [(f"debian.packages[{i}]", d["sha256"]) for i, d in enumerate(tool.data["debian"]["packages"])]
 
 
 def manifest_file(root: Path) -> Path:
