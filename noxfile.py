@@ -106,7 +106,8 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(name="bench-wasi")
 def bench_wasi(session: nox.Session) -> None:
-    """Print `-c pass` timings (module compile cold, cached, in-process) for a built WASI artifact."""
+    """Start-up side by side: native CPython, python.wasm and a pre-initialised hello bundle under the wasmtime CLI,
+    `wasmbuild run` as a whole process; ratios to native, the bundle's size (args: --python, --runs)."""
     _install(session)
     session.run("python", "-m", "wasmbuild", "bench", *session.posargs)
 
@@ -117,3 +118,10 @@ def reproduce(session: nox.Session) -> None:
     another time zone, locale and clock) compared file by file (args: --python, --target, --keep ...)."""
     _install(session)
     session.run("python", "-m", "wasmbuild", "reproduce", *session.posargs)
+
+
+@nox.session
+def bundle(session: nox.Session) -> None:
+    """One pre-initialised WASI module of an app: nox -s bundle -- app.py -o app.wasm (--module, --artifact ...)."""
+    _install(session)
+    session.run("python", "-m", "wasmbuild", "bundle", *session.posargs)
