@@ -3,9 +3,10 @@ side with native CPython of the same version (the build's own native build-pytho
 numbers; they never assert on time.
 
 Rows (each the median wall time of whole processes, after one warm-up run):
-  native `-c pass`, native hello app              the reference (ratio 1.00x)
-  python.wasm `-c pass` / hello app               the wasmtime CLI, module precompiled (`wasmtime compile`)
-  bundle of the hello app                         the same CLI, precompiled; no preopened directory
+  native `-c pass`, hello app, imports app         the reference (ratio 1.00x)
+  python.wasm `-c pass` / hello / imports app     the wasmtime CLI, module precompiled (`wasmtime compile`)
+  bundles of the hello and the imports app        the same CLI, precompiled; no preopened directory
+  an empty WASI module                            the same CLI: its own start-up, the floor of every wasm row
   `wasmbuild run ART -- -c pass`                  the whole `python -m wasmbuild run` process (default engine)
   `wasmbuild run --engine api ART -- -c pass`     the same through wasmtime's Python API
 and the bundle's size, raw and gzipped.
@@ -28,6 +29,15 @@ from wasmbuild.errors import RunError
 from wasmbuild.runner import cli_flags, precompiled, unpack_artifact, wasi_python
 
 HELLO = 'print("hello, world")\n'
+# An app that does what real apps do at start: import a good part of the standard library. A bundle did these
+# imports at bundle time; natively and with plain python.wasm every start does them.
+IMPORTS = ("import argparse, dataclasses, datetime, decimal, email.parser, json, logging, pathlib, re, "
+           "statistics, typing, urllib.parse\nprint('imported')\n")
+# The smallest WASI command (proc_exit(0)): the wasmtime CLI's own start-up, the floor of every wasm row.
+TRIVIAL_WAT = """(module
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (func (export "_start") (call $exit (i32.const 0))))"""
 
 
 @dataclass(frozen=True)
@@ -76,6 +86,12 @@ def bench_wasi(artifact: Path, native: Path, wasmtime: Path, bundle_app: Callabl
         work = Path(tmp)
         hello = work / "hello.py"
         hello.write_text(HELLO)
+        imports = work / "imports.py"
+        imports.write_text(IMPORTS)
+        import wasmtime as wasmtime_api
+
+        trivial = work / "empty.wasm"
+        trivial.write_bytes(wasmtime_api.wat2wasm(TRIVIAL_WAT))
         root = unpack_artifact(artifact, cache_root)
         wasm = root / "python.wasm"
         cwasm = precompiled(wasmtime, wasm, cache_root)
@@ -86,18 +102,26 @@ def bench_wasi(artifact: Path, native: Path, wasmtime: Path, bundle_app: Callabl
                     *(x for host, guest in dirs for x in ("--dir", f"{host}::{guest}")),
                     *(x for k, v in sorted(env.items()) for x in ("--env", f"{k}={v}")), str(cwasm), *argv[1:]]
 
-        log.info("▶ bundling the hello app")
+        log.info("▶ bundling the hello app and the imports app")
         app = work / "hello.wasm"
         bundle_app(hello, app)
         app_cwasm = precompiled(wasmtime, app, cache_root)
+        imports_app = work / "imports.wasm"
+        bundle_app(imports, imports_app)
+        imports_cwasm = precompiled(wasmtime, imports_app, cache_root)
+        trivial_cwasm = precompiled(wasmtime, trivial, cache_root)
+        aot = [str(wasmtime), "run", "--allow-precompiled", *cli_flags()]
         me = [sys.executable, "-m", "wasmbuild", "run", "--cache-dir", str(cache_root)]
         rows = [
             ("native CPython -c pass", [str(native), "-c", "pass"], "pass", None),
             ("native CPython hello.py", [str(native), str(hello)], "hello", "hello, world"),
             ("python.wasm -c pass (wasmtime CLI, AOT)", cli(["-c", "pass"]), "pass", None),
             ("python.wasm hello.py (wasmtime CLI, AOT)", cli(["/hello.py"]), "hello", "hello, world"),
-            ("bundle hello.wasm (wasmtime CLI, AOT)", [str(wasmtime), "run", "--allow-precompiled", *cli_flags(),
-                                                       str(app_cwasm)], "hello", "hello, world"),
+            ("bundle hello.wasm (wasmtime CLI, AOT)", [*aot, str(app_cwasm)], "hello", "hello, world"),
+            ("native CPython imports.py", [str(native), str(imports)], "imports", "imported"),
+            ("python.wasm imports.py (wasmtime CLI, AOT)", cli(["/imports.py"]), "imports", "imported"),
+            ("bundle imports.wasm (wasmtime CLI, AOT)", [*aot, str(imports_cwasm)], "imports", "imported"),
+            ("empty WASI module (wasmtime CLI, AOT)", [*aot, str(trivial_cwasm)], "pass", None),
             ("wasmbuild run -c pass (whole process)", [*me, str(artifact), "--", "-c", "pass"], "pass", None),
             ("wasmbuild run --engine api -c pass", [*me, "--engine", "api", str(artifact), "--", "-c", "pass"],
              "pass", None),
