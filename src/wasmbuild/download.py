@@ -22,9 +22,10 @@ import re
 import shutil
 import time
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from wasmbuild import log
 from wasmbuild.cache import sha256_file
@@ -36,6 +37,7 @@ from wasmbuild.recipe import Download
 if TYPE_CHECKING:
     import requests
 
+T = TypeVar("T")
 CHUNK = 1 << 16
 TIMEOUT = (15, 60)  # connect, read (seconds): the longest silence tolerated
 MIN_RATE = 16 << 10  # bytes/s averaged over RATE_WINDOW, else the transfer is aborted; WASMBUILD_MIN_RATE, 0 = off
@@ -350,29 +352,21 @@ def download(url: str, dest: Path, sha256: str, size: int | None = None, *, max_
         created_partial = _missing_folders(partial.parent)
         partial.parent.mkdir(parents=True, exist_ok=True)
     tmp = partial or dest.with_name(f".{dest.name}.part-{os.getpid()}")
-    delay = BACKOFF
-    last: DownloadError | None = None
     done = False
+
+    def attempt() -> Path:
+        try:
+            _fetch_once(url, tmp, sha256, size, dest.name, max_size=max_size, rate=rate)
+        except ChecksumError:
+            tmp.unlink(missing_ok=True)  # wrong bytes: nothing to resume from
+            raise
+        _place(tmp, dest)
+        return dest
+
     try:
-        for attempt in range(1, retries + 1):
-            try:
-                _fetch_once(url, tmp, sha256, size, dest.name, max_size=max_size, rate=rate)
-                _place(tmp, dest)
-                done = True
-                return dest
-            except ChecksumError:
-                tmp.unlink(missing_ok=True)  # wrong bytes: nothing to resume from
-                raise
-            except _Permanent:
-                raise
-            except DownloadError as exc:
-                last = exc
-                if attempt < retries:
-                    log.warn(f"{exc}; retrying in {delay:.1f}s ({attempt}/{retries})")
-                    time.sleep(delay)
-                    delay *= 2
-        assert last is not None
-        raise last
+        result = _retrying(attempt, retries)
+        done = True
+        return result
     finally:
         if partial is None or (tmp.is_file() and tmp.stat().st_size == 0):
             tmp.unlink(missing_ok=True)
@@ -415,17 +409,23 @@ def _read_once(url: str, limit: int) -> bytes:
 def read_url(url: str, limit: int, *, retries: int = RETRIES) -> bytes:
     """A small http(s) document that no hash pins (a release index, its SHA256SUMS), in memory: at most `limit`
     bytes, retried as download() retries. NotFound when the server has no such file."""
+    return _retrying(lambda: _read_once(url, limit), retries)
+
+
+def _retrying(attempt: Callable[[], T], retries: int) -> T:
+    """`attempt()` until it succeeds, at most `retries` times with exponential backoff. Permanent failures
+    (_Permanent, a checksum mismatch) are raised at once, the last transient one at the end."""
     delay = BACKOFF
     last: DownloadError | None = None
-    for attempt in range(1, retries + 1):
+    for n in range(1, retries + 1):
         try:
-            return _read_once(url, limit)
-        except _Permanent:
+            return attempt()
+        except (_Permanent, ChecksumError):
             raise
         except DownloadError as exc:
             last = exc
-            if attempt < retries:
-                log.warn(f"{exc}; retrying in {delay:.1f}s ({attempt}/{retries})")
+            if n < retries:
+                log.warn(f"{exc}; retrying in {delay:.1f}s ({n}/{retries})")
                 time.sleep(delay)
                 delay *= 2
     assert last is not None
