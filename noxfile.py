@@ -32,7 +32,8 @@ def build_wasi(session: nox.Session) -> None:
 
 @nox.session(name="build-emscripten")
 def build_emscripten(session: nox.Session) -> None:
-    """Build, package and smoke-test CPython for wasm32-emscripten (node) into dist/ (args: --python ...)."""
+    """Build, package and smoke-test CPython for wasm32-emscripten (node) into dist/ (args: --python ...;
+    --variant web: the same build relinked for browsers, python.mjs + python.wasm + python.data)."""
     _install(session)
     session.run("python", "-m", "wasmbuild", "build", "--target", "emscripten", *session.posargs)
 
@@ -69,6 +70,14 @@ def run(session: nox.Session) -> None:
 
 
 @nox.session
+def serve(session: nox.Session) -> None:
+    """The REPL page (web/) with the web artifact (built if needed) on http://127.0.0.1:8000/ (args: --port 0 for a
+    free port, --artifact PATH, --python 3.11 ...)."""
+    _install(session)
+    session.run("python", "-m", "wasmbuild", "serve", *session.posargs)
+
+
+@nox.session
 def download(session: nox.Session) -> None:
     """Fetch a released artifact, verify it against the release's index and SHA256SUMS, unpack it
     (args: --python 3.13, --target emscripten, --from URL|DIR, --release TAG, -o DIR, --dev)."""
@@ -96,7 +105,7 @@ def lint(session: nox.Session) -> None:
     """ruff on everything; mypy on the package and this file (pyproject's [tool.mypy]); actionlint on the GitHub
     Actions workflows, with shellcheck on their `run:` scripts (both from the dev extra, found on the venv's PATH)."""
     _install(session, "dev")
-    session.run("ruff", "check", "src", "tests", "noxfile.py")
+    session.run("ruff", "check", "src", "tests", "web", "noxfile.py")
     session.run("mypy")
     workflows = sorted(str(p.relative_to(ROOT)) for p in (ROOT / ".github" / "workflows").glob("*.yml"))
     if not workflows:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from wasmbuild import cache, log
 from wasmbuild.errors import UsageError, WasmbuildError
-from wasmbuild.names import ROUTES, TARGET_NAMES
+from wasmbuild.names import ROUTES, TARGET_NAMES, VARIANT_NAMES
 
 # Heavy modules (the pipeline, the downloader, recipes, targets) are imported by the commands that use them:
 # `wasmbuild run` imports only the runner (tests/unit/test_cli.py checks it).
@@ -57,6 +57,17 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _port(text: str) -> int:
+    """A TCP port, 0 for a free one."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number from 0 (any free port) to 65535, got {text!r}")
     return value
 
 
@@ -123,6 +134,9 @@ def _parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("build", help="build, package and smoke-test CPython for a target")
     b.add_argument("--target", choices=TARGET_NAMES, default="wasi")
+    b.add_argument("--variant", choices=VARIANT_NAMES,
+                   help="how a target with variants is built: emscripten's node (default: python.js for node, "
+                   "the host's files) or web (python.mjs, an ES module for browsers, workers and node)")
     _add_common(b)
     b.add_argument("--dist-dir", type=_path, default=None, help="output directory (default: ./dist)")
     b.add_argument("--jobs", "-j", type=_positive_int, default=os.cpu_count() or 1)
@@ -245,6 +259,22 @@ def _parser() -> argparse.ArgumentParser:
     dl.add_argument("--cache-dir", type=_path, help="cache directory, for the partial file of an interrupted "
                     "transfer (env WASMBUILD_CACHE_DIR; default ~/.cache/wasmbuild)")
 
+    se = sub.add_parser("serve", help="serve the REPL page (web/) with the web artifact on 127.0.0.1 (built if "
+                        "needed) and print its URL")
+    se.add_argument("--port", type=_port, default=8000, help="TCP port (default 8000; 0 picks a free one)")
+    se.add_argument("--artifact", type=_path, help="a web artifact, archive or directory (default: build the "
+                    "--python one with --variant web into --dist-dir)")
+    _add_common(se)
+    se.add_argument("--dist-dir", type=_path, default=None, help="where the artifact is built (default: ./dist)")
+    se.add_argument("--jobs", "-j", type=_positive_int, default=os.cpu_count() or 1)
+
+    npm = sub.add_parser("npm-pack", help="the npm package of a web artifact: "
+                         "DIST/wasmbuild-cpython-<version>-wasmbuild.<n>.tgz, listed in DIST/SHA256SUMS")
+    npm.add_argument("artifact", type=_path, help="a web artifact, archive or directory (nox -s build-emscripten -- "
+                     "--variant web)")
+    npm.add_argument("--dist-dir", type=_path, default=None, help="output directory (default: ./dist)")
+    npm.add_argument("--cache-dir", type=_path)
+
     sub.add_parser("versions", help="list the supported CPython versions and targets")
     return parser
 
@@ -320,9 +350,11 @@ def cmd_build(args: argparse.Namespace) -> int:
     from wasmbuild.targets import get_target
 
     start = time.monotonic()
+    target = get_target(args.target, args.variant)  # a variant the target lacks: refused before anything is written
     ctx = _context(args, args.target)
-    log.info(f"wasmbuild: CPython {ctx.recipe.version} for {ctx.target.triple} (cache {ctx.cache})")
-    artifact = pipeline.build(ctx, get_target(args.target), smoke=not args.no_smoke_test)
+    variant = f" ({target.variant})" if args.variant else ""
+    log.info(f"wasmbuild: CPython {ctx.recipe.version} for {ctx.target.triple}{variant} (cache {ctx.cache})")
+    artifact = pipeline.build(ctx, target, smoke=not args.no_smoke_test)
     log.info(f"done in {log.format_duration(time.monotonic() - start)}: {artifact.archive}")
     return 0
 
@@ -457,18 +489,25 @@ def cmd_bundle(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_verify(args: argparse.Namespace) -> int:
-    from wasmbuild.verify import verify
-
-    fetch_args: list[str] = []
+def _fetch_args(args: argparse.Namespace) -> list[str]:
+    """The fetch and toolchain options given, as a `wasmbuild build` command line takes them (for the builds
+    verify --rebuild and reproduce start)."""
+    out: list[str] = []
     for flag, value in (("--mirror-dir", args.mirror_dir), ("--debian-mirror", args.debian_mirror),
                         ("--wasi-sdk-path", args.wasi_sdk_path), ("--node", args.node)):
         if value is not None:
-            fetch_args += [flag, str(value)]
+            out += [flag, str(value)]
     if args.offline:
-        fetch_args.append("--offline")
+        out.append("--offline")
     if args.toolchain_route != "auto":
-        fetch_args += ["--toolchain-route", args.toolchain_route]
+        out += ["--toolchain-route", args.toolchain_route]
+    return out
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from wasmbuild.verify import verify
+
+    fetch_args = _fetch_args(args)
     if args.keep is not None and not args.rebuild:
         raise UsageError("--keep is for --rebuild", hint="add --rebuild, or leave out --keep")
     verify(args.artifact, rebuild=args.rebuild, fetch_args=fetch_args, keep=args.keep)
@@ -482,14 +521,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     _check_route(args)
     root = project_root()
     recipe = select_recipe(root, args.python)  # an unknown version is refused before anything is built
-    build_args = ["--target", args.target, "--python", recipe.version, "--jobs", str(args.jobs),
-                  "--toolchain-route", args.toolchain_route]
-    for flag, value in (("--mirror-dir", args.mirror_dir), ("--debian-mirror", args.debian_mirror),
-                        ("--wasi-sdk-path", args.wasi_sdk_path), ("--node", args.node)):
-        if value is not None:
-            build_args += [flag, str(value)]
-    if args.offline:
-        build_args.append("--offline")
+    build_args = ["--target", args.target, "--python", recipe.version, "--jobs", str(args.jobs), *_fetch_args(args)]
     reproduce(build_args, user=args.user, keep=args.keep, root=root)
     return 0
 
@@ -584,10 +616,68 @@ def cmd_test(args: argparse.Namespace) -> int:
     return 0
 
 
+def _web_artifact(artifact: Path, cache_root: Path) -> Path:
+    """The unpacked tree of a web artifact (archive or directory); another artifact is a usage error."""
+    from wasmbuild.runner import is_web_artifact, unpack_artifact
+
+    root = unpack_artifact(artifact, cache_root)
+    if not is_web_artifact(root):
+        raise UsageError(f"{artifact} is not a web artifact (no python.mjs)",
+                         hint="build one with: nox -s build-emscripten -- --variant web")
+    return root
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """The web artifact (given, or built as `build --variant web` would) and web/, assembled and served."""
+    import tempfile
+
+    from wasmbuild import serve
+    from wasmbuild.recipe import project_root
+
+    if args.artifact is not None and args.python:
+        raise UsageError("--python and --artifact both name the CPython to serve", hint="give one of them")
+    cache_root = _cache_root(args)
+    artifact = args.artifact
+    if artifact is None:
+        from wasmbuild import pipeline
+        from wasmbuild.targets import get_target
+        from wasmbuild.toolchain.hosttools import preflight
+
+        preflight("emscripten")
+        ctx = _context(args, "emscripten")
+        artifact = pipeline.build(ctx, get_target("emscripten", "web"), smoke=False).archive
+    root = _web_artifact(artifact, cache_root)
+    with tempfile.TemporaryDirectory(prefix="wasmbuild-serve-") as tmp:
+        site = serve.assemble(root, project_root() / "web", Path(tmp) / "site")
+        log.info(f"wasmbuild: the REPL page with {root.name}")
+        serve.serve_forever(site, host="127.0.0.1", port=args.port)
+    return 0
+
+
+def cmd_npm_pack(args: argparse.Namespace) -> int:
+    import json
+
+    from wasmbuild.npm import write_npm_package
+    from wasmbuild.package import update_sha256sums
+    from wasmbuild.recipe import project_root
+    from wasmbuild.record import RECORD_NAME
+
+    dist = _out_dir(args.dist_dir, "--dist-dir", "dist")
+    root = _web_artifact(args.artifact, _cache_root(args))
+    record = json.loads((root / RECORD_NAME).read_text())
+    out = write_npm_package(root, dist, python_version=record["python"]["version"], root=project_root(),
+                            mtime=record["source_date_epoch"])
+    update_sha256sums(dist)
+    log.info(f"  {out} ({out.stat().st_size / 1e6:.1f} MB), sha256 {cache.sha256_file(out)}")
+    print(out)
+    return 0
+
+
 COMMANDS = {"bench": cmd_bench, "build": cmd_build, "matrix": cmd_matrix, "test": cmd_test,
             "toolchain": cmd_toolchain, "run": cmd_run,
             "smoke-test": cmd_smoke_test, "versions": cmd_versions, "link": cmd_link,
-            "bundle": cmd_bundle, "verify": cmd_verify, "reproduce": cmd_reproduce, "download": cmd_download}
+            "bundle": cmd_bundle, "verify": cmd_verify, "reproduce": cmd_reproduce, "download": cmd_download,
+            "serve": cmd_serve, "npm-pack": cmd_npm_pack}
 
 
 def _terminate(signum: int, frame: object) -> None:  # noqa: ARG001

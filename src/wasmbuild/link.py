@@ -30,7 +30,7 @@ from wasmbuild.errors import ArchiveError, BuildError, UsageError
 from wasmbuild.files import write_json
 from wasmbuild.kit import missing_kit
 from wasmbuild.record import RECORD_NAME
-from wasmbuild.runner import run_python, unpack_artifact
+from wasmbuild.runner import is_web_artifact, run_python, unpack_artifact
 
 if TYPE_CHECKING:
     from wasmbuild.targets.base import Target
@@ -149,6 +149,9 @@ def prepare(artifact: Path, *, cache_root: Path, provision: Callable[[dict[str, 
     """Unpack and check `artifact`, provision its toolchain (the same one that built it), find its -dev archive
     when `needs_dev(target)` (`dev`, else the one beside the artifact archive)."""
     root = unpack_artifact(artifact, cache_root)
+    if is_web_artifact(root):
+        raise UsageError(f"{what} needs an artifact with the cross-build kit: {artifact.name} is a web artifact "
+                         "(python.mjs), which has none", hint="use the emscripten artifact built without --variant web")
     record, short = artifact_facts(root, artifact)
     target, toolchain = provision(record, short)
     built_with = record.get("toolchain", {})

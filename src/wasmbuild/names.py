@@ -5,4 +5,7 @@ wasmbuild.toolchain) are checked against these by the unit tests."""
 from __future__ import annotations
 
 TARGET_NAMES = ("wasi", "emscripten")
+# The targets built in more than one way (`wasmbuild build --variant`), the first of each being its default.
+TARGET_VARIANTS = {"emscripten": ("node", "web")}
+VARIANT_NAMES = tuple(sorted({v for variants in TARGET_VARIANTS.values() for v in variants}))
 ROUTES = ("auto", "release", "debian", "path")

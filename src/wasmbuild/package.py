@@ -8,7 +8,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from wasmbuild import cache, log
 from wasmbuild.archive import write_deterministic_tar_gz
@@ -16,6 +16,7 @@ from wasmbuild.errors import BuildError
 from wasmbuild.files import atomic_write, json_text, write_json
 from wasmbuild.index import INDEX_NAME
 from wasmbuild.kit import artifact_prefix_sysconfig
+from wasmbuild.npm import NPM_NAME, is_npm_tarball, package_inputs, tarball_name, write_npm_package
 from wasmbuild.process import capture
 from wasmbuild.record import RECORD_NAME
 
@@ -99,7 +100,7 @@ PROVENANCE_SUFFIX = ".provenance.json"
 def update_sha256sums(dist: Path) -> Path:
     lines = []
     for path in sorted(dist.iterdir()):
-        if path.is_file() and (path.name == INDEX_NAME or path.name.startswith("cpython-")
+        if path.is_file() and (path.name == INDEX_NAME or is_npm_tarball(path.name) or path.name.startswith("cpython-")
                                and not path.name.endswith(PROVENANCE_SUFFIX)):
             lines.append(f"{cache.sha256_file(path)}  {path.name}\n")
     out = dist / "SHA256SUMS"
@@ -110,25 +111,31 @@ def update_sha256sums(dist: Path) -> Path:
 def package(ctx: Context, staged: StagedTree) -> Artifact:
     """The archive, the -dev archive (the kit's static libraries) and the debuginfo archive of a staged tree, each
     with the record first; the record beside them, SHA256SUMS. Skipped when dist/ already holds exactly these bytes."""
-    from wasmbuild.pipeline import Artifact, artifact_name, assemble_record
+    from wasmbuild.pipeline import Artifact, assemble_record
 
     name = staged.name
     # A target without separate debug info (Emscripten links with -g0) says "debuginfo": None.
-    debug_name = staged.extra.get("debuginfo", artifact_name(ctx, "-debuginfo") + ".tar.gz")
-    dev_name = artifact_name(ctx, "-dev") + ".tar.gz"
+    debug_name = staged.extra.get("debuginfo", f"{name}-debuginfo.tar.gz")
+    # A target without the cross-build kit (the web variant) stages no -dev tree.
+    dev_name = f"{name}-dev.tar.gz" if staged.dev.is_dir() else None
     record = assemble_record(ctx, staged, debug_name, dev_name)
     data = record.to_json()
     ctx.dist.mkdir(parents=True, exist_ok=True)
     archive = ctx.dist / f"{name}.tar.gz"
     write_json(ctx.dist / f"{name}{PROVENANCE_SUFFIX}", record.provenance(archive.name))
-    outputs = [archive, *([ctx.dist / debug_name] if debug_name else []), ctx.dist / dev_name,
+    outputs = [archive, *([ctx.dist / debug_name] if debug_name else []), *([ctx.dist / dev_name] if dev_name else []),
                ctx.dist / f"{name}.BUILD.json"]
+    # The web variant's npm package (wasmbuild.npm): one more output, from the staged tree and the project's web/.
+    npm_out = ctx.dist / tarball_name(ctx.recipe.version) if staged.target.variant == "web" else None
     packaged = staged.entry / "packaged.json"
     # The exact bytes of the record (not just its content): a change in how it is written repackages.
-    state = {"record": hashlib.sha256(json_text(data).encode()).hexdigest()}
+    state: dict[str, Any] = {"record": hashlib.sha256(json_text(data).encode()).hexdigest()}
+    if npm_out:
+        outputs.append(npm_out)
+        state["npm"] = package_inputs(ctx.root)  # an edited JS API repackages
     if packaged.is_file() and all(p.is_file() for p in outputs):
         previous = json.loads(packaged.read_text())
-        if previous.get("record") == state["record"] and all(
+        if all(previous.get(k) == v for k, v in state.items()) and all(
             previous.get(p.name) == cache.sha256_file(p) for p in outputs
         ):
             update_sha256sums(ctx.dist)
@@ -141,12 +148,17 @@ def package(ctx: Context, staged: StagedTree) -> Artifact:
         write_deterministic_tar_gz(archive, staged.tree, name, ctx.recipe.source_date_epoch, first=[RECORD_NAME])
         if debug_name:
             write_json(staged.debug / RECORD_NAME, data)
-            write_deterministic_tar_gz(ctx.dist / debug_name, staged.debug, artifact_name(ctx, "-debuginfo"),
+            write_deterministic_tar_gz(ctx.dist / debug_name, staged.debug, f"{name}-debuginfo",
                                        ctx.recipe.source_date_epoch, first=[RECORD_NAME])
-        # The -dev archive has the artifact's own top directory: unpacked in the same place, the two merge.
-        write_json(staged.dev / RECORD_NAME, data)
-        write_deterministic_tar_gz(ctx.dist / dev_name, staged.dev, name, ctx.recipe.source_date_epoch,
-                                   first=[RECORD_NAME])
+        if dev_name:
+            # The -dev archive has the artifact's own top directory: unpacked in the same place, the two merge.
+            write_json(staged.dev / RECORD_NAME, data)
+            write_deterministic_tar_gz(ctx.dist / dev_name, staged.dev, name, ctx.recipe.source_date_epoch,
+                                       first=[RECORD_NAME])
+        if npm_out:
+            write_npm_package(staged.tree, ctx.dist, python_version=ctx.recipe.version, root=ctx.root,
+                              mtime=ctx.recipe.source_date_epoch)
+            log.info(f"  {npm_out} ({npm_out.stat().st_size / 1e6:.1f} MB): the npm package {NPM_NAME}")
         write_json(ctx.dist / f"{name}.BUILD.json", data)
         write_json(packaged, state | {p.name: cache.sha256_file(p) for p in outputs})
         sums = update_sha256sums(ctx.dist)

@@ -102,9 +102,10 @@ class HostBuild:
 @dataclass(frozen=True)
 class StagedTree:
     host: HostBuild
-    name: str  # cpython-<version>-<triple>
+    name: str  # cpython-<version>-<triple>[-<variant>]
     entry: Path
     extra: dict[str, Any]  # the record's artifact extras
+    target: Target
 
     @property
     def tree(self) -> Path:
@@ -116,7 +117,8 @@ class StagedTree:
 
     @property
     def dev(self) -> Path:
-        """The -dev archive's tree: the static libraries of the cross-build kit (kit.py)."""
+        """The -dev archive's tree: the static libraries of the cross-build kit (kit.py); a target without the kit
+        stages none."""
         return self.entry / "dev"
 
 
@@ -252,50 +254,63 @@ def artifact_name(ctx: Context, suffix: str = "") -> str:
 
 
 def stage(ctx: Context, target: Target, host: HostBuild) -> StagedTree:
-    """Lay out the artifact's tree (cached by the host build's key): the target's module, the standard library
-    with .pyc and the generated sysconfig data (build paths mapped away), LICENSE, python.sh."""
-    from wasmbuild.kit import read_sysconfig_vars, stage_kit, sysconfig_module
-    from wasmbuild.package import check_no_build_paths, install_stdlib
+    """Lay out the artifact's tree (cached by the host build's key and the target's staging inputs): the target's
+    Target.stage_tree, then no build path may survive in it."""
+    from wasmbuild.package import check_no_build_paths
 
-    name = artifact_name(ctx)
-    key = cache.hash_key({"host": host.key, "recipe": ctx.recipe.data, "stage": [RECORD_FORMAT, STAGE_VERSION]})
+    name = artifact_name(ctx, target.name_suffix)
+    extra_key = target.stage_key(ctx)
+    key = cache.hash_key({"host": host.key, "recipe": ctx.recipe.data, "stage": [RECORD_FORMAT, STAGE_VERSION],
+                          **({"target": extra_key} if extra_key else {})})
     entry = ctx.cache / "stage" / f"{name}-{key[:12]}"
     if not cache.is_valid(entry, key):
         with log.step(f"Stage {name}"), cache.fresh_entry(entry, key):
-            tree, debug, dev = entry / "tree", entry / "debug", entry / "dev"
-            for d in (tree, debug, dev / "lib"):
-                d.mkdir(parents=True)
-            build, src = host.path, host.source.path
-            extra = {"launcher": "python.sh", **target.stage_module(host, tree, debug)}
-            sysconfig_files = sorted(p for p in (build / "build").glob("lib.*/*") if p.suffix in {".py", ".json"})
-            paths = target.path_map(src, build, host.toolchain, host.libraries)
-            mapping = paths.mapping() | {str(ctx.cache): "/cache"}
-            install_stdlib(ctx, src, host.build_python.python, tree / "lib", sysconfig_files, mapping,
-                           target.shared_modules(build))
-            extra["kit"] = stage_kit(
-                install=build / KIT_INSTALL, build=build, tree=tree, dev=dev, short=ctx.recipe.short_version,
-                version=ctx.recipe.version, triple=ctx.target.triple, path_map=mapping,
-                library_prefixes=[b.prefix for b in host.libraries],
-                vars=read_sysconfig_vars(sysconfig_module(sysconfig_files[0].parent)))
-            (tree / "LICENSE").write_bytes((src / "LICENSE").read_bytes())
-            launcher = tree / "python.sh"
-            launcher.write_text(target.launcher)
-            launcher.chmod(0o755)
-            for part in (tree, dev):
-                check_no_build_paths(part, [str(ctx.cache), str(build)])
+            extra = target.stage_tree(ctx, host, entry)
+            for part in (entry / "tree", entry / "dev"):
+                if part.is_dir():
+                    check_no_build_paths(part, [str(ctx.cache), str(host.path)])
             write_json(entry / "extra.json", extra)
-    return StagedTree(host, name, entry, json.loads((entry / "extra.json").read_text()))
+    return StagedTree(host, name, entry, json.loads((entry / "extra.json").read_text()), target)
 
 
-def assemble_record(ctx: Context, staged: StagedTree, debug_name: str | None, dev_name: str) -> BuildRecord:
+def stage_common(ctx: Context, target: Target, host: HostBuild, entry: Path) -> dict[str, Any]:
+    """The common layout (Target.stage_tree's default): the target's module, the standard library with .pyc and
+    the generated sysconfig data (build paths mapped away), the cross-build kit (its static libraries in the -dev
+    tree), LICENSE, python.sh."""
+    from wasmbuild.kit import read_sysconfig_vars, stage_kit, sysconfig_module
+    from wasmbuild.package import install_stdlib
+
+    tree, debug, dev = entry / "tree", entry / "debug", entry / "dev"
+    for d in (tree, debug, dev / "lib"):
+        d.mkdir(parents=True)
+    build, src = host.path, host.source.path
+    extra = {"launcher": "python.sh", **target.stage_module(host, tree, debug)}
+    sysconfig_files = sorted(p for p in (build / "build").glob("lib.*/*") if p.suffix in {".py", ".json"})
+    paths = target.path_map(src, build, host.toolchain, host.libraries)
+    mapping = paths.mapping() | {str(ctx.cache): "/cache"}
+    install_stdlib(ctx, src, host.build_python.python, tree / "lib", sysconfig_files, mapping,
+                   target.shared_modules(build))
+    extra["kit"] = stage_kit(
+        install=build / KIT_INSTALL, build=build, tree=tree, dev=dev, short=ctx.recipe.short_version,
+        version=ctx.recipe.version, triple=ctx.target.triple, path_map=mapping,
+        library_prefixes=[b.prefix for b in host.libraries],
+        vars=read_sysconfig_vars(sysconfig_module(sysconfig_files[0].parent)))
+    (tree / "LICENSE").write_bytes((src / "LICENSE").read_bytes())
+    launcher = tree / "python.sh"
+    launcher.write_text(target.launcher)
+    launcher.chmod(0o755)
+    return extra
+
+
+def assemble_record(ctx: Context, staged: StagedTree, debug_name: str | None, dev_name: str | None) -> BuildRecord:
     """The build record from the step results."""
-    host, r = staged.host, ctx.recipe
+    host, r, target = staged.host, ctx.recipe, staged.target
     tc, source = host.toolchain, host.source.fetched
     wasm = staged.tree / "python.wasm"
     return BuildRecord(
         wasmbuild=__version__,
         python={"implementation": "cpython", "version": r.version},
-        target={"name": ctx.target.name, "triple": ctx.target.triple},
+        target=target.record_target(ctx.target),
         recipe=r.file.name,
         source_date_epoch=r.source_date_epoch,
         inputs=[
@@ -307,8 +322,8 @@ def assemble_record(ctx: Context, staged: StagedTree, debug_name: str | None, de
         toolchain=tc.record(),
         build_python={"cc": host.build_python.cc, "host": platform.machine()},
         patches=host.source.patches,
-        configure=host.configure,
-        stdlib={"exclude": list(r.stdlib_exclude), "pyc": "unchecked-hash"},
+        configure=target.record_configure(host),
+        stdlib=target.record_stdlib(r),
         artifact={
             "python.wasm": {"sha256": cache.sha256_file(wasm), "size": wasm.stat().st_size, "stripped": True},
             "debuginfo": debug_name,
@@ -329,7 +344,5 @@ def build(ctx: Context, target: Target, *, smoke: bool = True) -> Artifact:
         host = build_host(ctx, target, tc, src, bp)
         artifact = package(ctx, stage(ctx, target, host))
     if smoke:
-        from wasmbuild.checks.smoke import smoke_test
-
-        smoke_test(artifact.archive, ctx.cache, ctx.recipe, ctx.target)
+        target.smoke(artifact.archive, ctx.cache, ctx.recipe, ctx.target)
     return artifact

@@ -27,7 +27,8 @@ FIELDS: dict[str, str] = {
     "format": "record format version (2)",
     "wasmbuild": "version of the tool that made it",
     "python": "what was built: `implementation` (`cpython`) and `version` (`3.13.15`)",
-    "target": "the target's `name` (`wasi`, `emscripten`) and `triple` (`wasm32-wasip1`)",
+    "target": "the target's `name` (`wasi`, `emscripten`) and `triple` (`wasm32-wasip1`); a variant's `variant` "
+              "(`web`)",
     "recipe": "the recipe file it was built from (`cpython-3.13.yaml`)",
     "source_date_epoch": "the fixed timestamp used for every mtime",
     "inputs": "every input by identity: name, role, canonical `url` (upstream, or `debian:<pool path>` for a "
@@ -36,11 +37,13 @@ FIELDS: dict[str, str] = {
     "build_python": "the native compiler (`cc`) and machine (`host`) of the build-python",
     "patches": "file, sha256, reason, upstream link of each CPython patch",
     "configure": "configure arguments, `CONFIG_SITE`, autoconf cache overrides, CFLAGS/LDFLAGS (paths as "
-                 "placeholders), the target's extras (libraries, make arguments, Setup.local lines)",
-    "stdlib": "what was left out of the standard library, `.pyc` mode",
+                 "placeholders), the target's extras (libraries, make arguments, Setup.local lines; the web variant's "
+                 "`web_link`: the flags its link removes and adds)",
+    "stdlib": "what was left out of the standard library, `.pyc` mode (the web variant: `form`, .py or .pyc)",
     "artifact": "sha256 and size of `python.wasm`, names of the debuginfo and `-dev` archives, launcher, the "
-                "target's extras (wasm stack size; `python.js`, node, libraries), the cross-build `kit` (its paths, "
-                "the `-dev` archive's libraries, the embed link line); after `wasmbuild link`, `linked_modules`",
+                "target's extras (wasm stack size; `python.js`, node, libraries; the web variant's `python.mjs` and "
+                "its file package `python.data`), the cross-build `kit` (its paths, the `-dev` archive's libraries, "
+                "the embed link line); after `wasmbuild link`, `linked_modules`",
 }
 
 

@@ -46,9 +46,15 @@ NODE_STACK_KB = 30000
 
 
 def _check_layout(root: Path, label: str) -> None:
-    """A runnable artifact: python.wasm, and the standard library under lib/ (mapped at /lib)."""
+    """An artifact: python.wasm, and the standard library under lib/ (mapped at /lib), or for a web artifact
+    (python.mjs) in its file package, python.data."""
     if not (root / "python.wasm").is_file():
         raise ArchiveError(f"{label}: no python.wasm in {root.name}/", hint="is this a wasmbuild artifact?")
+    if is_web_artifact(root):
+        if not (root / WEB_DATA).is_file():
+            raise ArchiveError(f"{label}: {root.name}/ has {WEB_MODULE} but no {WEB_DATA} (the standard library)",
+                               hint="rebuild the artifact, or use a complete archive from dist/")
+        return
     if not (root / "lib").is_dir():
         raise ArchiveError(f"{label}: {root.name}/ has no lib/ (the standard library)",
                            hint="rebuild the artifact, or use a complete archive from dist/")
@@ -331,6 +337,23 @@ def is_node_artifact(root: Path) -> bool:
     return (root / "python.js").is_file()
 
 
+# The web variant of the Emscripten artifact: an ES module and the standard library's file package.
+WEB_MODULE = "python.mjs"
+WEB_DATA = "python.data"
+
+
+def is_web_artifact(root: Path) -> bool:
+    """An Emscripten artifact of the web variant (python.mjs: loaded through its JS API, not run as a command)."""
+    return (root / WEB_MODULE).is_file()
+
+
+def refuse_web_artifact(root: Path) -> NoReturn:
+    raise UsageError(f"{root.name} is a web artifact: it runs in a browser, a web worker or node through its JS API "
+                     f"({WEB_MODULE}), not as a command",
+                     hint="wasmbuild run and the test suite take WASI and node (emscripten) artifacts: build one "
+                     "without --variant web")
+
+
 def node_command(root: Path, cache_root: Path | None = None) -> list[str]:
     """node with the stack the artifact needs (NODE_STACK_KB; the launcher raises `ulimit -s` to match)."""
     from wasmbuild.node import NODE_MINIMUM, find_node
@@ -411,6 +434,8 @@ def run_artifact(artifact: Path, args: Sequence[str], cache_root: Path, *,
         return run_wasm(artifact, [artifact.name, *args], cache_root, dirs=mounts, env=dict(env or {}),
                         timeout=timeout, max_memory=max_memory)
     root = unpack_artifact(artifact, cache_root)
+    if is_web_artifact(root):
+        refuse_web_artifact(root)
     if cli is not None and not is_node_artifact(root):
         wasm, argv, wasi_mounts, wasi_env = wasi_python(root, args, mounts, env)
         exec_wasm(cli, wasm, argv, cache_root, dirs=wasi_mounts, env=wasi_env)

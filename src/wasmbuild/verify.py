@@ -202,6 +202,8 @@ def rebuild_argv(record: dict[str, Any], cache_dir: Path, dist: Path, fetch_args
     route = record.get("toolchain", {}).get("route", "auto")
     argv = [sys.executable, "-m", "wasmbuild", "build", "--target", record["target"]["name"], "--python",
             record["python"]["version"], "--cache-dir", str(cache_dir), "--dist-dir", str(dist), "--no-smoke-test"]
+    if record["target"].get("variant"):
+        argv += ["--variant", record["target"]["variant"]]
     if route in ("release", "debian") and "--toolchain-route" not in fetch_args:
         argv += ["--toolchain-route", route]
     return [*argv, *fetch_args]

@@ -426,3 +426,35 @@ def test_builds_wait_for_the_cache_lock(monkeypatch, tmp_path):
     monkeypatch.setattr("wasmbuild.toolchain.hosttools.preflight", lambda target: None)
     assert cli.main(["toolchain", "--cache-dir", str(tmp_path / "c")]) == 2
     assert seen == [True]
+
+
+# --- the web variant ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["build", "--variant", "web"], "error: --variant web: the wasi target has no variants"),
+    (["build", "--target", "wasi", "--variant", "node"], "error: --variant node: the wasi target has no variants"),
+])
+def test_a_variant_of_a_target_without_variants_is_refused_before_anything_is_written(capsys, tmp_path, monkeypatch,
+                                                                                     argv, message):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(pipeline, "build", lambda *a, **k: pytest.fail("nothing may be built"))
+    monkeypatch.setattr("wasmbuild.toolchain.hosttools.preflight", lambda target: None)
+    code, err = run_main(capsys, *argv, "--cache-dir", str(tmp_path / "cache"))
+    assert code == 2 and error_line(err) == message
+    assert "hint: --variant applies to: emscripten (node, web)" in err
+    assert list(tmp_path.iterdir()) == []  # no cache, no dist/
+
+
+def test_build_hands_the_variant_to_the_pipeline(capsys, tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(pipeline, "build", lambda ctx, target, smoke: seen.append((ctx.target.name, target)) or
+                        SimpleNamespace(archive=tmp_path / "a.tar.gz"))
+    monkeypatch.setattr("wasmbuild.toolchain.hosttools.preflight", lambda target: None)
+    for variant in ([], ["--variant", "node"], ["--variant", "web"]):
+        assert cli.main(["build", "--target", "emscripten", *variant, "--cache-dir", str(tmp_path / "c"),
+                         "--dist-dir", str(tmp_path / "d")]) == 0
+    assert seen == [("emscripten", get_target("emscripten")), ("emscripten", get_target("emscripten")),
+                    ("emscripten", get_target("emscripten", "web"))]
+    with pytest.raises(SystemExit):
+        cli._parser().parse_args(["build", "--target", "emscripten", "--variant", "browser"])

@@ -514,3 +514,329 @@ def test_a_target_without_libraries_refuses_a_recipe_that_names_some(tmp_path, m
         target.build_libraries(make_ctx(tmp_path, "wasi"), toolchain(tmp_path, "t"), sources(tmp_path)[0])
     assert target.build_libraries(make_ctx(tmp_path, "wasi", libraries=()), toolchain(tmp_path, "t"),
                                   sources(tmp_path)[0]) == []
+
+
+# --- Emscripten, web variant ----------------------------------------------------------------------------------
+
+# CPython 3.13's link of python.js for the node target, as `make -n -W Programs/python.o python.js` prints it in the
+# host build's environment (its LDFLAGS twice: configure's and make's; the object list cut short).
+NODE_LINK = ("/emsdk/emscripten/emcc -sSTACK_SIZE=16777216 -sEXPORTED_RUNTIME_METHODS=ENV "
+             "--pre-js=/cache/hosts/h/wasmbuild-pre.js -sSTACK_SIZE=16777216 -sEXPORTED_RUNTIME_METHODS=ENV "
+             "--pre-js=/cache/hosts/h/wasmbuild-pre.js  -sALLOW_MEMORY_GROWTH -sTOTAL_MEMORY=20971520 -sWASM_BIGINT "
+             "-sFORCE_FILESYSTEM -lidbfs.js -lnodefs.js -lproxyfs.js -lworkerfs.js -sALLOW_MEMORY_GROWTH -sNODERAWFS  "
+             "-sMAIN_MODULE -sEXIT_RUNTIME -O2 -g0 -o python.js Programs/python.o Modules/getbuildinfo.o "
+             "Parser/token.o Modules/_decimal/libmpdec/libmpdec.a Modules/expat/libexpat.a "
+             "-L/cache/libs/zlib/prefix/lib -lz -ldl")
+
+
+def web() -> object:
+    from wasmbuild.targets.emscripten_web import EmscriptenWeb
+
+    target = get_target("emscripten", "web")
+    assert isinstance(target, EmscriptenWeb)
+    return target
+
+
+def test_the_emscripten_target_has_a_node_and_a_web_variant_and_wasi_none():
+    from wasmbuild.errors import UsageError
+    from wasmbuild.names import TARGET_VARIANTS, VARIANT_NAMES
+    from wasmbuild.targets import VARIANTS
+
+    assert {t: tuple(v) for t, v in VARIANTS.items()} == TARGET_VARIANTS == {"emscripten": ("node", "web")}
+    assert VARIANT_NAMES == ("node", "web")
+    assert all(t.name == name and t.variant == v for name, vs in VARIANTS.items() for v, t in vs.items())
+    assert get_target("emscripten", "node") is get_target("emscripten") is TARGETS["emscripten"]
+    target = web()
+    assert (target.name, target.variant, target.name_suffix, target.sys_platform) == ("emscripten", "web", "-web",
+                                                                                     "emscripten")
+    assert get_target("wasi").variant is None and TARGETS["emscripten"].name_suffix == ""
+    with pytest.raises(UsageError, match=r"(?s)--variant web: the wasi target has no variants.*emscripten \(node, web"):
+        get_target("wasi", "web")
+    with pytest.raises(UsageError, match="(?s)--variant node: the wasi target has no variants"):
+        get_target("wasi", "node")
+    with pytest.raises(UsageError, match="(?s)the emscripten target has no such variant.*node, web"):
+        get_target("emscripten", "browser")
+
+
+def test_the_web_variant_is_linked_from_the_node_builds_objects(tmp_path):
+    # The same host build: its key, files, configure settings and outputs are the node variant's.
+    node, target = get_target("emscripten"), web()
+    ctx = make_ctx(tmp_path, "emscripten", **RECIPE_OPTIONS)
+    tc = toolchain(tmp_path, "emscripten")
+    src, bp = sources(tmp_path)
+    zlib = library(tmp_path)
+    build = tmp_path / "cache" / "hosts" / "h"
+    assert target.host_key_extra([zlib]) == node.host_key_extra([zlib])
+    assert target.host_files() == node.host_files() and target.host_outputs == node.host_outputs
+    assert target.host_steps_version == node.host_steps_version and target.toolchain_key(tc) == node.toolchain_key(tc)
+    assert target.host_settings(ctx, src, build, tc, bp, [zlib]) == node.host_settings(ctx, src, build, tc, bp, [zlib])
+
+
+def test_the_web_link_flags_replace_the_node_only_ones(tmp_path):
+    import shlex
+
+    from wasmbuild.targets.emscripten_web import web_link_argv
+
+    out, pre = tmp_path / "link" / "python.mjs", [tmp_path / "w" / "wasmbuild-web-pre.js", tmp_path / "w" / "p.js"]
+    argv = web_link_argv(shlex.split(NODE_LINK), out, pre)
+    assert argv == [
+        "/emsdk/emscripten/emcc", "-sSTACK_SIZE=16777216", "-sSTACK_SIZE=16777216", "-sALLOW_MEMORY_GROWTH",
+        "-sTOTAL_MEMORY=20971520",
+        "-sWASM_BIGINT", "-sFORCE_FILESYSTEM", "-lidbfs.js", "-lnodefs.js", "-lproxyfs.js", "-lworkerfs.js",
+        "-sALLOW_MEMORY_GROWTH", "-sMAIN_MODULE", "-O2", "-g0", "-o", str(out), "Programs/python.o",
+        "Modules/getbuildinfo.o", "Parser/token.o", "Modules/_decimal/libmpdec/libmpdec.a",
+        "Modules/expat/libexpat.a", "-L/cache/libs/zlib/prefix/lib", "-lz", "-ldl",
+        "-sMODULARIZE=1", "-sEXPORT_ES6=1", "-sEXPORT_NAME=createPython", "-sENVIRONMENT=web,worker,node",
+        "-sALLOW_MEMORY_GROWTH=1", "-sINVOKE_RUN=0", "-sEXPORTED_RUNTIME_METHODS=FS,callMain,ccall,cwrap,ENV",
+        "-sEXPORTED_FUNCTIONS=_main,_Py_Initialize,_PyRun_SimpleString,_Py_FinalizeEx,_malloc,_free",
+        f"--pre-js={pre[0]}", f"--pre-js={pre[1]}",
+    ]
+    # The same stack size as the node build (the recipe's), the node-only flags gone.
+    assert "-sSTACK_SIZE=16777216" in argv and not {"-sNODERAWFS", "-sEXIT_RUNTIME"} & set(argv)
+    assert not [a for a in argv if a.endswith("wasmbuild-pre.js") or a == "python.js"]
+
+
+def test_the_web_link_refuses_a_link_that_is_not_the_node_one(tmp_path):
+    import shlex
+
+    from wasmbuild.errors import BuildError
+    from wasmbuild.targets.emscripten_web import web_link_argv
+
+    with pytest.raises(BuildError, match="(?s)has no -sNODERAWFS.*--with-emscripten-target=node"):
+        web_link_argv(shlex.split(NODE_LINK.replace(" -sNODERAWFS", "")), tmp_path / "python.mjs", [])
+    with pytest.raises(BuildError, match="has no '-o python.js'"):
+        web_link_argv(shlex.split(NODE_LINK.replace("-o python.js", "-o python.html")), tmp_path / "python.mjs", [])
+
+
+def test_the_node_link_is_read_from_cpythons_makefile(tmp_path, monkeypatch):
+    import subprocess
+
+    from wasmbuild.errors import BuildError
+    from wasmbuild.targets import emscripten_web
+
+    ctx = make_ctx(tmp_path, "emscripten")
+    host = fake_host(tmp_path, ctx, "emscripten")
+    seen = []
+
+    def capture(argv, *, cwd=None, env=None, **kwargs):
+        seen.append((list(argv), cwd, env["LIBFFI_LIBS"]))
+        return subprocess.CompletedProcess(argv, 0, f"make: 'x' is up to date.\n{NODE_LINK}\n", "")
+
+    monkeypatch.setattr(emscripten_web, "capture", capture)
+    logf = tmp_path / "link.log"
+    # Run in the host build's environment: 3.11's Setup.local line takes -lffi from $(LIBFFI_LIBS).
+    env = {"LIBFFI_LIBS": "-L/x/lib -lffi"}
+    argv = emscripten_web.node_link_argv(host, ("MODULE_BINASCII_LDFLAGS=",), env, logf)
+    assert seen == [(["make", "-n", "-o", "Makefile", "-o", "Makefile.pre", "-W", "Programs/python.o", "python.js",
+                      "MODULE_BINASCII_LDFLAGS="], host.path, "-L/x/lib -lffi")]
+    assert argv[0] == "/emsdk/emscripten/emcc" and "-sNODERAWFS" in argv and NODE_LINK in logf.read_text()
+    monkeypatch.setattr(emscripten_web, "capture",
+                        lambda argv, **kw: subprocess.CompletedProcess(argv, 2, "", "make: *** No rule\n"))
+    with pytest.raises(BuildError, match="cannot read CPython's link of python.js from its Makefile"):
+        emscripten_web.node_link_argv(host, (), env, logf)
+
+
+def test_the_web_file_package_leaves_out_what_a_browser_cannot_use():
+    from wasmbuild.targets.emscripten_web import TEST_MODULES
+
+    recipe = load_recipe(ROOT / "recipes" / "cpython-3.13.yaml", ROOT / "patches")
+    exclude = web().stdlib_exclude(recipe)
+    assert exclude[:len(recipe.stdlib_exclude)] == recipe.stdlib_exclude
+    assert {"test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3", "venv", "pydoc_data",
+            "__phello__", "ctypes/test", "unittest/test", "distutils/tests"} <= set(exclude)
+    assert len(set(exclude)) == len(exclude)
+    # The side modules a --enable-wasm-dynamic-linking build makes are CPython's test modules (3.13's list).
+    for name in ("_ctypes_test", "_testexternalinspection", "_testimportmultiple", "_testmultiphase",
+                 "_testsinglephase", "xxlimited", "xxlimited_35", "_testcapi", "_xxtestfuzz"):
+        assert TEST_MODULES.match(f"{name}.cpython-313-wasm32-emscripten.so")
+    for name in ("_ctypes", "_sqlite3", "zlib", "_decimal"):
+        assert not TEST_MODULES.match(f"{name}.cpython-313-wasm32-emscripten.so")
+
+
+@pytest.mark.parametrize(("form", "files"), [
+    ("smaller", ["big.pyc", "pkg/__init__.py", "small.py"]),
+    ("pyc", ["big.pyc", "pkg/__init__.pyc", "small.pyc"]),
+    ("py", ["big.py", "pkg/__init__.py", "small.py"]),
+    ("both", ["big.py", "pkg/__init__.py", "pkg/__pycache__/__init__.cpython-313.pyc", "small.py",
+              "__pycache__/big.cpython-313.pyc", "__pycache__/small.cpython-313.pyc"]),
+])
+def test_the_standard_library_form_keeps_a_pyc_only_where_asked(tmp_path, form, files):
+    from wasmbuild.targets.emscripten_web import prune_stdlib
+
+    lib = tmp_path / "python3.13"
+    (lib / "__pycache__").mkdir(parents=True)
+    (lib / "pkg" / "__pycache__").mkdir(parents=True)
+    (lib / "big.py").write_text("# a long comment\n" * 100 + "x = 1\n")  # its .pyc is smaller
+    (lib / "__pycache__" / "big.cpython-313.pyc").write_bytes(b"pyc" * 10)
+    (lib / "small.py").write_text("x = 1\n")  # its .pyc is bigger
+    (lib / "__pycache__" / "small.cpython-313.pyc").write_bytes(b"pyc" * 10)
+    (lib / "pkg" / "__init__.py").write_text("")
+    (lib / "pkg" / "__pycache__" / "__init__.cpython-313.pyc").write_bytes(b"pyc")
+    prune_stdlib(lib, form)
+    found = sorted(p.relative_to(lib).as_posix() for p in lib.rglob("*") if p.is_file())
+    assert found == sorted(files)
+    if form != "both":
+        assert not list(lib.rglob("__pycache__"))
+    with pytest.raises(ValueError, match="unknown standard library form"):
+        prune_stdlib(lib, "zip")
+
+
+def fake_web_build(tmp_path: Path, monkeypatch) -> tuple[Context, HostBuild, list]:
+    """A fake node host build, and the web link and file_packager replaced by stand-ins writing their outputs."""
+    from wasmbuild.targets import emscripten_web
+
+    ctx = make_ctx(tmp_path, "emscripten")
+    host = fake_host(tmp_path, ctx, "emscripten")
+    calls: list = []
+
+    def package_stdlib(tc, libdir, mount, out, loader, log_file):
+        calls.append(("package", sorted(p.relative_to(libdir).as_posix() for p in libdir.rglob("*") if p.is_file()),
+                      mount))
+        (out / "python.data").write_bytes(b"data")
+        loader.write_text("// loader\n")
+
+    def link(ctx, host, env, pre_js):
+        calls.append(("link", [p.name for p in pre_js], [p.read_text() for p in pre_js]))
+        assert env["EM_CONFIG"] and env["LDFLAGS"]  # the host build's environment
+        entry = tmp_path / "cache" / "links" / "web"
+        entry.mkdir(parents=True, exist_ok=True)
+        (entry / "python.mjs").write_text("export default function createPython() {}\n")
+        (entry / "python.wasm").write_bytes(b"\0asm\1\0\0\0 web")
+        return entry
+
+    monkeypatch.setattr(emscripten_web, "package_stdlib", package_stdlib)
+    monkeypatch.setattr(emscripten_web, "link", link)
+    return ctx, host, calls
+
+
+def test_web_staging_lays_out_module_data_and_licence_only(tmp_path, monkeypatch):
+    from wasmbuild.targets.emscripten_web import WEB_PRE_JS
+
+    ctx, host, calls = fake_web_build(tmp_path, monkeypatch)
+    (host.source.path / "Lib" / "test").mkdir()
+    (host.source.path / "Lib" / "test" / "test_x.py").write_text("")
+    (host.source.path / "Lib" / "__phello__").mkdir()
+    (host.source.path / "Lib" / "__phello__" / "__init__.py").write_text("")
+    staged = pipeline.stage(ctx, web(), host)
+    assert staged.name == "cpython-3.13.15-wasm32-emscripten-web" and staged.target is web()
+    assert sorted(p.name for p in staged.tree.iterdir()) == ["LICENSE", "python.data", "python.mjs", "python.wasm"]
+    assert not staged.dev.exists() and not staged.debug.exists()
+    (package, packaged, mount), (link, pre_names, pre_texts) = calls
+    assert package == "package" and mount == "/lib/python3.13"
+    # The standard library minus what a browser cannot use, the JS API's Python half, no test side module.
+    assert "_wasmbuild_web.py" in packaged and "lib-dynload/.empty" in packaged and "os.py" in packaged
+    assert "_sysconfigdata__x.py" in packaged and "json/__init__.py" in packaged
+    assert not [p for p in packaged if p.startswith(("test/", "__phello__/", "idlelib/")) or p.endswith(".so")]
+    assert link == "link" and pre_names == ["wasmbuild-web-pre.js", "python.data.js"]
+    assert pre_texts == [WEB_PRE_JS, "// loader\n"]
+    extra = staged.extra
+    assert list(extra) == ["python.mjs", "python.data", "libraries", "debuginfo"]
+    assert extra["python.data"]["mount"] == "/lib/python3.13" and extra["python.data"]["form"] == "smaller"
+    assert extra["python.mjs"]["export"] == "createPython" and extra["debuginfo"] is None
+    # Staged once: a second call reads the cache entry; another JS API module stages again.
+    assert pipeline.stage(ctx, web(), host).entry == staged.entry and len(calls) == 2
+    api = tmp_path / "root" / "web" / "_wasmbuild_web.py"
+    api.parent.mkdir(parents=True)
+    api.write_text("# another JS API\n")
+    for name in ("recipes", "toolchains", "patches"):
+        (tmp_path / "root" / name).symlink_to(ROOT / name)
+    assert pipeline.stage(dataclasses.replace(ctx, root=tmp_path / "root"), web(), host).entry != staged.entry
+
+
+def test_the_web_variant_needs_the_js_apis_python_half(tmp_path, monkeypatch):
+    from wasmbuild.errors import BuildError
+
+    for name in ("recipes", "toolchains", "patches"):
+        (tmp_path / name).symlink_to(ROOT / name)
+    monkeypatch.setattr("wasmbuild.toolchain.emsdk.provision", lambda *a: pytest.fail("provisioned"))
+    ctx = dataclasses.replace(make_ctx(tmp_path, "emscripten"), root=tmp_path)
+    # Said at the first step, before anything is provisioned or built.
+    with pytest.raises(BuildError, match="(?s)web/_wasmbuild_web.py is missing.*restore web/_wasmbuild_web.py"):
+        web().provision_toolchain(ctx)
+
+
+def test_the_web_record_names_the_variant_its_link_and_its_file_package(tmp_path, monkeypatch):
+    ctx, host, _ = fake_web_build(tmp_path, monkeypatch)
+    staged = pipeline.stage(ctx, web(), host)
+    record = pipeline.assemble_record(ctx, staged, None, None).to_json()
+    assert list(record) == list(FIELDS)
+    assert record["target"] == {"name": "emscripten", "triple": "wasm32-emscripten", "variant": "web"}
+    link = record["configure"]["web_link"]
+    assert link["removed"] == ["-sNODERAWFS", "-sEXIT_RUNTIME", "-sENVIRONMENT=node", "-sEXPORTED_RUNTIME_METHODS=ENV"]
+    assert "-sEXPORT_ES6=1" in link["added"] and "-sINVOKE_RUN=0" in link["added"]
+    assert {k: v for k, v in record["configure"].items() if k != "web_link"} == host.configure
+    assert record["stdlib"]["form"] == "smaller" and "pydoc_data" in record["stdlib"]["exclude"]
+    artifact = record["artifact"]
+    assert artifact["dev"] is None and artifact["debuginfo"] is None and "launcher" not in artifact
+    assert artifact["python.data"]["sha256"] == cache_sha256(staged.tree / "python.data")
+    no_machine_paths(record, tmp_path)
+    # The node variant's record has no variant.
+    assert get_target("emscripten").record_target(ctx.target) == {"name": "emscripten", "triple": "wasm32-emscripten"}
+
+
+def cache_sha256(path: Path) -> str:
+    from wasmbuild.cache import sha256_file
+
+    return sha256_file(path)
+
+
+def test_the_web_artifact_is_packaged_without_dev_or_debuginfo_archives(tmp_path, monkeypatch):
+    import tarfile
+
+    from wasmbuild.package import package
+
+    ctx, host, _ = fake_web_build(tmp_path, monkeypatch)
+    artifact = package(ctx, pipeline.stage(ctx, web(), host))
+    name = "cpython-3.13.15-wasm32-emscripten-web"
+    assert artifact.archive == ctx.dist / f"{name}.tar.gz"
+    assert sorted(p.name for p in ctx.dist.iterdir()) == ["SHA256SUMS", f"{name}.BUILD.json",
+                                                          f"{name}.provenance.json", f"{name}.tar.gz",
+                                                          "wasmbuild-cpython-3.13.15-wasmbuild.1.tgz"]
+    with tarfile.open(artifact.archive) as tar:
+        assert tar.getnames()[:2] == [name, f"{name}/BUILD.json"]
+    assert f"  {name}.tar.gz" in (ctx.dist / "SHA256SUMS").read_text()
+    # and its npm package (wasmbuild.npm; tests/unit/test_npm.py), listed in SHA256SUMS too
+    assert "  wasmbuild-cpython-3.13.15-wasmbuild.1.tgz\n" in (ctx.dist / "SHA256SUMS").read_text()
+
+
+def test_a_web_artifact_is_told_by_its_module_and_is_not_run_as_a_command(tmp_path):
+    from wasmbuild.errors import ArchiveError, UsageError
+    from wasmbuild.runner import _check_layout, run_artifact
+
+    root = tmp_path / "cpython-3.13.15-wasm32-emscripten-web"
+    root.mkdir()
+    for name in ("python.mjs", "python.wasm"):
+        (root / name).write_bytes(b"\0asm")
+    with pytest.raises(ArchiveError, match="has python.mjs but no python.data"):
+        _check_layout(root, "art")
+    (root / "python.data").write_bytes(b"")
+    _check_layout(root, "art")  # no lib/: the standard library is in python.data
+    assert artifact_target(root) is web() and not get_target("emscripten").owns(root)
+    for call in (lambda: run_artifact(root, ["-c", "1"], tmp_path / "cache"),
+                 lambda: web().worker_command(root, tmp_path / "cache")):
+        with pytest.raises(UsageError, match="(?s)is a web artifact: it runs in a browser.*without --variant web"):
+            call()
+
+
+def test_linking_against_a_web_artifact_is_refused(tmp_path):
+    from wasmbuild.errors import UsageError
+    from wasmbuild.link import prepare
+
+    root = tmp_path / "cpython-3.13.15-wasm32-emscripten-web"
+    root.mkdir()
+    for name in ("python.mjs", "python.wasm", "python.data"):
+        (root / name).write_bytes(b"")
+    with pytest.raises(UsageError, match="(?s)linking needs an artifact with the cross-build kit.*without --variant"):
+        prepare(root, cache_root=tmp_path / "cache", provision=lambda record, short: pytest.fail("provisioned"),
+                dev=None, needs_dev=lambda target: False, what="linking")
+
+
+def test_verify_rebuilds_a_web_artifact_as_the_web_variant(tmp_path):
+    from wasmbuild.verify import rebuild_argv
+
+    record = {"target": {"name": "emscripten", "triple": "wasm32-emscripten", "variant": "web"},
+              "python": {"version": "3.13.15"}, "toolchain": {"route": "debian"}}
+    argv = rebuild_argv(record, tmp_path / "c", tmp_path / "d", [])
+    assert argv[argv.index("--target") + 1] == "emscripten" and argv[argv.index("--variant") + 1] == "web"
+    del record["target"]["variant"]
+    assert "--variant" not in rebuild_argv(record, tmp_path / "c", tmp_path / "d", [])

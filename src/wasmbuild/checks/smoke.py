@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import tarfile
 import tempfile
 import time
@@ -116,12 +117,91 @@ def smoke_test(archive: Path, cache_root: Path, recipe: Recipe, target: TargetOp
                          f"({time.monotonic() - start:.1f}s)")
 
 
+# The web variant's smoke test: its JS API under node, as a page would use it (python.mjs imported, the module
+# created without running main, Python initialised and given code through the exported C functions).
+WEB_DRIVER = """// wasmbuild: smoke test of a web artifact under node (node web-smoke.mjs <python.mjs url> <code>)
+const [moduleUrl, code] = process.argv.slice(2);
+const { default: createPython } = await import(moduleUrl);
+const out = [], err = [];
+const py = await createPython({ noInitialRun: true, print: (line) => out.push(line),
+                                printErr: (line) => err.push(line) });
+py._Py_Initialize();
+const status = py.ccall('PyRun_SimpleString', 'number', ['string'], [code]);
+const finalized = py._Py_FinalizeEx();
+process.stdout.write(JSON.stringify({ status, finalized, out, err }) + '\\n');
+"""
+WEB_CHECK = """
+import sys, zlib, sqlite3, json, decimal
+print(sys.platform)
+print(sys.version.split()[0], sys.prefix)
+import importlib
+failed = {{}}
+for name in {names!r}:
+    try:
+        importlib.import_module(name)
+    except BaseException as exc:
+        failed[name] = f"{{type(exc).__name__}}: {{exc}}"
+print(json.dumps(failed))
+"""
+
+
+def run_web(root: Path, code: str, cache_root: Path, timeout: float = 300) -> dict:
+    """Run `code` in the web artifact at `root` through its JS API under node: the driver's JSON (status of
+    PyRun_SimpleString, of Py_FinalizeEx, the lines printed to stdout and stderr)."""
+    from wasmbuild.node import NODE_MINIMUM, find_node
+    from wasmbuild.process import capture
+
+    node = find_node(NODE_MINIMUM, cache_root=cache_root)
+    with tempfile.TemporaryDirectory(prefix="wasmbuild-web-smoke-") as tmp:
+        driver = Path(tmp) / "web-smoke.mjs"
+        driver.write_text(WEB_DRIVER)
+        try:
+            proc = capture([node.path, driver, (root / "python.mjs").as_uri(), code], cwd=tmp, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise SmokeTestError(f"python.mjs under node did not finish in {timeout:g} s") from None
+    try:
+        result = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0 else None
+    except (ValueError, IndexError):
+        result = None
+    if not isinstance(result, dict):
+        raise SmokeTestError(f"python.mjs under node failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}"
+                             f"{proc.stderr[-3000:]}")
+    return result
+
+
+def web_smoke_test(archive: Path, cache_root: Path, recipe: Recipe, target: TargetOptions) -> None:
+    """The web variant: the archive's files and record, then its JS API under node (Python initialised, the
+    recipe's modules imported, sys.platform, nothing on stderr)."""
+    with log.step(f"Smoke-test {archive.name}"):
+        root = unpack_artifact(archive, cache_root)
+        record = check_record(archive, root)
+        for name in ("python.mjs", "python.data"):
+            if cache.sha256_file(root / name) != record["artifact"].get(name, {}).get("sha256"):
+                raise SmokeTestError(f"{name} does not match BUILD.json's artifact.{name}")
+        start = time.monotonic()
+        result = run_web(root, WEB_CHECK.format(names=list(target.smoke_imports)), cache_root)
+        out, err = result["out"], result["err"]
+        if result["status"] != 0 or result["finalized"] != 0 or len(out) < 3 or err:
+            raise SmokeTestError(f"Python under python.mjs: PyRun_SimpleString {result['status']}, Py_FinalizeEx "
+                                 f"{result['finalized']}:\n" + "\n".join([*out, *err])[-3000:])
+        platform = get_target(target.name).sys_platform
+        if out[0] != platform or out[1] != f"{recipe.version} /":
+            raise SmokeTestError(f"expected CPython {recipe.version} on {platform} with prefix /, got {out[1]!r} on "
+                                 f"{out[0]!r}")
+        failed = json.loads(out[-1])
+        if failed:
+            detail = "\n".join(f"    {k}: {v}" for k, v in sorted(failed.items()))
+            raise SmokeTestError(f"{len(failed)} of {len(target.smoke_imports)} modules failed to import:\n{detail}")
+        log.info(f"  ✓ {recipe.version} on {out[0]} through python.mjs under node, {len(target.smoke_imports)} "
+                 f"modules import ({time.monotonic() - start:.2f}s incl. module load)")
+
+
 def smoke_test_any(artifact: Path, cache_root: Path) -> None:
-    """Smoke-test an artifact on its own: its BUILD.json says which recipe and target it came from."""
+    """Smoke-test an artifact on its own: its BUILD.json says which recipe, target and variant it came from."""
     root = unpack_artifact(artifact, cache_root)
     record = read_record(root, artifact)
     recipe = select_recipe(project_root(), record["python"]["version"])
     target = recipe.target(record["target"]["name"])
     if target.triple != record["target"]["triple"]:
         raise UsageError(f"{artifact}: target {record['target']['triple']} is not this recipe's {target.triple}")
-    smoke_test(artifact, cache_root, recipe, target)
+    get_target(target.name, record["target"].get("variant")).smoke(artifact, cache_root, recipe, target)

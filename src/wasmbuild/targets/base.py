@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from wasmbuild.libs import Built
     from wasmbuild.link import Module
     from wasmbuild.pipeline import BuildPython, Context, HostBuild, SourceTree
+    from wasmbuild.recipe import Recipe
     from wasmbuild.toolchain import Toolchain
 
 
@@ -89,6 +90,11 @@ class Target(ABC):
     host_outputs: ClassVar[tuple[str, ...]]  # files make must produce in the host build
     # Bump when the host build's commands change (invalidates this target's cached host builds only).
     host_steps_version: ClassVar[int]
+    # A target built in more than one way has one subclass per variant (names.TARGET_VARIANTS, the registry's
+    # VARIANTS): `variant` names it (None: the target has no variants), and a variant other than the target's
+    # default adds `name_suffix` to the artifact's name (cpython-<version>-<triple><suffix>).
+    variant: ClassVar[str | None] = None
+    name_suffix: ClassVar[str] = ""
 
     # --- toolchain and libraries ----------------------------------------------------------------------------
     def provision_toolchain(self, ctx: Context) -> Toolchain:
@@ -197,6 +203,17 @@ class Target(ABC):
     # --- staging ------------------------------------------------------------------------------------------
     launcher: ClassVar[str]  # python.sh's text
 
+    def stage_key(self, ctx: Context) -> dict[str, Any]:
+        """Inputs of staging beyond the host build and the recipe (default: none)."""
+        return {}
+
+    def stage_tree(self, ctx: Context, host: HostBuild, entry: Path) -> dict[str, Any]:
+        """Lay out the artifact in entry/tree (debug info in entry/debug; the -dev archive's tree in entry/dev, when
+        there is one); return the record's artifact extras. Default: the common layout (pipeline.stage_common)."""
+        from wasmbuild.pipeline import stage_common
+
+        return stage_common(ctx, self, host, entry)
+
     @abstractmethod
     def stage_module(self, host: HostBuild, dest: Path, debug: Path) -> dict[str, Any]:
         """Put the built module (and its loader) into `dest`, debug info into `debug`; return the record's
@@ -205,6 +222,25 @@ class Target(ABC):
     def shared_modules(self, build: Path) -> list[Path]:
         """Extension modules built as shared objects, installed into lib-dynload/ (default: none)."""
         return []
+
+    # --- the record ---------------------------------------------------------------------------------------------
+    def record_target(self, t: TargetOptions) -> dict[str, str]:
+        """The record's `target`: the target's name and triple (a variant adds its name)."""
+        return {"name": self.name, "triple": t.triple}
+
+    def record_configure(self, host: HostBuild) -> dict[str, Any]:
+        """The record's `configure` (default: the host build's configure record)."""
+        return host.configure
+
+    def record_stdlib(self, recipe: Recipe) -> dict[str, Any]:
+        """The record's `stdlib`: what was left out, how the .pyc are made."""
+        return {"exclude": list(recipe.stdlib_exclude), "pyc": "unchecked-hash"}
+
+    def smoke(self, archive: Path, cache_root: Path, recipe: Recipe, options: TargetOptions) -> None:
+        """The smoke test of a packaged artifact (default: run it, import the recipe's modules, a few tests)."""
+        from wasmbuild.checks.smoke import smoke_test
+
+        smoke_test(archive, cache_root, recipe, options)
 
     # --- building against the artifact (wasmbuild link) ------------------------------------------------------
     # Whether link_modules links against libpython (the -dev archive's static libraries) or needs headers only.

@@ -54,6 +54,7 @@ class Emscripten(Target):
     sys_platform = "emscripten"
     host_outputs = ("python.js", "python.wasm")
     host_steps_version = 4  # 3: install, mkdir, llvm-profdata by name; 4: make inclinstall libainstall (the kit)
+    variant = "node"  # the default variant; emscripten_web.py relinks this build for browsers
     link_needs_dev = False
     launcher = LAUNCHER.format(stack=NODE_STACK_KB)
 

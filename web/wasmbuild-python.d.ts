@@ -1,0 +1,57 @@
+// Types of wasmbuild's JavaScript API (wasmbuild-python.mjs).
+
+export interface Progress {
+  /** Bytes of python.wasm and python.data read so far. */
+  loaded: number;
+  /** Their total size, null while a size is not known yet. */
+  total: number | null;
+  /** 'download', then 'init' (compiling the module, starting Python), then 'ready'. */
+  stage: 'download' | 'init' | 'ready';
+}
+
+export interface LoadPythonOptions {
+  /** Where python.mjs, python.wasm and python.data are (default: the directory of wasmbuild-python.mjs). */
+  indexURL?: string | URL;
+  /** Each line Python writes to stdout, without its newline (default: console.log). */
+  stdout?: (line: string) => void;
+  /** Each line Python writes to stderr (default: console.warn). */
+  stderr?: (line: string) => void;
+  onProgress?: (progress: Progress) => void;
+}
+
+/** Emscripten's file system (MEMFS): the standard library is at /lib/python3.X, /tmp and /home are writable. */
+export interface EmscriptenFS {
+  writeFile(path: string, data: string | ArrayBufferView, opts?: { flags?: string }): void;
+  readFile(path: string, opts: { encoding: 'utf8' }): string;
+  readFile(path: string, opts?: { encoding?: 'binary' }): Uint8Array;
+  readdir(path: string): string[];
+  mkdir(path: string, mode?: number): void;
+  unlink(path: string): void;
+  rmdir(path: string): void;
+  stat(path: string): { size: number; mode: number; mtime: Date };
+  [name: string]: unknown;
+}
+
+export interface Python {
+  /** Runs code as the REPL does: the repr of its last expression, undefined when there is none (or it is None).
+   * Rejects with a PythonError for a Python exception; with a plain Error when the interpreter itself failed (a
+   * wasm trap, the JS stack exhausted by deep C recursion): it is then unusable, load a new one. */
+  runPython(code: string): Promise<string | undefined>;
+  /** False while a REPL needs more lines (an open block, bracket or string). */
+  complete(code: string): boolean;
+  FS: EmscriptenFS;
+  /** The CPython version, e.g. "3.13.15". */
+  version: string;
+  /** The Emscripten module itself (ccall, cwrap, HEAP8 ...). */
+  module: unknown;
+}
+
+/** A Python exception: `message` is what Python prints (the traceback, or a SyntaxError's text). */
+export class PythonError extends Error {
+  /** The exception's class name, e.g. "ZeroDivisionError". */
+  type: string;
+  /** str() of the exception. */
+  pythonMessage: string;
+}
+
+export function loadPython(options?: LoadPythonOptions): Promise<Python>;

@@ -1,0 +1,260 @@
+// wasmbuild's JavaScript API for the web build of CPython (python.mjs + python.wasm + python.data).
+//
+//   import { loadPython } from './wasmbuild-python.mjs';
+//   const py = await loadPython({ stdout: (line) => console.log(line) });
+//   await py.runPython('print(6 * 7)');        // stdout: 42; resolves to undefined (no value)
+//   await py.runPython('1 + 1');               // '2': the repr of the last expression
+//   py.complete('if x:');                      // false: a REPL needs more lines
+//   py.FS.writeFile('/tmp/data.txt', 'hello'); // Emscripten's in-memory file system
+//
+// Runs in browsers (page or worker) and under node. The Python half is `_wasmbuild_web` in the artifact's
+// standard library (web/_wasmbuild_web.py): code and answers pass through two files in the in-memory file system.
+
+const IN = '/tmp/_wb_in.py';
+const OUT = '/tmp/_wb_out.json';
+const IS_NODE = typeof process === 'object' && typeof process.versions?.node === 'string';
+
+/** A Python exception: `message` is the text Python prints (the traceback), `type` its class name. */
+export class PythonError extends Error {
+  constructor(result) {
+    super(result.traceback || `${result.type}: ${result.message}`);
+    this.name = 'PythonError';
+    this.type = result.type;
+    this.pythonMessage = result.message;
+  }
+}
+
+function directoryURL(url) {
+  const href = String(url);
+  return new URL(href.endsWith('/') ? href : `${href}/`);
+}
+
+async function defaultBase() {
+  if (globalThis.location?.href) return globalThis.location.href;
+  if (IS_NODE) {
+    const { pathToFileURL } = await import('node:url');
+    return pathToFileURL(`${process.cwd()}/`).href;
+  }
+  return import.meta.url;
+}
+
+// One file's bytes as an ArrayBuffer, reporting each chunk's size; a failure names the file, the url and why.
+async function fetchBytes(url, onChunk) {
+  const name = url.pathname.split('/').pop();
+  if (url.protocol === 'file:') {
+    const [{ readFile }, { fileURLToPath }] = await Promise.all([import('node:fs/promises'), import('node:url')]);
+    let data;
+    try {
+      data = await readFile(fileURLToPath(url));
+    } catch (error) {
+      throw new Error(`cannot read ${name} at ${fileURLToPath(url)}: ${error.message}`, { cause: error });
+    }
+    onChunk(data.byteLength, data.byteLength);
+    return data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength);
+  }
+  let response;
+  try {
+    response = await fetch(url);
+  } catch (error) {
+    throw new Error(`cannot fetch ${name} from ${url.href}: ${error.message}`, { cause: error });
+  }
+  if (!response.ok) {
+    throw new Error(`cannot fetch ${name} from ${url.href}: HTTP ${response.status} ${response.statusText}`.trim());
+  }
+  // Content-Length is the transferred size: with a compressing server it is not the size of what is read.
+  const encoded = response.headers.get('Content-Encoding');
+  const length = Number(response.headers.get('Content-Length'));
+  const total = !encoded && length > 0 ? length : null;
+  onChunk(0, total);
+  if (!response.body) {
+    const data = await response.arrayBuffer();
+    onChunk(data.byteLength, total);
+    return data;
+  }
+  const reader = response.body.getReader();
+  const chunks = [];
+  let loaded = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      loaded += value.byteLength;
+      onChunk(value.byteLength, total);
+    }
+  } catch (error) {
+    throw new Error(`cannot fetch ${name} from ${url.href}: the transfer broke off after ${loaded} bytes ` +
+                    `(${error.message})`, { cause: error });
+  }
+  const data = new Uint8Array(loaded);
+  let offset = 0;
+  for (const chunk of chunks) {
+    data.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return data.buffer;
+}
+
+// Bytes written by the guest, one call per line (UTF-8, without its newline); flush() hands over a partial line.
+function lineWriter(emit) {
+  const decoder = new TextDecoder();
+  let bytes = [];
+  const flush = () => {
+    if (bytes.length) {
+      const line = decoder.decode(new Uint8Array(bytes));
+      bytes = [];
+      emit(line);
+    }
+  };
+  const write = (byte) => {
+    if (byte === null || byte === undefined) flush();
+    else if (byte === 10) {
+      const line = decoder.decode(new Uint8Array(bytes));
+      bytes = [];
+      emit(line);
+    } else bytes.push(byte < 0 ? byte + 256 : byte);
+  };
+  return { write, flush };
+}
+
+/**
+ * Load the interpreter and initialise Python once.
+ *
+ * options.indexURL  where python.mjs, python.wasm and python.data are (default: this module's directory)
+ * options.stdout    called with each line Python writes to stdout (default: console.log)
+ * options.stderr    the same for stderr (default: console.warn)
+ * options.onProgress({loaded, total, stage})  stage 'download' (bytes of python.wasm + python.data; total is
+ *                   null while a size is unknown), then 'init' (compiling, starting Python), then 'ready'
+ *
+ * Resolves to { runPython(code), complete(code), FS, version, module }; rejects with an Error naming the file
+ * and the reason when python.mjs, python.wasm or python.data cannot be loaded, or Python does not start.
+ */
+export async function loadPython(options = {}) {
+  const indexURL = directoryURL(options.indexURL === undefined
+    ? new URL('./', import.meta.url)
+    : new URL(String(options.indexURL), await defaultBase()));
+  const outLine = options.stdout ?? ((line) => console.log(line));
+  const errLine = options.stderr ?? ((line) => console.warn(line));
+  const stdout = lineWriter(outLine);
+  const stderr = lineWriter(errLine);
+  const progress = options.onProgress ?? (() => {});
+
+  const files = { 'python.wasm': { loaded: 0, total: null }, 'python.data': { loaded: 0, total: null } };
+  const report = () => {
+    const all = Object.values(files);
+    const loaded = all.reduce((sum, f) => sum + f.loaded, 0);
+    const total = all.every((f) => f.total !== null) ? all.reduce((sum, f) => sum + f.total, 0) : null;
+    progress({ loaded, total: total === null ? null : Math.max(total, loaded), stage: 'download' });
+  };
+  const download = (name) => fetchBytes(new URL(name, indexURL), (bytes, total) => {
+    files[name].loaded += bytes;
+    files[name].total = total;
+    report();
+  });
+
+  const toPath = IS_NODE ? (await import('node:url')).fileURLToPath : null;
+  const factoryURL = new URL('python.mjs', indexURL);
+  const [factory, wasm, data] = await Promise.all([
+    import(factoryURL.href).then(
+      (mod) => mod.default ?? mod.createPython,
+      (error) => { throw new Error(`cannot load python.mjs from ${factoryURL.href}: ${error.message}`, { cause: error }); }),
+    download('python.wasm'),
+    download('python.data'),
+  ]);
+  if (typeof factory !== 'function') throw new Error(`${factoryURL.href} does not export the module factory`);
+  progress({ loaded: files['python.wasm'].loaded + files['python.data'].loaded,
+             total: files['python.wasm'].loaded + files['python.data'].loaded, stage: 'init' });
+
+  let module;
+  try {
+    module = await factory({
+      noInitialRun: true,
+      wasmBinary: wasm,
+      // Only asked for what is not handed over below; node's loaders read paths, not file: URLs.
+      locateFile: (path) => {
+        const url = new URL(path, indexURL);
+        return toPath && url.protocol === 'file:' ? toPath(url) : url.href;
+      },
+      // file_packager's loader asks for the package before fetching it: the bytes fetched above.
+      getPreloadedPackage: (name) => (String(name).endsWith('python.data') ? data : null),
+      // Emscripten's own messages (an abort's reason, a missing file).
+      print: (line) => { stdout.flush(); outLine(line); },
+      printErr: (line) => { stderr.flush(); errLine(line); },
+      // Emscripten runs preRun callbacks last to first: this one runs after the artifact's own (the packaged
+      // standard library's, an environment copied from node's), so its environment wins.
+      preRun: [(mod) => {
+        // Standard streams of our own: no tty (stdin is at its end: a page has none), UTF-8 lines.
+        if (!mod.FS.init.initialized) mod.FS.init(() => null, stdout.write, stderr.write);
+        if (mod.ENV) {
+          for (const name of ['PYTHONPATH', 'PYTHONSTARTUP', 'PYTHONSAFEPATH']) delete mod.ENV[name];
+          mod.ENV.PYTHONHOME = '/';
+          mod.ENV.PYTHONDONTWRITEBYTECODE = '1';
+        }
+      }],
+    });
+  } catch (error) {
+    stdout.flush();
+    stderr.flush();
+    throw new Error(`cannot start the WebAssembly module: ${error?.message ?? error}`, { cause: error });
+  }
+  const { FS } = module;
+
+  // PyRun_SimpleString, with its own failure (not the user code's: run() catches those) as an Error.
+  const simple = (statement) => {
+    const status = module.ccall('PyRun_SimpleString', 'number', ['string'], [statement]);
+    stdout.flush();
+    stderr.flush();
+    if (status !== 0) throw new Error(`Python failed running: ${statement} (see stderr)`);
+  };
+  // A failure below Python (the JS engine's stack exhausted by deep C recursion, a wasm trap, an abort) leaves the
+  // module in an unknown state: every later call is refused with the first failure's reason.
+  let broken = null;
+  const call = (fn, code) => {
+    if (broken) throw new Error(`the interpreter stopped working after an earlier error: ${broken}`);
+    try {
+      FS.writeFile(IN, code);
+      try { FS.unlink(OUT); } catch { /* not there */ }
+      simple(`__import__('_wasmbuild_web').${fn}(${JSON.stringify(IN)}, ${JSON.stringify(OUT)})`);
+      return JSON.parse(FS.readFile(OUT, { encoding: 'utf8' }));
+    } catch (error) {
+      stdout.flush();
+      stderr.flush();
+      broken = `${error?.name ?? 'Error'}: ${error?.message ?? error}`;
+      throw new Error(`the interpreter stopped working: ${broken}`, { cause: error });
+    }
+  };
+
+  try {
+    module.ccall('Py_Initialize', null, [], []);
+    // stdout is a pipe-like device: line buffering, so print() output shows while code still runs.
+    simple("__import__('sys').stdout.reconfigure(line_buffering=True); __import__('_wasmbuild_web')");
+  } catch (error) {
+    stdout.flush();
+    stderr.flush();
+    throw new Error(`Python did not start: ${error?.message ?? error}`, { cause: error });
+  }
+  // Not through run(): the user's first input is <python-input-0>.
+  simple(`open(${JSON.stringify(OUT)}, 'w').write('.'.join(map(str, __import__('sys').version_info[:3])))` +
+         "; globals().pop('__warningregistry__', None)"); // left by the start-up: __main__ starts clean
+  const version = FS.readFile(OUT, { encoding: 'utf8' });
+  progress({ loaded: files['python.wasm'].loaded + files['python.data'].loaded,
+             total: files['python.wasm'].loaded + files['python.data'].loaded, stage: 'ready' });
+
+  return {
+    /** Run code as the REPL does: resolves to the repr of its last expression (undefined when there is none or it
+     * is None); rejects with a PythonError whose message is the traceback (SyntaxErrors included), or with an
+     * Error (not a PythonError) when the interpreter itself failed: it is then unusable, load a new one. */
+    async runPython(code) {
+      const result = call('run_file', String(code));
+      if (!result.ok) throw new PythonError(result);
+      return result.repr ?? undefined;
+    },
+    /** False while the REPL needs more lines (`if x:`, an open bracket or string), true when `code` can run. */
+    complete(code) {
+      return call('complete_file', String(code)) === true;
+    },
+    FS,
+    version,
+    module,
+  };
+}
