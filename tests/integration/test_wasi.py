@@ -37,7 +37,12 @@ def test_dist_holds_archive_record_and_sums(wasi_dist: Path):
     assert record["target"] == {"name": "wasi", "triple": "wasm32-wasip1"}
     assert record["source_date_epoch"] == RECIPE["source_date_epoch"]
     source = record["inputs"][0]
-    assert source["sha256"] == RECIPE["source"]["sha256"] and source["route"] in {"upstream", "mirror-dir", "debian"}
+    # Inputs by identity (the canonical url); where this build fetched them is the provenance file's.
+    assert source["sha256"] == RECIPE["source"]["sha256"] and source["url"] == RECIPE["source"]["url"]
+    assert "fetch" not in json.dumps(record)
+    provenance = json.loads((wasi_dist / f"{NAME}.provenance.json").read_text())
+    assert provenance["inputs"][0]["sha256"] == source["sha256"]
+    assert provenance["inputs"][0]["route"] in {"upstream", "mirror-dir", "debian", "cache"}
     assert all(len(i["sha256"]) == 64 for i in record["inputs"] if i.get("route") != "path")
     assert record["toolchain"]["name"] == "wasi-sdk" and record["toolchain"]["route"] in {"release", "debian", "path"}
     assert "--host=wasm32-wasip1" in record["configure"]["args"]
