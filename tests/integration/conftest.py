@@ -42,3 +42,12 @@ def em_dist(tmp_path_factory) -> Path:
     dist = tmp_path_factory.mktemp("em-dist")
     wasmbuild("build", "--target", "emscripten", "--dist-dir", str(dist))
     return dist
+
+
+@pytest.fixture(scope="session")
+def web_dist(tmp_path_factory) -> Path:
+    """Build (or reuse from the cache) the web variant of the Emscripten artifact of the default version into a
+    fresh dist/ (the node build's host build, cached, relinked)."""
+    dist = tmp_path_factory.mktemp("web-dist")
+    wasmbuild("build", "--target", "emscripten", "--variant", "web", "--dist-dir", str(dist))
+    return dist

@@ -39,14 +39,6 @@ PAGE_FILES = ("index.html", "repl.css", "repl.mjs", "worker.mjs", "wasmbuild-pyt
 
 
 @pytest.fixture(scope="module")
-def web_dist(tmp_path_factory) -> Path:
-    """Build (or reuse from the cache) the web variant of the Emscripten artifact into a fresh dist/."""
-    dist = tmp_path_factory.mktemp("web-dist")
-    wasmbuild("build", "--target", "emscripten", "--variant", "web", "--dist-dir", str(dist))
-    return dist
-
-
-@pytest.fixture(scope="module")
 def web_archive(web_dist) -> Path:
     (archive,) = web_dist.glob("cpython-*-wasm32-emscripten-web.tar.gz")
     return archive

@@ -28,14 +28,6 @@ if (py._Py_FinalizeEx() !== 0 || status !== 0) process.exit(1);
 
 
 @pytest.fixture(scope="session")
-def web_dist(tmp_path_factory) -> Path:
-    """Build (or reuse from the cache) the web variant of the default version into a fresh dist/."""
-    dist = tmp_path_factory.mktemp("web-dist")
-    wasmbuild("build", "--target", "emscripten", "--variant", "web", "--dist-dir", str(dist))
-    return dist
-
-
-@pytest.fixture(scope="session")
 def unpacked(web_dist, tmp_path_factory) -> Path:
     dest = tmp_path_factory.mktemp("web-unpacked")
     with tarfile.open(web_dist / f"{NAME}.tar.gz") as tar:
