@@ -27,8 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from wasmbuild import cache, log
-from wasmbuild.errors import ArchiveError, UsageError, VerifyError
+from wasmbuild.errors import ArchiveError, DownloadError, UsageError, VerifyError
+from wasmbuild.index import INDEX_NAME, SBOM_SUFFIX
 from wasmbuild.record import RECORD_NAME
+from wasmbuild.release import load_index, parse_sums
 
 
 @dataclass
@@ -91,15 +93,6 @@ def read_archive(path: Path) -> Contents:
     return Contents(first_file.split("/", 1)[0], record_bytes, members)
 
 
-def _sums(path: Path) -> dict[str, str]:
-    out = {}
-    for line in path.read_text().splitlines():
-        digest, _, name = line.partition("  ")
-        if name:
-            out[name.strip()] = digest.strip()
-    return out
-
-
 def check_published(archive: Path, contents: Contents, report: Report) -> None:
     """Every check of the module docstring but the rebuild."""
     record = contents.record
@@ -124,38 +117,41 @@ def check_published(archive: Path, contents: Contents, report: Report) -> None:
 
     companions = [c for c in (record.get("artifact", {}).get(k) for k in ("dev", "debuginfo")) if c]
     sums_file = dist / "SHA256SUMS"
-    if sums_file.is_file():
-        sums = _sums(sums_file)
+    try:
+        sums = parse_sums(sums_file.read_bytes(), str(sums_file)) if sums_file.is_file() else None
+    except DownloadError as exc:
+        report.check(False, "SHA256SUMS is readable", exc.args[0])
+        sums = None
+    if sums is not None:
         report.check(sums.get(archive.name) == digest, f"SHA256SUMS lists {archive.name} with its sha256",
                      f"SHA256SUMS says {sums.get(archive.name, 'nothing')}")
         for comp in companions:
             if (dist / comp).is_file():
                 report.check(sums.get(comp) == cache.sha256_file(dist / comp), f"SHA256SUMS lists {comp} with its "
                              "sha256", f"SHA256SUMS says {sums.get(comp, 'nothing')}")
-    else:
+    elif not sums_file.is_file():
         report.skip("SHA256SUMS: not beside the archive (not checked)")
 
-    index_file = dist / "release.json"
+    index_file = dist / INDEX_NAME
     if index_file.is_file():
         try:
-            index = json.loads(index_file.read_text())
-            entries = [a for a in index.get("artifacts", []) if a.get("file") == archive.name]
-        except (ValueError, AttributeError):
-            entries = None
-        if not entries:
-            report.check(False, "release.json lists the archive", "malformed index" if entries is None
-                         else "no entry for it")
+            entries = [a for a in load_index(index_file.read_bytes(), str(index_file)).artifacts
+                       if a.file == archive.name]
+        except DownloadError as exc:
+            report.check(False, f"{INDEX_NAME} lists the archive", exc.args[0])
         else:
-            e = entries[0]
-            report.check((e.get("sha256"), e.get("size")) == (digest, size),
-                         "release.json gives the archive's sha256 and size", f"index says {e.get('sha256')}, "
-                         f"{e.get('size')} bytes")
-            report.check(e.get("build_json_sha256") == hashlib.sha256(contents.record_bytes).hexdigest(),
-                         f"release.json gives the sha256 of the archive's {RECORD_NAME}", "it differs")
+            if not entries:
+                report.check(False, f"{INDEX_NAME} lists the archive", "no entry for it")
+            else:
+                e = entries[0]
+                report.check((e.sha256, e.size) == (digest, size), f"{INDEX_NAME} gives the archive's sha256 and "
+                             "size", f"index says {e.sha256}, {e.size} bytes")
+                report.check(e.build_json_sha256 == hashlib.sha256(contents.record_bytes).hexdigest(),
+                             f"{INDEX_NAME} gives the sha256 of the archive's {RECORD_NAME}", "it differs")
     else:
-        report.skip("release.json: not beside the archive (not checked)")
+        report.skip(f"{INDEX_NAME}: not beside the archive (not checked)")
 
-    sbom_file = dist / f"{name}.cdx.json"
+    sbom_file = dist / f"{name}{SBOM_SUFFIX}"
     if sbom_file.is_file():
         check_sbom(sbom_file, digest, record, report)
     else:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from wasmbuild import log
 from wasmbuild.errors import RunError
-from wasmbuild.runner import cli_flags, precompiled, unpack_artifact, wasi_python
+from wasmbuild.runner import cli_argv, cli_flags, precompiled, unpack_artifact, wasi_python
 
 HELLO = 'print("hello, world")\n'
 # An app that does what real apps do at start: import a good part of the standard library. A bundle did these
@@ -100,10 +100,9 @@ def bench_wasi(artifact: Path, native: Path, wasmtime: Path, bundle_app: Callabl
         cwasm = precompiled(wasmtime, wasm, cache_root)
 
         def cli(args: list[str]) -> list[str]:
-            module, argv, dirs, env = wasi_python(root, args, [(work, "/")])
-            return [str(wasmtime), "run", "--allow-precompiled", *cli_flags(), "--argv0", argv[0],
-                    *(x for host, guest in dirs for x in ("--dir", f"{host}::{guest}")),
-                    *(x for k, v in sorted(env.items()) for x in ("--env", f"{k}={v}")), str(cwasm), *argv[1:]]
+            """What `wasmbuild run` hands to the CLI for this artifact (runner.cli_argv)."""
+            _, argv, dirs, env = wasi_python(root, args, [(work, "/")])
+            return cli_argv(wasmtime, cwasm, argv, dirs, env)
 
         log.info("▶ bundling the hello app and the imports app")
         app = work / "hello.wasm"
