@@ -16,7 +16,7 @@ llvm-strip cannot remove from wasm object files; needed only to link: embedding,
     lib/pythonX.Y/config-X.Y-<multiarch>/    python.o, and libpythonX.Y.a as a link to ../../
 
 Both archives hold the same top directory: unpacked in one place they give the whole `make install` layout.
-The host build installs the raw tree (`make inclinstall libainstall DESTDIR=...`, pipeline.KIT_INSTALL);
+The host build installs the raw tree (`make inclinstall libainstall DESTDIR=...`, KIT_INSTALL);
 `stage_kit` reshapes it. The .pc files locate everything from their own directory (`${pcfiledir}`), so an
 artifact unpacked anywhere works with `PKG_CONFIG_PATH=<artifact>/lib/pkgconfig`. Libraries are static: the
 embed file's `Libs:` carries every library and the link flags a program needs (the WASM stack size and initial
@@ -34,8 +34,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from wasmbuild import cache
 from wasmbuild.errors import ArchiveError, BuildError
 
+# Where the host build installs its headers, libpython and config directory (`make inclinstall libainstall`
+# with this DESTDIR, configure's prefix below it): the cross-build kit is staged from there.
+KIT_INSTALL = "_install"
 # configure's default prefix: the host build is configured without --prefix.
 CONFIGURE_PREFIX = "/usr/local"
 # Files of the config directory that are text and may name build paths (rewritten with the path map).
@@ -270,3 +274,15 @@ def missing_kit(root: Path, short: str, *, dev: bool) -> list[str]:
     if dev:
         need.append(f"lib/libpython{short}.a")
     return [n for n in need if not (root / n).is_file()]
+
+
+@dataclass(frozen=True)
+class Module:
+    """An extension module: its import name and its C sources (PyInit_<name> in one of them)."""
+
+    name: str
+    sources: tuple[Path, ...]
+
+    def record(self) -> dict[str, Any]:
+        return {"name": self.name,
+                "sources": [{"file": s.name, "sha256": cache.sha256_file(s)} for s in self.sources]}

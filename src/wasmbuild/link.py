@@ -28,7 +28,7 @@ from wasmbuild.archive import expansion_limit, safe_extract, write_deterministic
 from wasmbuild.checks.smoke import read_record
 from wasmbuild.errors import ArchiveError, BuildError, UsageError
 from wasmbuild.files import write_json
-from wasmbuild.kit import missing_kit
+from wasmbuild.kit import Module, missing_kit
 from wasmbuild.record import RECORD_NAME
 from wasmbuild.runner import is_web_artifact, run_python, unpack_artifact
 
@@ -37,18 +37,6 @@ if TYPE_CHECKING:
     from wasmbuild.toolchain import Toolchain
 
 MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-@dataclass(frozen=True)
-class Module:
-    """An extension module: its import name and its C sources (PyInit_<name> in one of them)."""
-
-    name: str
-    sources: tuple[Path, ...]
-
-    def record(self) -> dict[str, Any]:
-        return {"name": self.name,
-                "sources": [{"file": s.name, "sha256": cache.sha256_file(s)} for s in self.sources]}
 
 
 def parse_module(spec: str) -> Module:

@@ -8,129 +8,36 @@
     package(StagedTree)          -> Artifact       the deterministic archives, the record, SHA256SUMS
 
 Each step's output is a cache entry keyed by a hash of its inputs (cache.py): with nothing changed, a step is
-skipped; a failed or interrupted step leaves no entry behind. `Context` holds the inputs only.
+skipped; a failed or interrupted step leaves no entry behind. The values passed between the steps (Context holds
+the inputs only) are in steps.py; what differs per target is behind targets.base.Target.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import platform
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from wasmbuild import __version__, cache, log
+from wasmbuild import cache, log
 from wasmbuild.archive import extract_tarball
-from wasmbuild.download import Fetched, Sources, fetch
+from wasmbuild.download import fetch
 from wasmbuild.errors import ArchiveError, BuildError
 from wasmbuild.files import write_json
+from wasmbuild.kit import KIT_INSTALL
+from wasmbuild.package import package
 from wasmbuild.patching import apply_patches, patch_records
 from wasmbuild.process import capture, require_tool, run
-from wasmbuild.recipe import Recipe, TargetOptions
-from wasmbuild.record import FETCH, RECORD_FORMAT, BuildRecord
-from wasmbuild.targets.base import HostSettings, options_key
-
-if TYPE_CHECKING:
-    from wasmbuild.libs import Built
-    from wasmbuild.targets.base import Target
-    from wasmbuild.toolchain import Toolchain
+from wasmbuild.record import RECORD_FORMAT
+from wasmbuild.staging import check_no_build_paths
+from wasmbuild.steps import Artifact, BuildPython, Context, HostBuild, SourceTree, StagedTree
+from wasmbuild.targets.base import HostSettings, Target, options_key
+from wasmbuild.toolchain import Toolchain
 
 # Bump to invalidate every cached build step after a change in how steps run.
 STEPS_VERSION = 1
 # Bump when staging changes (2: Emscripten side modules in lib-dynload/; 3: the cross-build kit).
 STAGE_VERSION = 5
-# Where the host build installs its headers, libpython and config directory (`make inclinstall libainstall`
-# with this DESTDIR, configure's prefix below it): the cross-build kit is staged from there (kit.py).
-KIT_INSTALL = "_install"
-
-
-@dataclass(frozen=True)
-class Context:
-    """A build's inputs: where things are, what to build, how to fetch. Step results are return values."""
-
-    root: Path  # the data directory: recipes/, toolchains/, patches/
-    cache: Path
-    dist: Path
-    recipe: Recipe
-    target: TargetOptions
-    sources: Sources
-    jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
-    toolchain_route: str = "auto"
-    wasi_sdk_path: Path | None = None  # --wasi-sdk-path
-    node: str | None = None  # --node
-
-    @property
-    def logs(self) -> Path:
-        return self.cache / "logs"
-
-    def log_file(self, step: str) -> Path:
-        path = self.logs / f"{step}-{self.recipe.version}.log"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(f"# wasmbuild {__version__}: {step} for CPython {self.recipe.version}\n")
-        return path
-
-
-@dataclass(frozen=True)
-class SourceTree:
-    path: Path
-    key: str
-    fetched: Fetched
-    patches: list[dict[str, str]]
-
-
-@dataclass(frozen=True)
-class BuildPython:
-    python: Path
-    key: str
-    cc: str
-
-
-@dataclass(frozen=True)
-class HostBuild:
-    """A target's host build: its directory (holding `Target.host_outputs`) and what went into it."""
-
-    path: Path
-    key: str
-    source: SourceTree
-    build_python: BuildPython
-    toolchain: Toolchain
-    libraries: list[Built]
-    configure: dict[str, Any]  # the record of configure (BuildRecord.configure)
-
-
-@dataclass(frozen=True)
-class StagedTree:
-    host: HostBuild
-    name: str  # cpython-<version>-<triple>[-<variant>]
-    entry: Path
-    extra: dict[str, Any]  # the record's artifact extras
-    target: Target
-
-    @property
-    def tree(self) -> Path:
-        return self.entry / "tree"
-
-    @property
-    def debug(self) -> Path:
-        return self.entry / "debug"
-
-    @property
-    def dev(self) -> Path:
-        """The -dev archive's tree: the static libraries of the cross-build kit (kit.py); a target without the kit
-        stages none."""
-        return self.entry / "dev"
-
-
-@dataclass(frozen=True)
-class Artifact:
-    archive: Path
-    record: BuildRecord
-    staged: StagedTree
-
-    @property
-    def build_python(self) -> BuildPython:
-        return self.staged.host.build_python
 
 
 # --- the steps every target shares ------------------------------------------------------------------------
@@ -256,8 +163,6 @@ def artifact_name(ctx: Context, suffix: str = "") -> str:
 def stage(ctx: Context, target: Target, host: HostBuild) -> StagedTree:
     """Lay out the artifact's tree (cached by the host build's key and the target's staging inputs): the target's
     Target.stage_tree, then no build path may survive in it."""
-    from wasmbuild.package import check_no_build_paths
-
     name = artifact_name(ctx, target.name_suffix)
     extra_key = target.stage_key(ctx)
     key = cache.hash_key({"host": host.key, "recipe": ctx.recipe.data, "stage": [RECORD_FORMAT, STAGE_VERSION],
@@ -270,79 +175,17 @@ def stage(ctx: Context, target: Target, host: HostBuild) -> StagedTree:
                 if part.is_dir():
                     check_no_build_paths(part, [str(ctx.cache), str(host.path)])
             write_json(entry / "extra.json", extra)
-    return StagedTree(host, name, entry, json.loads((entry / "extra.json").read_text()), target)
-
-
-def stage_common(ctx: Context, target: Target, host: HostBuild, entry: Path) -> dict[str, Any]:
-    """The common layout (Target.stage_tree's default): the target's module, the standard library with .pyc and
-    the generated sysconfig data (build paths mapped away), the cross-build kit (its static libraries in the -dev
-    tree), LICENSE, python.sh."""
-    from wasmbuild.kit import read_sysconfig_vars, stage_kit, sysconfig_module
-    from wasmbuild.package import install_stdlib
-
-    tree, debug, dev = entry / "tree", entry / "debug", entry / "dev"
-    for d in (tree, debug, dev / "lib"):
-        d.mkdir(parents=True)
-    build, src = host.path, host.source.path
-    extra = {"launcher": "python.sh", **target.stage_module(host, tree, debug)}
-    sysconfig_files = sorted(p for p in (build / "build").glob("lib.*/*") if p.suffix in {".py", ".json"})
-    paths = target.path_map(src, build, host.toolchain, host.libraries)
-    mapping = paths.mapping() | {str(ctx.cache): "/cache"}
-    install_stdlib(ctx, src, host.build_python.python, tree / "lib", sysconfig_files, mapping,
-                   target.shared_modules(build))
-    extra["kit"] = stage_kit(
-        install=build / KIT_INSTALL, build=build, tree=tree, dev=dev, short=ctx.recipe.short_version,
-        version=ctx.recipe.version, triple=ctx.target.triple, path_map=mapping,
-        library_prefixes=[b.prefix for b in host.libraries],
-        vars=read_sysconfig_vars(sysconfig_module(sysconfig_files[0].parent)))
-    (tree / "LICENSE").write_bytes((src / "LICENSE").read_bytes())
-    launcher = tree / "python.sh"
-    launcher.write_text(target.launcher)
-    launcher.chmod(0o755)
-    return extra
-
-
-def assemble_record(ctx: Context, staged: StagedTree, debug_name: str | None, dev_name: str | None) -> BuildRecord:
-    """The build record from the step results."""
-    host, r, target = staged.host, ctx.recipe, staged.target
-    tc, source = host.toolchain, host.source.fetched
-    wasm = staged.tree / "python.wasm"
-    return BuildRecord(
-        wasmbuild=__version__,
-        python={"implementation": "cpython", "version": r.version},
-        target=target.record_target(ctx.target),
-        recipe=r.file.name,
-        source_date_epoch=r.source_date_epoch,
-        inputs=[
-            {"name": r.source.name, "role": "cpython-source", "url": r.source.url, "sha256": r.source.sha256,
-             "size": r.source.size, FETCH: {"route": source.route, "url": source.url}},
-            *({"role": "toolchain", **i} for i in tc.inputs),
-            *({"role": "library", **lib} for lib in staged.extra.get("libraries", [])),
-        ],
-        toolchain=tc.record(),
-        build_python={"cc": host.build_python.cc, "host": platform.machine()},
-        patches=host.source.patches,
-        configure=target.record_configure(host),
-        stdlib=target.record_stdlib(r),
-        artifact={
-            "python.wasm": {"sha256": cache.sha256_file(wasm), "size": wasm.stat().st_size, "stripped": True},
-            "debuginfo": debug_name,
-            "dev": dev_name,
-            **staged.extra,
-        },
-    )
+    return StagedTree(host, name, entry, json.loads((entry / "extra.json").read_text()))
 
 
 def build(ctx: Context, target: Target, *, smoke: bool = True) -> Artifact:
     """Every step for ctx's recipe and target under the cache lock (a second run waits), then the smoke test."""
-    from wasmbuild.package import package
-
     with cache.lock(ctx.cache, wait=True):
         tc = target.provision_toolchain(ctx)
         src = prepare_source(ctx)
         bp = build_python(ctx, src)
         host = build_host(ctx, target, tc, src, bp)
-        artifact = package(ctx, stage(ctx, target, host))
+        artifact = package(ctx, target, stage(ctx, target, host))
     if smoke:
         target.smoke(artifact.archive, ctx.cache, ctx.recipe, ctx.target)
     return artifact

@@ -12,8 +12,9 @@ import yaml
 from wasmbuild import cache
 from wasmbuild.download import Sources
 from wasmbuild.errors import BuildError
-from wasmbuild.pipeline import Context, configure_and_make
+from wasmbuild.pipeline import configure_and_make
 from wasmbuild.recipe import load_recipe
+from wasmbuild.steps import Context
 from wasmbuild.targets.base import HostSettings
 
 RECIPE = {

@@ -119,8 +119,8 @@ def test_module_specs(tmp_path):
     src.write_text("")
     helper = tmp_path / "helper.c"
     helper.write_text("")
-    assert link.parse_module(str(src)) == link.Module("fast_math", (src,))
-    assert link.parse_module(f"fm={src},{helper}") == link.Module("fm", (src, helper))
+    assert link.parse_module(str(src)) == kit.Module("fast_math", (src,))
+    assert link.parse_module(f"fm={src},{helper}") == kit.Module("fm", (src, helper))
     with pytest.raises(UsageError, match="not a valid module name"):
         link.parse_module(f"my-mod={src}")
     with pytest.raises(UsageError, match="source file not found"):

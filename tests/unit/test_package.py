@@ -12,7 +12,8 @@ import re
 import pytest
 
 from wasmbuild.errors import BuildError
-from wasmbuild.package import check_no_build_paths, update_sha256sums, write_json
+from wasmbuild.package import update_sha256sums, write_json
+from wasmbuild.staging import check_no_build_paths
 
 
 def sha(data: bytes) -> str:

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from wasmbuild import pipeline
+from wasmbuild import kit, package, pipeline
 from wasmbuild.download import Fetched, Sources
 from wasmbuild.files import json_text
 from wasmbuild.libs import Built, Library
-from wasmbuild.pipeline import BuildPython, Context, HostBuild, SourceTree
 from wasmbuild.recipe import Download, load_recipe, project_root
 from wasmbuild.record import FIELDS, RECORD_FORMAT, split_provenance
+from wasmbuild.steps import BuildPython, Context, HostBuild, SourceTree
 from wasmbuild.targets import TARGET_NAMES, TARGETS, artifact_target, get_target
 from wasmbuild.targets.base import PathMap
 from wasmbuild.targets.emscripten import PRE_JS, PRE_JS_NAME
@@ -102,10 +102,13 @@ def test_the_registry_names_each_target_and_the_recipes_accept_exactly_those():
     assert set(TARGET_NAMES) == {"wasi", "emscripten"}
     assert all(TARGETS[n].name == n for n in TARGET_NAMES)
     assert {TARGETS[n].sys_platform for n in TARGET_NAMES} == {"wasi", "emscripten"}
-    # The recipes accept exactly the registered targets.
+    # The recipes accept exactly the registered targets: recipe.py checks names against names.TARGET_NAMES (it sits
+    # below the targets), which must equal the registry, in its order.
+    from wasmbuild import names
     from wasmbuild.recipe import RECIPE_SCHEMA, recipe_schema
 
-    assert set(recipe_schema(TARGET_NAMES)["targets"]) == set(TARGET_NAMES) and RECIPE_SCHEMA["targets"] == {}
+    assert names.TARGET_NAMES == tuple(TARGETS) == TARGET_NAMES
+    assert set(recipe_schema(names.TARGET_NAMES)["targets"]) == set(TARGET_NAMES) and RECIPE_SCHEMA["targets"] == {}
 
 
 def test_unknown_target_is_a_usage_error():
@@ -277,7 +280,7 @@ def test_path_map_records_placeholders_only_for_named_paths(tmp_path):
 
 def fake_kit_install(build: Path, src: Path) -> None:
     """What `make inclinstall libainstall DESTDIR=_install` leaves (a few files of each kind)."""
-    root = build / pipeline.KIT_INSTALL / "usr" / "local"
+    root = build / kit.KIT_INSTALL / "usr" / "local"
     inc = root / "include" / "python3.13"
     inc.mkdir(parents=True)
     (inc / "Python.h").write_text("/* Python.h */\n")
@@ -397,7 +400,7 @@ def test_the_record_is_assembled_from_the_step_results(tmp_path, target_name):
     ctx = make_ctx(tmp_path, target_name)
     host = fake_host(tmp_path, ctx, target_name)
     staged = pipeline.stage(ctx, get_target(target_name), host)
-    record = pipeline.assemble_record(ctx, staged, "debug.tar.gz", "dev.tar.gz").to_json()
+    record = package.assemble_record(ctx, get_target(target_name), staged, "debug.tar.gz", "dev.tar.gz").to_json()
     assert list(record) == list(FIELDS)
     assert record["format"] == RECORD_FORMAT
     assert record["python"] == {"implementation": "cpython", "version": ctx.recipe.version}
@@ -421,15 +424,15 @@ def test_the_same_inputs_fetched_by_another_route_give_the_same_record(tmp_path,
     ctx = make_ctx(tmp_path, target_name)
     host = fake_host(tmp_path, ctx, target_name)
     staged = pipeline.stage(ctx, get_target(target_name), host)
-    first = pipeline.assemble_record(ctx, staged, "debug.tar.gz", "dev.tar.gz")
+    first = package.assemble_record(ctx, get_target(target_name), staged, "debug.tar.gz", "dev.tar.gz")
     # The same bytes again: CPython from a Debian mirror, the toolchain archive from a mirror directory.
     mirror_src = dataclasses.replace(host.source, fetched=Fetched(host.source.fetched.path, "debian",
                                                                   "http://mirror.invalid/pool/Python.tgz"))
     tc = dataclasses.replace(host.toolchain, inputs=[{**host.toolchain.inputs[0],
                                                        "fetch": {"route": "mirror-dir", "url": "file:///m/x"}}])
     other_host = dataclasses.replace(host, source=mirror_src, toolchain=tc)
-    second = pipeline.assemble_record(ctx, dataclasses.replace(staged, host=other_host), "debug.tar.gz",
-                                      "dev.tar.gz")
+    second = package.assemble_record(ctx, get_target(target_name), dataclasses.replace(staged, host=other_host),
+                                     "debug.tar.gz", "dev.tar.gz")
     assert json_text(first.to_json()) == json_text(second.to_json())
     assert "mirror" not in json_text(second.to_json()) and "fetch" not in json_text(second.to_json())
     # Where they came from is the provenance file's.
@@ -718,7 +721,7 @@ def test_web_staging_lays_out_module_data_and_licence_only(tmp_path, monkeypatch
     (host.source.path / "Lib" / "__phello__").mkdir()
     (host.source.path / "Lib" / "__phello__" / "__init__.py").write_text("")
     staged = pipeline.stage(ctx, web(), host)
-    assert staged.name == "cpython-3.13.15-wasm32-emscripten-web" and staged.target is web()
+    assert staged.name == "cpython-3.13.15-wasm32-emscripten-web"
     assert sorted(p.name for p in staged.tree.iterdir()) == ["LICENSE", "python.data", "python.mjs", "python.wasm"]
     assert not staged.dev.exists() and not staged.debug.exists()
     (package, packaged, mount), (link, pre_names, pre_texts) = calls
@@ -758,7 +761,7 @@ def test_the_web_variant_needs_the_js_apis_python_half(tmp_path, monkeypatch):
 def test_the_web_record_names_the_variant_its_link_and_its_file_package(tmp_path, monkeypatch):
     ctx, host, _ = fake_web_build(tmp_path, monkeypatch)
     staged = pipeline.stage(ctx, web(), host)
-    record = pipeline.assemble_record(ctx, staged, None, None).to_json()
+    record = package.assemble_record(ctx, web(), staged, None, None).to_json()
     assert list(record) == list(FIELDS)
     assert record["target"] == {"name": "emscripten", "triple": "wasm32-emscripten", "variant": "web"}
     link = record["configure"]["web_link"]
@@ -783,10 +786,8 @@ def cache_sha256(path: Path) -> str:
 def test_the_web_artifact_is_packaged_without_dev_or_debuginfo_archives(tmp_path, monkeypatch):
     import tarfile
 
-    from wasmbuild.package import package
-
     ctx, host, _ = fake_web_build(tmp_path, monkeypatch)
-    artifact = package(ctx, pipeline.stage(ctx, web(), host))
+    artifact = package.package(ctx, web(), pipeline.stage(ctx, web(), host))
     name = "cpython-3.13.15-wasm32-emscripten-web"
     assert artifact.archive == ctx.dist / f"{name}.tar.gz"
     assert sorted(p.name for p in ctx.dist.iterdir()) == ["SHA256SUMS", f"{name}.BUILD.json",

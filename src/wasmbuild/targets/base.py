@@ -14,17 +14,16 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
-from wasmbuild import log
-from wasmbuild.recipe import TargetOptions, ToolchainManifest, load_toolchain, toolchain_file
-
-if TYPE_CHECKING:
-    from wasmbuild.libs import Built
-    from wasmbuild.link import Module
-    from wasmbuild.pipeline import BuildPython, Context, HostBuild, SourceTree
-    from wasmbuild.recipe import Recipe
-    from wasmbuild.toolchain import Toolchain
+from wasmbuild import libs, log, staging
+from wasmbuild.errors import RecipeError
+from wasmbuild.kit import Module
+from wasmbuild.libs import Built
+from wasmbuild.process import capture
+from wasmbuild.recipe import Recipe, TargetOptions, ToolchainManifest, load_toolchain, toolchain_file
+from wasmbuild.steps import BuildPython, Context, HostBuild, PackageExtra, SourceTree, StagedTree
+from wasmbuild.toolchain import Toolchain
 
 
 @dataclass(frozen=True)
@@ -77,8 +76,6 @@ def options_key(t: TargetOptions) -> dict[str, Any]:
 
 def build_triple(src: Path) -> str:
     """The build machine's triple, as CPython's own config.guess names it."""
-    from wasmbuild.process import capture
-
     return capture([src / "config.guess"], check=True).stdout.strip()
 
 
@@ -125,9 +122,6 @@ class Target(ABC):
     def build_libraries(self, ctx: Context, tc: Toolchain, src: SourceTree) -> list[Built]:
         """The C libraries the recipe names for this target (recipes/libraries.yaml), built with `tc`. A library
         build is shared by every CPython version: its key is the library, the toolchain and the target."""
-        from wasmbuild import libs
-        from wasmbuild.errors import RecipeError
-
         if not ctx.target.libraries:
             return []
         env = self.library_env(ctx, tc, src.path)
@@ -209,10 +203,13 @@ class Target(ABC):
 
     def stage_tree(self, ctx: Context, host: HostBuild, entry: Path) -> dict[str, Any]:
         """Lay out the artifact in entry/tree (debug info in entry/debug; the -dev archive's tree in entry/dev, when
-        there is one); return the record's artifact extras. Default: the common layout (pipeline.stage_common)."""
-        from wasmbuild.pipeline import stage_common
-
-        return stage_common(ctx, self, host, entry)
+        there is one); return the record's artifact extras. Default: the target's module (stage_module) in the
+        common layout (staging.stage_common)."""
+        tree, debug, _dev = staging.stage_dirs(entry)
+        extra = {"launcher": "python.sh", **self.stage_module(host, tree, debug)}
+        paths = self.path_map(host.source.path, host.path, host.toolchain, host.libraries)
+        return staging.stage_common(ctx, host, entry, extra, paths.mapping(), self.shared_modules(host.path),
+                                    self.launcher)
 
     @abstractmethod
     def stage_module(self, host: HostBuild, dest: Path, debug: Path) -> dict[str, Any]:
@@ -221,6 +218,10 @@ class Target(ABC):
 
     def shared_modules(self, build: Path) -> list[Path]:
         """Extension modules built as shared objects, installed into lib-dynload/ (default: none)."""
+        return []
+
+    def package_extras(self, ctx: Context, staged: StagedTree) -> list[PackageExtra]:
+        """Files this target adds to dist/ beside its archives, made when it is packaged (default: none)."""
         return []
 
     # --- the record ---------------------------------------------------------------------------------------------

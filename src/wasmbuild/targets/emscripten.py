@@ -6,23 +6,22 @@ dynamic-linking support (MAIN_MODULE) like CPython's `emscripten-node-dl` profil
 
 from __future__ import annotations
 
+import shlex
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from wasmbuild import cache, libs
 from wasmbuild.errors import UsageError
+from wasmbuild.kit import Module, read_pc, read_sysconfig_vars, sysconfig_module
 from wasmbuild.node import NODE_MINIMUM
 from wasmbuild.process import run
 from wasmbuild.recipe import ToolchainManifest
 from wasmbuild.runner import NODE_STACK_KB, is_node_artifact, run_node_python
+from wasmbuild.steps import BuildPython, Context, HostBuild, SourceTree
 from wasmbuild.targets.base import HostSettings, PathMap, Target, build_triple
 from wasmbuild.toolchain import Toolchain, emsdk
-
-if TYPE_CHECKING:
-    from wasmbuild.link import Module
-    from wasmbuild.pipeline import BuildPython, Context, HostBuild, SourceTree
 
 HOST = "wasm32-unknown-emscripten"
 PRE_JS_NAME = "wasmbuild-pre.js"
@@ -138,10 +137,6 @@ class Emscripten(Target):
                      short: str, triple: str) -> dict[str, str]:
         """Each module a side module (emcc -sSIDE_MODULE=1, -fPIC as CPython's own shared modules) with the
         kit's extension flags (python-X.Y.pc), named with the artifact's EXT_SUFFIX, in lib-dynload/."""
-        import shlex
-
-        from wasmbuild.kit import read_pc, read_sysconfig_vars, sysconfig_module
-
         stdlib = tree / "lib" / f"python{short}"
         suffix = str(read_sysconfig_vars(sysconfig_module(stdlib)).get("EXT_SUFFIX") or ".so")
         cflags = ["-O2", "-fPIC", *shlex.split(read_pc(tree / "lib" / "pkgconfig" / f"python-{short}.pc")

@@ -27,21 +27,20 @@ import shlex
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from wasmbuild import cache, log
 from wasmbuild.errors import BuildError
+from wasmbuild.npm import NPM_NAME, package_inputs, tarball_name, write_npm_package
 from wasmbuild.process import capture, run
+from wasmbuild.recipe import Recipe, TargetOptions, ToolchainManifest
 from wasmbuild.runner import WEB_DATA as DATA
 from wasmbuild.runner import WEB_MODULE as MODULE
 from wasmbuild.runner import is_web_artifact, refuse_web_artifact
+from wasmbuild.staging import check_no_build_paths, install_stdlib, output_mapping, sysconfig_files
+from wasmbuild.steps import Context, HostBuild, PackageExtra, StagedTree
 from wasmbuild.targets.emscripten import PRE_JS_NAME, Emscripten
-from wasmbuild.toolchain import emsdk
-
-if TYPE_CHECKING:
-    from wasmbuild.pipeline import Context, HostBuild
-    from wasmbuild.recipe import Recipe, TargetOptions, ToolchainManifest
-    from wasmbuild.toolchain import Toolchain
+from wasmbuild.toolchain import Toolchain, emsdk
 
 VARIANT = "web"
 EXPORT_NAME = "createPython"
@@ -228,19 +227,16 @@ class EmscriptenWeb(Emscripten):
     def stage_tree(self, ctx: Context, host: HostBuild, entry: Path) -> dict[str, Any]:
         """python.mjs and python.wasm from the web link; the standard library (with the JS API's Python half) as
         python.data; LICENSE. No launcher, no cross-build kit (nothing links against a browser's module)."""
-        from wasmbuild.package import check_no_build_paths, install_stdlib
-
         tree, files, work = entry / "tree", entry / "files", entry / "work"
         for d in (tree, files, work):
             d.mkdir(parents=True)
         short = ctx.recipe.short_version
         build, src = host.path, host.source.path
         mount = f"/lib/python{short}"
-        sysconfig_files = sorted(p for p in (build / "build").glob("lib.*/*") if p.suffix in {".py", ".json"})
-        mapping = self.path_map(src, build, host.toolchain, host.libraries).mapping() | {str(ctx.cache): "/cache"}
+        mapping = output_mapping(ctx, self.path_map(src, build, host.toolchain, host.libraries).mapping())
         web_ctx = dataclasses.replace(ctx, recipe=dataclasses.replace(ctx.recipe,
                                                                       stdlib_exclude=self.stdlib_exclude(ctx.recipe)))
-        install_stdlib(web_ctx, src, host.build_python.python, files / "lib", sysconfig_files, mapping,
+        install_stdlib(web_ctx, src, host.build_python.python, files / "lib", sysconfig_files(build), mapping,
                        [m for m in self.shared_modules(build) if not TEST_MODULES.match(m.name)])
         libdir = files / "lib" / f"python{short}"
         prune_stdlib(libdir, STDLIB_FORM)
@@ -270,6 +266,17 @@ class EmscriptenWeb(Emscripten):
             "libraries": [b.record for b in host.libraries],
             "debuginfo": None,
         }
+
+    def package_extras(self, ctx: Context, staged: StagedTree) -> list[PackageExtra]:
+        """The npm package @wasmbuild/cpython (npm.py): the staged tree and the project's JS API (web/)."""
+        out = ctx.dist / tarball_name(ctx.recipe.version)
+
+        def write() -> None:
+            write_npm_package(staged.tree, ctx.dist, python_version=ctx.recipe.version, root=ctx.root,
+                              mtime=ctx.recipe.source_date_epoch)
+            log.info(f"  {out} ({out.stat().st_size / 1e6:.1f} MB): the npm package {NPM_NAME}")
+
+        return [PackageExtra(out, package_inputs(ctx.root), write)]
 
     def record_target(self, t: TargetOptions) -> dict[str, str]:
         return {**super().record_target(t), "variant": VARIANT}

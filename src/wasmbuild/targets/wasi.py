@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from wasmbuild import libs
-from wasmbuild.kit import read_pc
+from wasmbuild.kit import Module, read_pc
+from wasmbuild.libs import Built
 from wasmbuild.process import run
 from wasmbuild.recipe import ToolchainManifest
 from wasmbuild.runner import MAX_WASM_STACK, is_node_artifact, run_wasm, wasi_python
+from wasmbuild.steps import BuildPython, Context, HostBuild, SourceTree
 from wasmbuild.targets.base import HostSettings, PathMap, Target, build_triple
 from wasmbuild.toolchain import Toolchain, wasi_sdk
-
-if TYPE_CHECKING:
-    from wasmbuild.libs import Built
-    from wasmbuild.link import Module
-    from wasmbuild.pipeline import BuildPython, Context, HostBuild, SourceTree
 
 LAUNCHER = """#!/bin/sh
 # Run this CPython with the wasmtime CLI: the current directory is the guest's /, the standard library
@@ -128,8 +126,6 @@ class Wasi(Target):
         """A new python.wasm: each module's sources compiled with the SDK and the kit's embed flags
         (python-X.Y-embed.pc), registered with PyImport_AppendInittab before Py_BytesMain, linked against the
         kit's libpython and libraries, stripped like the artifact's own."""
-        import shlex
-
         embed = read_pc(tree / "lib" / "pkgconfig" / f"python-{short}-embed.pc")
         cc = shlex.split(sdk_tools(tc.path, triple)["CC"])
         cflags = ["-O2", *shlex.split(embed.get("Cflags", "")), f"-ffile-prefix-map={tc.path}=/wasi-sdk",
