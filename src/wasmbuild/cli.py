@@ -24,13 +24,12 @@ from wasmbuild.errors import UsageError, WasmbuildError
 from wasmbuild.names import ROUTES, TARGET_NAMES, VARIANT_NAMES
 
 # Heavy modules (the pipeline, the downloader, recipes, targets) are imported by the commands that use them:
-# `wasmbuild run` imports only the runner (tests/unit/test_cli.py checks it).
+# `wasmbuild run` imports only artifact.py and the engines (tests/unit/test_run_imports.py checks it).
 if TYPE_CHECKING:
     from wasmbuild.download import Sources
-    from wasmbuild.pipeline import Context
     from wasmbuild.recipe import Recipe
-    from wasmbuild.targets.base import Target
-    from wasmbuild.toolchain import Toolchain
+    from wasmbuild.release.verify import FetchOptions
+    from wasmbuild.steps import BuildOptions, Context
 
 # --- argument types: a bad value is an argparse usage error (exit 2) naming the option -----------------------
 
@@ -328,25 +327,31 @@ def _check_route(args: argparse.Namespace) -> None:
                          hint=f"use one of: {', '.join(ROUTES)}")
 
 
+def _build_options(args: argparse.Namespace) -> BuildOptions:
+    """The build options the command line gives (checked: a bad one is refused before the cache is made)."""
+    from wasmbuild.recipe import project_root
+    from wasmbuild.steps import BuildOptions
+
+    _check_route(args)
+    sources = _sources(args)
+    dist = _out_dir(getattr(args, "dist_dir", None), "--dist-dir", "dist")
+    return BuildOptions(root=project_root(), cache=_cache_root(args), dist=dist, sources=sources,
+                        jobs=getattr(args, "jobs", os.cpu_count() or 1), toolchain_route=args.toolchain_route,
+                        wasi_sdk_path=args.wasi_sdk_path, node=args.node)
+
+
 def _context(args: argparse.Namespace, target: str, recipe: Recipe | None = None) -> Context:
-    from wasmbuild.pipeline import Context
     from wasmbuild.recipe import project_root, select_recipe
 
     _check_route(args)
-    root = project_root()
-    recipe = recipe or select_recipe(root, args.python)
-    options = recipe.target(target)
-    # Every check before the cache directory is made: a bad option leaves nothing behind.
-    sources = _sources(args)
-    dist = _out_dir(getattr(args, "dist_dir", None), "--dist-dir", "dist")
-    cache_root = _cache_root(args)
-    return Context(root=root, cache=cache_root, dist=dist, recipe=recipe, target=options, sources=sources,
-                   jobs=getattr(args, "jobs", os.cpu_count() or 1), toolchain_route=args.toolchain_route,
-                   wasi_sdk_path=args.wasi_sdk_path, node=args.node)
+    recipe = recipe or select_recipe(project_root(), args.python)
+    recipe.target(target)  # every check before the cache directory is made: a bad option leaves nothing behind
+    return _build_options(args).context(recipe, target)
 
 
 def cmd_build(args: argparse.Namespace) -> int:
     from wasmbuild import pipeline
+    from wasmbuild.checks.smoke import smoke_test
     from wasmbuild.targets import get_target
 
     start = time.monotonic()
@@ -354,7 +359,9 @@ def cmd_build(args: argparse.Namespace) -> int:
     ctx = _context(args, args.target)
     variant = f" ({target.variant})" if args.variant else ""
     log.info(f"wasmbuild: CPython {ctx.recipe.version} for {ctx.target.triple}{variant} (cache {ctx.cache})")
-    artifact = pipeline.build(ctx, target, smoke=not args.no_smoke_test)
+    artifact = pipeline.build(ctx, target)
+    if not args.no_smoke_test:
+        smoke_test(artifact.archive, ctx.cache, ctx.recipe, ctx.target)
     log.info(f"done in {log.format_duration(time.monotonic() - start)}: {artifact.archive}")
     return 0
 
@@ -375,7 +382,7 @@ INHERIT_SKIP = frozenset({"PATH", "PYTHONHOME", "PYTHONPATH", "PYTHONSTARTUP", "
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from wasmbuild.runner import run_artifact
+    from wasmbuild.artifact import run_artifact
 
     env = {}
     if args.inherit_env:
@@ -408,7 +415,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.engine != "auto":
         limits["engine"] = args.engine
     cache_root = _cache_root(args)
-    return run_artifact(args.artifact, args.args, cache_root, dirs=dirs or None, env=env, **limits)
+    return run_artifact(args.artifact, args.args, cache_root, dirs=dirs or None, env=env, node=_pinned_node(cache_root),
+                        **limits)
+
+
+def _pinned_node(cache_root: Path) -> Callable[[], Path]:
+    """node for an Emscripten artifact, as the toolchains find it (provisioning the pinned node if need be); the
+    toolchain modules are imported only when a node artifact runs (`wasmbuild run` on WASI imports none)."""
+    def find() -> Path:
+        from wasmbuild.toolchain.node import pinned_node_finder
+
+        return pinned_node_finder(cache_root)()
+
+    return find
 
 
 def cmd_smoke_test(args: argparse.Namespace) -> int:
@@ -423,64 +442,18 @@ def cmd_link(args: argparse.Namespace) -> int:
     from wasmbuild.link import describe, link, parse_module
 
     modules = [parse_module(spec) for spec in args.module]
-    cache_root = _cache_root(args)
-    out = link(args.artifact, modules, args.output, cache_root=cache_root, provision=_provision_for(args),
-               dev=args.dev)
+    out = link(args.artifact, modules, args.output, options=_build_options(args), dev=args.dev)
     log.info(describe(out))
     return 0
 
 
-def _provision_for(args: argparse.Namespace) -> Callable[[dict, str], tuple[Target, Toolchain]]:
-    """The provisioner `wasmbuild link` and `bundle` use: the artifact's target and toolchain, by its record."""
-    def provision(record: dict, short: str) -> tuple[Target, Toolchain]:
-        from wasmbuild.recipe import project_root, select_recipe
-        from wasmbuild.targets import get_target
-
-        target = get_target(record["target"]["name"])
-        ctx = _context(args, target.name, select_recipe(project_root(), short))
-        with cache.lock(ctx.cache, wait=True):
-            return target, target.provision_toolchain(ctx)
-
-    return provision
-
-
 def cmd_bundle(args: argparse.Namespace) -> int:
-    import tempfile
-
-    from wasmbuild import bundle, pipeline
-    from wasmbuild.link import prepare, working_copy
-    from wasmbuild.recipe import project_root
-    from wasmbuild.targets import get_target
-    from wasmbuild.toolchain import hosttools
+    from wasmbuild.bundle import make_bundle
 
     start = time.monotonic()
-    app = bundle.load_app(args.app, args.module)
     out = args.output.expanduser().resolve()
-    if out.suffix != ".wasm" or out.is_dir():
-        raise UsageError(f"-o {out}: the bundle is a WebAssembly module: name a file ending in .wasm")
-    if not out.parent.is_dir():
-        raise UsageError(f"-o {out}: the directory {out.parent} does not exist")
-    if args.python and args.artifact:
-        raise UsageError("--python and --artifact both name the CPython to bundle", hint="give one of them")
-    cache_root = _cache_root(args)
-    artifact = args.artifact
-    if artifact is None:
-        ctx = _context(args, "wasi")
-        artifact = pipeline.build(ctx, get_target("wasi"), smoke=False).archive
-    prep = prepare(artifact, cache_root=cache_root, provision=_provision_for(args), dev=args.dev,
-                   needs_dev=lambda t: True, what="bundling")
-    if prep.target.name != "wasi":
-        raise UsageError(f"{artifact} is a {prep.target.name} artifact: bundles are WASI modules",
-                         hint="give a WASI artifact (nox -s build-wasi)")
-
-    def wasmtime() -> tuple[Path, dict]:
-        tool = hosttools.ensure(["wasmtime"], project_root(), cache_root, _sources(args))[0]
-        return tool.path("wasmtime"), tool.record()
-
-    with tempfile.TemporaryDirectory(prefix="wasmbuild-bundle-") as tmp:
-        root = working_copy(prep, Path(tmp) / prep.root.name)
-        record = bundle.bundle(app, out, root=root, record=prep.record, short=prep.short, sdk=prep.toolchain,
-                               wasmtime=wasmtime, preinit=not args.no_preinit, cache_root=cache_root)
+    record = make_bundle(args.app, out, options=_build_options(args), module=args.module, artifact=args.artifact,
+                         python=args.python, dev=args.dev, preinit=not args.no_preinit)
     log.info(f"done in {log.format_duration(time.monotonic() - start)}: {out} ({record['size'] / 1e6:.1f} MB, "
              f"{'pre-initialised' if record['preinit'] else 'not pre-initialised'}; record: "
              f"{out.with_name(out.stem + '.BUNDLE.json').name})")
@@ -489,57 +462,36 @@ def cmd_bundle(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fetch_args(args: argparse.Namespace) -> list[str]:
-    """The fetch and toolchain options given, as a `wasmbuild build` command line takes them (for the builds
-    verify --rebuild and reproduce start)."""
-    out: list[str] = []
-    for flag, value in (("--mirror-dir", args.mirror_dir), ("--debian-mirror", args.debian_mirror),
-                        ("--wasi-sdk-path", args.wasi_sdk_path), ("--node", args.node)):
-        if value is not None:
-            out += [flag, str(value)]
-    if args.offline:
-        out.append("--offline")
-    if args.toolchain_route != "auto":
-        out += ["--toolchain-route", args.toolchain_route]
-    return out
+def _fetch_options(args: argparse.Namespace) -> FetchOptions:
+    """The fetch and toolchain options given (for the builds verify --rebuild and reproduce start)."""
+    from wasmbuild.release.verify import FetchOptions
+
+    return FetchOptions(mirror_dir=args.mirror_dir, debian_mirror=args.debian_mirror, wasi_sdk_path=args.wasi_sdk_path,
+                        node=args.node, offline=args.offline, toolchain_route=args.toolchain_route)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from wasmbuild.verify import verify
+    from wasmbuild.release.verify import verify
 
-    fetch_args = _fetch_args(args)
-    if args.keep is not None and not args.rebuild:
-        raise UsageError("--keep is for --rebuild", hint="add --rebuild, or leave out --keep")
-    verify(args.artifact, rebuild=args.rebuild, fetch_args=fetch_args, keep=args.keep)
+    verify(args.artifact, rebuild=args.rebuild, fetch=_fetch_options(args), keep=args.keep)
     return 0
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    from wasmbuild.recipe import project_root, select_recipe
-    from wasmbuild.reproduce import reproduce
+    from wasmbuild.release.reproduce import reproduce_artifact
 
     _check_route(args)
-    root = project_root()
-    recipe = select_recipe(root, args.python)  # an unknown version is refused before anything is built
-    build_args = ["--target", args.target, "--python", recipe.version, "--jobs", str(args.jobs), *_fetch_args(args)]
-    reproduce(build_args, user=args.user, keep=args.keep, root=root)
+    reproduce_artifact(args.target, args.python, jobs=args.jobs, fetch=_fetch_options(args), user=args.user,
+                       keep=args.keep)
     return 0
 
 
 def cmd_download(args: argparse.Namespace) -> int:
-    from wasmbuild.release import check_requested, default_location, download_release, how_to_run, location_from
+    from wasmbuild.release.client import download_artifact, how_to_run
 
-    if args.location is not None and args.release is not None:
-        raise UsageError("--release names a release of the project's repository; --from names the location itself",
-                         hint="give one of them (a release's url for --from ends in .../releases/download/TAG/)")
-    # Every option is checked before the network is used or anything is written.
-    check_requested(args.python)
-    location = location_from(args.location) if args.location is not None else default_location(args.release)
-    out_dir = (args.output or Path.cwd()).expanduser().resolve()
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UsageError(f"-o {out_dir} is a file, not a directory", hint="name a directory (it is created if missing)")
-    installed = download_release(location, python=args.python, target=args.target, out_dir=out_dir, dev=args.dev,
-                                 cache_root=_cache_root(args))
+    installed = download_artifact(source=args.location, release=args.release, python=args.python,
+                                  target=args.target, output=args.output, dev=args.dev,
+                                  cache_root=lambda: _cache_root(args))
     for line in how_to_run(installed):
         log.info(line)
     print(installed.root)
@@ -558,20 +510,16 @@ def cmd_versions(args: argparse.Namespace) -> int:
 
 def cmd_matrix(args: argparse.Namespace) -> int:
     """Every recipe x target (or --python / --target): build, smoke test, test suite; one row each, all rows run."""
-    from wasmbuild.matrix import SuiteOptions, run_matrix
-    from wasmbuild.recipe import available_recipes, project_root, select_recipe
+    from wasmbuild.release.matrix import SuiteOptions, matrix_recipes, run_matrix
 
-    root = project_root()
-    versions = [args.python] if args.python else sorted(available_recipes(root),
-                                                        key=lambda v: [int(p) for p in v.split(".")])
     report_dir = _out_dir(args.report_dir, "--report-dir", "reports")
     # Options every row shares are checked once, before any row: a bad one is one error, not one per row.
     _check_route(args)
     _sources(args)
     dist = _out_dir(args.dist_dir, "--dist-dir", "dist")
-    recipes = [select_recipe(root, version) for version in versions]
-    run_matrix(recipes, args.target, lambda recipe, target: _context(args, target, recipe), report_dir=report_dir,
-               dist=dist, suite=SuiteOptions(jobs=args.jobs, timeout=args.timeout, subset=args.subset))
+    run_matrix(matrix_recipes(args.python), args.target, lambda recipe, target: _context(args, target, recipe),
+               report_dir=report_dir, dist=dist,
+               suite=SuiteOptions(jobs=args.jobs, timeout=args.timeout, subset=args.subset))
     return 0
 
 
@@ -585,7 +533,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from wasmbuild.toolchain import hosttools
 
     ctx = _context(args, "wasi")
-    artifact = pipeline.build(ctx, get_target("wasi"), smoke=False)
+    artifact = pipeline.build(ctx, get_target("wasi"))
     cache_root = _cache_root(args)
     wasmtime = hosttools.ensure(["wasmtime"], project_root(), cache_root, _sources(args))[0].path("wasmtime")
 
@@ -609,7 +557,7 @@ def cmd_test(args: argparse.Namespace) -> int:
     ctx = _context(args, args.target)
     target = get_target(args.target)
     # The artifact under test is the packaged one (built if needed); its smoke test is the build's business.
-    artifact = pipeline.build(ctx, target, smoke=False)
+    artifact = pipeline.build(ctx, target)
     run = regrtest.run_suite(ctx, target, artifact.archive, artifact.build_python.python, report_dir=report_dir,
                              jobs=args.jobs, timeout=args.timeout, subset=args.subset, tests=args.tests)
     run.check()
@@ -618,10 +566,10 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 def _web_artifact(artifact: Path, cache_root: Path) -> Path:
     """The unpacked tree of a web artifact (archive or directory); another artifact is a usage error."""
-    from wasmbuild.runner import is_web_artifact, unpack_artifact
+    from wasmbuild.artifact import WebRuntime, artifact_runtime, unpack_artifact
 
     root = unpack_artifact(artifact, cache_root)
-    if not is_web_artifact(root):
+    if not isinstance(artifact_runtime(root), WebRuntime):
         raise UsageError(f"{artifact} is not a web artifact (no python.mjs)",
                          hint="build one with: nox -s build-emscripten -- --variant web")
     return root
@@ -645,7 +593,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         preflight("emscripten")
         ctx = _context(args, "emscripten")
-        artifact = pipeline.build(ctx, get_target("emscripten", "web"), smoke=False).archive
+        artifact = pipeline.build(ctx, get_target("emscripten", "web")).archive
     root = _web_artifact(artifact, cache_root)
     with tempfile.TemporaryDirectory(prefix="wasmbuild-serve-") as tmp:
         site = serve.assemble(root, project_root() / "web", Path(tmp) / "site")

@@ -21,20 +21,20 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from wasmbuild import cache, log
 from wasmbuild.archive import expansion_limit, safe_extract, write_deterministic_tar_gz
-from wasmbuild.checks.smoke import read_record
+from wasmbuild.artifact import WebRuntime, artifact_runtime, run_python, unpack_artifact
 from wasmbuild.errors import ArchiveError, BuildError, UsageError
 from wasmbuild.files import write_json
 from wasmbuild.kit import Module, missing_kit
-from wasmbuild.record import RECORD_NAME
-from wasmbuild.runner import is_web_artifact, run_python, unpack_artifact
-
-if TYPE_CHECKING:
-    from wasmbuild.targets.base import Target
-    from wasmbuild.toolchain import Toolchain
+from wasmbuild.recipe import select_recipe
+from wasmbuild.record import RECORD_NAME, read_record
+from wasmbuild.steps import BuildOptions
+from wasmbuild.targets import Target, get_target
+from wasmbuild.toolchain import Toolchain
+from wasmbuild.toolchain.node import pinned_node_finder
 
 MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -132,16 +132,25 @@ class Prepared:
     dev: Path | None
 
 
-def prepare(artifact: Path, *, cache_root: Path, provision: Callable[[dict[str, Any], str], tuple[Target, Toolchain]],
-            dev: Path | None, needs_dev: Callable[[Target], bool], what: str) -> Prepared:
+def provision_for_record(record: dict[str, Any], short: str, options: BuildOptions) -> tuple[Target, Toolchain]:
+    """The target an artifact's record names and its toolchain, provisioned as a build of its CPython X.Y
+    (`short`) with `options` would (under the cache lock)."""
+    target = get_target(record["target"]["name"])
+    ctx = options.context(select_recipe(options.root, short), target.name)
+    with cache.lock(ctx.cache, wait=True):
+        return target, target.provision_toolchain(ctx)
+
+
+def prepare(artifact: Path, *, options: BuildOptions, dev: Path | None, needs_dev: Callable[[Target], bool],
+            what: str) -> Prepared:
     """Unpack and check `artifact`, provision its toolchain (the same one that built it), find its -dev archive
     when `needs_dev(target)` (`dev`, else the one beside the artifact archive)."""
-    root = unpack_artifact(artifact, cache_root)
-    if is_web_artifact(root):
+    root = unpack_artifact(artifact, options.cache)
+    if isinstance(artifact_runtime(root), WebRuntime):
         raise UsageError(f"{what} needs an artifact with the cross-build kit: {artifact.name} is a web artifact "
                          "(python.mjs), which has none", hint="use the emscripten artifact built without --variant web")
     record, short = artifact_facts(root, artifact)
-    target, toolchain = provision(record, short)
+    target, toolchain = provision_for_record(record, short, options)
     built_with = record.get("toolchain", {})
     if (built_with.get("name"), built_with.get("version")) != (toolchain.name, toolchain.version):
         raise UsageError(f"{artifact} was built with {built_with.get('name')} {built_with.get('version')}; this "
@@ -170,17 +179,16 @@ def working_copy(prepared: Prepared, dest: Path) -> Path:
     return dest
 
 
-def link(artifact: Path, modules: list[Module], out: Path, *, cache_root: Path,
-         provision: Callable[[dict[str, Any], str], tuple[Target, Toolchain]], dev: Path | None = None) -> Path:
-    """Build `modules` into a copy of `artifact` (archive or directory) at `out` (a directory, or a .tar.gz).
-    `provision(record, X.Y)` gives the artifact's target and its toolchain, provisioned. A target that links
+def link(artifact: Path, modules: list[Module], out: Path, *, options: BuildOptions, dev: Path | None = None) -> Path:
+    """Build `modules` into a copy of `artifact` (archive or directory) at `out` (a directory, or a .tar.gz),
+    with the artifact's own toolchain provisioned as `options` say (provision_for_record). A target that links
     against libpython (WASI) needs the -dev archive: `dev`, else the one beside the artifact archive, unless the
     artifact directory already holds it."""
     out = out.expanduser().resolve()
     check_modules(modules)
     _prepare_output(out)
-    prep = prepare(artifact, cache_root=cache_root, provision=provision, dev=dev,
-                   needs_dev=lambda t: t.link_needs_dev, what="linking")
+    cache_root = options.cache
+    prep = prepare(artifact, options=options, dev=dev, needs_dev=lambda t: t.link_needs_dev, what="linking")
     record, short, target, toolchain, dev_archive = prep.record, prep.short, prep.target, prep.toolchain, prep.dev
     logf = cache_root / "logs" / f"link-{record['python']['version']}-{record['target']['triple']}.log"
     logf.parent.mkdir(parents=True, exist_ok=True)
@@ -223,7 +231,8 @@ def _check_imports(tree: Path, names: list[str], cache_root: Path, logf: Path) -
     code = f"import {', '.join(names)}"
     with tempfile.TemporaryDirectory(prefix="wasmbuild-link-") as work:
         out, err = Path(work) / "out", Path(work) / "err"
-        status = run_python(tree, ["-c", code], cache_root, [(Path(work), "/")], stdout=out, stderr=err)
+        status = run_python(tree, ["-c", code], cache_root, [(Path(work), "/")], stdout=out, stderr=err,
+                            node=pinned_node_finder(cache_root))
         if status != 0:
             text = err.read_text(errors="replace")
             with open(logf, "a") as f:

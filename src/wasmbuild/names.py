@@ -9,3 +9,7 @@ TARGET_NAMES = ("wasi", "emscripten")
 TARGET_VARIANTS = {"emscripten": ("node", "web")}
 VARIANT_NAMES = tuple(sorted({v for variants in TARGET_VARIANTS.values() for v in variants}))
 ROUTES = ("auto", "release", "debian", "path")
+# The web variant's artifact: its ES module and the standard library's file package (written by
+# targets/emscripten_web.py, recognised by artifact.py).
+WEB_MODULE = "python.mjs"
+WEB_DATA = "python.data"

@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
-from pathlib import Path
 from typing import Any
 
 from wasmbuild import __version__, cache, log

@@ -178,14 +178,12 @@ def stage(ctx: Context, target: Target, host: HostBuild) -> StagedTree:
     return StagedTree(host, name, entry, json.loads((entry / "extra.json").read_text()))
 
 
-def build(ctx: Context, target: Target, *, smoke: bool = True) -> Artifact:
-    """Every step for ctx's recipe and target under the cache lock (a second run waits), then the smoke test."""
+def build(ctx: Context, target: Target) -> Artifact:
+    """Every step for ctx's recipe and target under the cache lock (a second run waits). The packaged artifact
+    is not smoke-tested here: the build command does that (checks.smoke.smoke_test)."""
     with cache.lock(ctx.cache, wait=True):
         tc = target.provision_toolchain(ctx)
         src = prepare_source(ctx)
         bp = build_python(ctx, src)
         host = build_host(ctx, target, tc, src, bp)
-        artifact = package(ctx, target, stage(ctx, target, host))
-    if smoke:
-        target.smoke(artifact.archive, ctx.cache, ctx.recipe, ctx.target)
-    return artifact
+        return package(ctx, target, stage(ctx, target, host))

@@ -77,7 +77,8 @@ RECIPE_SCHEMA: dict[str, Any] = {
 }
 
 # The SPDX licence expression of a toolchain input or patch, e.g. `Apache-2.0 WITH LLVM-exception`: metadata for the
-# SBOM (wasmbuild.sbom.licenses_from_project requires one on every entry and checks it), never part of a cache key.
+# SBOM (wasmbuild.release.sbom.licenses_from_project requires one on every entry and checks it), never part of a
+# cache key.
 LICENSE = Field(str, required=False)
 
 DEB_PACKAGE = {

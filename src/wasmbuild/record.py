@@ -12,8 +12,12 @@ it from: the same inputs give the same archive whatever route fetched them. Wher
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+from wasmbuild.errors import SmokeTestError
 
 RECORD_FORMAT = 2
 # Format 2: inputs by identity only; route and fetched-from url moved to the provenance file.
@@ -89,3 +93,26 @@ def split_provenance(value: Any) -> tuple[Any, list[dict[str, Any]]]:
         return v
 
     return walk(value), found
+
+
+def read_record(root: Path, artifact: Path) -> dict:
+    """The BUILD.json of the artifact unpacked at `root` (from `artifact`) with the fields the checks and `wasmbuild
+    link` read; a missing or malformed one is one error."""
+    path = root / RECORD_NAME
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        fields = (record["python"]["version"], record["target"]["name"], record["target"]["triple"],
+                  record["artifact"]["python.wasm"]["sha256"])
+        if not all(isinstance(f, str) for f in fields):
+            raise TypeError("not a string")
+    except FileNotFoundError:
+        raise SmokeTestError(f"{artifact}: no BUILD.json (not a wasmbuild artifact, or an incomplete one)",
+                             hint="use an archive from dist/ or rebuild it") from None
+    except (OSError, ValueError) as exc:
+        raise SmokeTestError(f"{artifact}: BUILD.json is not valid JSON: {exc}",
+                             hint="use an archive from dist/ or rebuild it") from None
+    except (KeyError, TypeError, IndexError) as exc:
+        raise SmokeTestError(f"{artifact}: BUILD.json lacks python.version, target.name/triple or "
+                             f"artifact.python.wasm.sha256 ({exc.__class__.__name__}: {exc})",
+                             hint="use an archive from dist/ or rebuild it") from None
+    return record

@@ -1,5 +1,6 @@
 """The values passed between the build's steps (pipeline.py drives the steps, targets/ implement them).
 
+    BuildOptions how to build, whatever is built (from the command line or a caller)
     Context      a build's inputs: where things are, what to build, how to fetch
     SourceTree   the extracted, patched CPython source (prepare_source)
     BuildPython  the native build-python of the same version (build_python)
@@ -25,6 +26,27 @@ from wasmbuild.libs import Built
 from wasmbuild.recipe import Recipe, TargetOptions
 from wasmbuild.record import BuildRecord
 from wasmbuild.toolchain import Toolchain
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """How to build, whatever is built: the data directory, the cache and dist/, how inputs and the toolchain are
+    fetched, how many jobs. `context` makes the Context of one recipe and target from them."""
+
+    root: Path  # the data directory: recipes/, toolchains/, patches/
+    cache: Path
+    dist: Path
+    sources: Sources
+    jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
+    toolchain_route: str = "auto"
+    wasi_sdk_path: Path | None = None  # --wasi-sdk-path
+    node: str | None = None  # --node
+
+    def context(self, recipe: Recipe, target: str) -> Context:
+        """The build of `recipe` for `target` (a target the recipe lacks is a usage error)."""
+        return Context(root=self.root, cache=self.cache, dist=self.dist, recipe=recipe, target=recipe.target(target),
+                       sources=self.sources, jobs=self.jobs, toolchain_route=self.toolchain_route,
+                       wasi_sdk_path=self.wasi_sdk_path, node=self.node)
 
 
 @dataclass(frozen=True)

@@ -67,7 +67,7 @@ def npm_tarball(web_dist, web_archive) -> Path:
 
 def node() -> str:
     from wasmbuild.cache import default_cache_dir
-    from wasmbuild.node import NODE_MINIMUM, find_node
+    from wasmbuild.toolchain.node import NODE_MINIMUM, find_node
 
     return str(find_node(NODE_MINIMUM, cache_root=default_cache_dir()).path)
 

@@ -13,7 +13,7 @@ import pytest
 from tests.integration.conftest import ROOT, wasmbuild
 from tests.integration.test_wasi import NAME
 from wasmbuild.bundle import SECTION, read_custom_section
-from wasmbuild.runner import run_wasm
+from wasmbuild.engines.wasmtime_api import run_wasm
 
 APP = ROOT / "tests" / "data" / "bundle_app" / "app.py"
 PKG = ROOT / "tests" / "data" / "bundle_pkg" / "wbpkg"

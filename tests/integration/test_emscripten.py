@@ -104,7 +104,7 @@ def test_launcher_runs_under_node(unpacked, tmp_path):
                                    "sys.version.split()[0])\n")
     # python.sh runs $NODE (default: node on PATH); a machine without node has the one wasmbuild provisioned.
     from wasmbuild.cache import default_cache_dir
-    from wasmbuild.node import NODE_MINIMUM, find_node
+    from wasmbuild.toolchain.node import NODE_MINIMUM, find_node
 
     node = find_node(NODE_MINIMUM, cache_root=default_cache_dir())
     proc = subprocess.run([str(unpacked / "python.sh"), "t.py"], cwd=tmp_path, capture_output=True, text=True,

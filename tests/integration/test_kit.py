@@ -16,7 +16,7 @@ from tests.integration.conftest import ROOT, wasmbuild
 from tests.integration.test_emscripten import NAME as EM_NAME
 from tests.integration.test_wasi import NAME, VERSION, sha256
 from wasmbuild.archive import safe_extract
-from wasmbuild.runner import run_wasm
+from wasmbuild.engines.wasmtime_api import run_wasm
 
 CEXT = ROOT / "tests" / "data" / "cext"
 SHORT = ".".join(VERSION.split(".")[:2])

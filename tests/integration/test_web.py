@@ -37,7 +37,7 @@ def unpacked(web_dist, tmp_path_factory) -> Path:
 
 def node() -> str:
     from wasmbuild.cache import default_cache_dir
-    from wasmbuild.node import NODE_MINIMUM, find_node
+    from wasmbuild.toolchain.node import NODE_MINIMUM, find_node
 
     return str(find_node(NODE_MINIMUM, cache_root=default_cache_dir()).path)
 

@@ -12,7 +12,8 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from wasmbuild import cli, pipeline, runner
+from wasmbuild import artifact, cli, pipeline
+from wasmbuild.artifact import artifact_runtime
 from wasmbuild.checks import regrtest
 from wasmbuild.recipe import available_recipes, project_root
 from wasmbuild.targets import get_target
@@ -22,15 +23,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def fake_run(monkeypatch):
-    """runner.run_artifact replaced (cli imports it at call time): records its arguments, runs nothing."""
+    """artifact.run_artifact replaced (cli imports it at call time): records its arguments, runs nothing."""
     calls = []
 
-    def run_artifact(artifact, args, cache_root, *, dirs=None, env=None, **limits):
+    def run_artifact(artifact, args, cache_root, *, dirs=None, env=None, node=None, **limits):
         calls.append({"artifact": artifact, "args": list(args), "cache_root": cache_root, "dirs": dirs, "env": env,
-                      "limits": limits})
+                      "node": node, "limits": limits})
         return 0
 
-    monkeypatch.setattr(runner, "run_artifact", run_artifact)
+    monkeypatch.setattr(artifact, "run_artifact", run_artifact)
     return calls
 
 
@@ -228,7 +229,7 @@ def test_run_without_an_artifact_is_argparses_usage_error(capsys, fake_run):
 
 def test_the_test_suites_worker_command_still_parses(tmp_path, fake_run):
     (tmp_path / "python.wasm").write_bytes(b"\0asm")
-    cmd, _ = get_target("wasi").worker_command(tmp_path, tmp_path / "cache")
+    cmd, _ = artifact_runtime(tmp_path).worker_command(tmp_path / "cache")
     assert cmd[1:4] == ["-m", "wasmbuild", "run"]
     assert cli.main([*cmd[3:], "-m", "test.regrtest", "--worker", "{}"]) == 0
     (call,) = fake_run
@@ -287,10 +288,10 @@ def test_timeout_and_max_memory_are_passed_only_when_given(tmp_path, fake_run, m
     assert [c["limits"] for c in fake_run] == [{"timeout": 2.5, "max_memory": 512 << 20}, {"timeout": 30.0},
                                                {"max_memory": 1 << 30}, {"private_lib": True}]
 
-    def old_run_artifact(artifact, args, cache_root, *, dirs=None, env=None):  # without the new parameters
+    def old_run_artifact(artifact, args, cache_root, *, dirs=None, env=None, node=None):  # without the limits
         return 0
 
-    monkeypatch.setattr(runner, "run_artifact", old_run_artifact)
+    monkeypatch.setattr(artifact, "run_artifact", old_run_artifact)
     assert cli.main([*base, "--", "-c", "1"]) == 0
 
 
@@ -360,7 +361,7 @@ def test_matrix_runs_every_valid_recipe_despite_strays(capsys, tmp_path, monkeyp
     monkeypatch.setenv("WASMBUILD_ROOT", str(stray_root))
     built = []
 
-    def fake_build(ctx, target, smoke=True):
+    def fake_build(ctx, target):
         built.append((ctx.recipe.version, target.name))
         archive = tmp_path / "dist" / f"{ctx.recipe.version}-{target.name}.tar.gz"
         archive.parent.mkdir(exist_ok=True)
@@ -371,7 +372,10 @@ def test_matrix_runs_every_valid_recipe_despite_strays(capsys, tmp_path, monkeyp
     def fake_suite(*args, **kwargs):
         return SimpleNamespace(selection="all", counts=dict.fromkeys(regrtest.STATUSES, 0), check=lambda: None)
 
-    monkeypatch.setattr("wasmbuild.matrix.write_release", lambda dist, released: dist / "release.json")
+    smoked = []
+    monkeypatch.setattr("wasmbuild.release.matrix.write_release", lambda dist, released: dist / "release.json")
+    monkeypatch.setattr("wasmbuild.release.matrix.smoke_test",
+                        lambda archive, cache_root, recipe, options: smoked.append((recipe.version, options.name)))
     monkeypatch.setattr(pipeline, "build", fake_build)
     monkeypatch.setattr(regrtest, "run_suite", fake_suite)
     code = cli.main(["matrix", "--cache-dir", str(tmp_path / "cache"), "--report-dir", str(tmp_path / "reports"),
@@ -379,6 +383,7 @@ def test_matrix_runs_every_valid_recipe_despite_strays(capsys, tmp_path, monkeyp
     assert code == 0, capsys.readouterr().err
     versions = [yaml.safe_load(f.read_text())["version"] for f in available_recipes(ROOT).values()]
     assert sorted({v for v, _ in built}, key=lambda v: [int(p) for p in v.split(".")]) == versions
+    assert smoked == built  # the matrix smoke-tests every artifact it built
     rows = json.loads((tmp_path / "reports" / "matrix.json").read_text())["rows"]
     assert all(r["result"] == "ok" for r in rows)
 
@@ -447,14 +452,21 @@ def test_a_variant_of_a_target_without_variants_is_refused_before_anything_is_wr
 
 
 def test_build_hands_the_variant_to_the_pipeline(capsys, tmp_path, monkeypatch):
-    seen = []
-    monkeypatch.setattr(pipeline, "build", lambda ctx, target, smoke: seen.append((ctx.target.name, target)) or
+    seen, smoked = [], []
+    monkeypatch.setattr(pipeline, "build", lambda ctx, target: seen.append((ctx.target.name, target)) or
                         SimpleNamespace(archive=tmp_path / "a.tar.gz"))
+    monkeypatch.setattr("wasmbuild.checks.smoke.smoke_test",
+                        lambda archive, cache_root, recipe, options: smoked.append((archive, options.name)))
     monkeypatch.setattr("wasmbuild.toolchain.hosttools.preflight", lambda target: None)
     for variant in ([], ["--variant", "node"], ["--variant", "web"]):
         assert cli.main(["build", "--target", "emscripten", *variant, "--cache-dir", str(tmp_path / "c"),
                          "--dist-dir", str(tmp_path / "d")]) == 0
     assert seen == [("emscripten", get_target("emscripten")), ("emscripten", get_target("emscripten")),
                     ("emscripten", get_target("emscripten", "web"))]
+    # The build command, not the pipeline, smoke-tests what it built, unless told not to.
+    assert smoked == [(tmp_path / "a.tar.gz", "emscripten")] * 3
+    assert cli.main(["build", "--target", "emscripten", "--no-smoke-test", "--cache-dir", str(tmp_path / "c"),
+                     "--dist-dir", str(tmp_path / "d")]) == 0
+    assert len(seen) == 4 and len(smoked) == 3
     with pytest.raises(SystemExit):
         cli._parser().parse_args(["build", "--target", "emscripten", "--variant", "browser"])

@@ -18,12 +18,12 @@ import pytest
 import yaml
 
 from wasmbuild import cache
-from wasmbuild import node as nodes
 from wasmbuild.download import Sources
 from wasmbuild.errors import ChecksumError, PatchError, ToolchainError, UsageError
 from wasmbuild.patching import patch_records
 from wasmbuild.recipe import load_toolchain
 from wasmbuild.toolchain import emsdk, hosttools
+from wasmbuild.toolchain import node as nodes
 
 ARCHIVE = "wasm-binaries.tar.xz"
 ARCHIVE_PATH = f"/emscripten-releases-builds/linux/0123abcd/{ARCHIVE}"

@@ -28,10 +28,10 @@ def suite_run(tmp_path, counts, unexpected=()):
 
 
 def test_matrix_runs_every_row_and_reports_the_failures(tmp_path, monkeypatch):
-    built, tested = [], []
+    built, tested, smoked = [], [], []
 
-    def fake_build(ctx, target, smoke=True):
-        built.append((ctx.recipe.version, target.name, smoke))
+    def fake_build(ctx, target):
+        built.append((ctx.recipe.version, target.name))
         archive = tmp_path / "dist" / f"cpython-{ctx.recipe.version}-{ctx.target.triple}.tar.gz"
         archive.parent.mkdir(exist_ok=True)
         archive.write_bytes(f"{ctx.recipe.version} {target.name}".encode())
@@ -50,9 +50,11 @@ def test_matrix_runs_every_row_and_reports_the_failures(tmp_path, monkeypatch):
                                                                                    r.version.split(".")])
                      for t in r.targets]
     monkeypatch.setattr(pipeline, "build", fake_build)
+    monkeypatch.setattr("wasmbuild.release.matrix.smoke_test",
+                        lambda archive, cache_root, recipe, options: smoked.append((recipe.version, options.name)))
     monkeypatch.setattr(regrtest, "run_suite", fake_test)
     released = []
-    monkeypatch.setattr("wasmbuild.matrix.write_release",
+    monkeypatch.setattr("wasmbuild.release.matrix.write_release",
                         lambda dist, rows: released.extend(rows) or dist / "release.json")
     reports = tmp_path / "reports"
     reports.mkdir()
@@ -62,8 +64,8 @@ def test_matrix_runs_every_row_and_reports_the_failures(tmp_path, monkeypatch):
         raise SystemExit(cli.main(["matrix", "--cache-dir", str(tmp_path / "cache"), "--subset", "ci",
                                    "--report-dir", str(reports), "--dist-dir", str(tmp_path / "dist")]))
     assert exit_info.value.code != 0
-    assert [(v, t) for v, t, _ in built] == expected_rows
-    assert all(smoke for *_, smoke in built)
+    assert built == expected_rows
+    assert smoked == built  # every row's artifact is smoke-tested after its build
     assert [(v, t) for v, t, _ in tested] == expected_rows and {s for *_, s in tested} == {"ci"}
     matrix = json.loads((reports / "matrix.json").read_text())
     rows = {(r["python"], r["target"]): r for r in matrix["rows"]}
@@ -79,11 +81,12 @@ def test_matrix_runs_every_row_and_reports_the_failures(tmp_path, monkeypatch):
 
 def test_matrix_can_be_limited_to_one_version_and_target(tmp_path, monkeypatch):
     seen = []
-    monkeypatch.setattr(pipeline, "build", lambda ctx, t, smoke=True: seen.append((ctx.recipe.version, t.name)) or
+    monkeypatch.setattr(pipeline, "build", lambda ctx, t: seen.append((ctx.recipe.version, t.name)) or
                         FakeArtifact(tmp_path / "a.tar.gz"))
+    monkeypatch.setattr("wasmbuild.release.matrix.smoke_test", lambda *a: None)
     (tmp_path / "a.tar.gz").write_bytes(b"x")
     monkeypatch.setattr(regrtest, "run_suite", lambda *a, **k: suite_run(tmp_path, dict.fromkeys(regrtest.STATUSES, 0)))
-    monkeypatch.setattr("wasmbuild.matrix.write_release", lambda dist, rows: dist / "release.json")
+    monkeypatch.setattr("wasmbuild.release.matrix.write_release", lambda dist, rows: dist / "release.json")
     newest = max(available_recipes(project_root()), key=lambda v: [int(p) for p in v.split(".")])
     assert cli.main(["matrix", "--cache-dir", str(tmp_path / "c"), "--python", newest, "--target", "emscripten",
                      "--report-dir", str(tmp_path / "r")]) == 0

@@ -12,7 +12,7 @@ import pytest
 
 from wasmbuild import npm
 from wasmbuild.errors import UsageError
-from wasmbuild.package import update_sha256sums
+from wasmbuild.release.sums import update_sha256sums
 
 ROOT = Path(__file__).resolve().parents[2]
 MTIME = 1_700_000_000

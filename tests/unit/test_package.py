@@ -12,7 +12,8 @@ import re
 import pytest
 
 from wasmbuild.errors import BuildError
-from wasmbuild.package import update_sha256sums, write_json
+from wasmbuild.package import write_json
+from wasmbuild.release.sums import update_sha256sums
 from wasmbuild.staging import check_no_build_paths
 
 

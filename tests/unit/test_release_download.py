@@ -18,10 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from wasmbuild import cli, download, release, runner
+from wasmbuild import artifact, cli, download
 from wasmbuild.archive import write_deterministic_tar_gz
 from wasmbuild.errors import ArchiveError, ChecksumError, DownloadError, UsageError
 from wasmbuild.files import json_text
+from wasmbuild.release import client
+from wasmbuild.release import index as release_index
+from wasmbuild.release import sums as release_sums
 
 TRIPLES = {"wasi": "wasm32-wasip1", "emscripten": "wasm32-emscripten"}
 # (version, target): newest first is 3.13.15; 3.13 has two patch releases for wasi.
@@ -266,7 +269,7 @@ def test_download_over_http_checks_unpacks_and_says_how_to_run(server, rel, out,
     assert server.fetched(f"{name}.tar.gz") == [None]
     assert partial_files(cache_dir) == []
     # The kept archive is one `wasmbuild run` accepts.
-    assert runner.unpack_artifact(out / f"{name}.tar.gz", cache_dir).name == name
+    assert artifact.unpack_artifact(out / f"{name}.tar.gz", cache_dir).name == name
 
 
 def test_download_from_a_local_directory(rel, out, cache_dir, capsys):
@@ -578,7 +581,7 @@ def test_bad_options_are_usage_errors(out, capsys, argv, message):
 
 
 def test_no_default_location_is_configured(out, capsys, monkeypatch):
-    monkeypatch.setattr(release, "repository_url", lambda: None)
+    monkeypatch.setattr(client, "repository_url", lambda: None)
     code, _, err = run(capsys, "-o", str(out))
     assert code == UsageError.exit_code
     assert "error: no release location configured: this wasmbuild names no repository" in err
@@ -597,24 +600,24 @@ def test_the_repository_url_is_read_from_the_package_metadata(monkeypatch):
             return self.urls if key == "Project-URL" else None
 
     monkeypatch.setattr(metadata, "metadata", lambda name: Meta(None))
-    assert release.repository_url() is None
+    assert client.repository_url() is None
     monkeypatch.setattr(metadata, "metadata", lambda name: Meta(["Homepage, https://example.org/",
                                                                  "Repository, https://github.com/o/r.git"]))
-    assert release.repository_url() == "https://github.com/o/r.git"
-    assert release.default_location(None).url == "https://github.com/o/r/releases/latest/download/"
+    assert client.repository_url() == "https://github.com/o/r.git"
+    assert client.default_location(None).url == "https://github.com/o/r/releases/latest/download/"
 
     def missing(name):
         raise metadata.PackageNotFoundError(name)
 
     monkeypatch.setattr(metadata, "metadata", missing)
-    assert release.repository_url() is None
+    assert client.repository_url() is None
 
 
 def test_the_configured_default_location_builds_the_release_urls(monkeypatch):
-    monkeypatch.setattr(release, "repository_url", lambda: "https://github.com/example/wasmbuild/")
-    assert release.default_location(None).url == "https://github.com/example/wasmbuild/releases/latest/download/"
-    assert release.default_location("v1").url == "https://github.com/example/wasmbuild/releases/download/v1/"
-    assert release.default_location("a b/c").url == \
+    monkeypatch.setattr(client, "repository_url", lambda: "https://github.com/example/wasmbuild/")
+    assert client.default_location(None).url == "https://github.com/example/wasmbuild/releases/latest/download/"
+    assert client.default_location("v1").url == "https://github.com/example/wasmbuild/releases/download/v1/"
+    assert client.default_location("a b/c").url == \
         "https://github.com/example/wasmbuild/releases/download/a%20b%2Fc/"
 
 
@@ -623,7 +626,7 @@ def test_the_configured_default_location_builds_the_release_urls(monkeypatch):
 def test_the_default_location_is_used_end_to_end(rel, out, cache_dir, capsys, monkeypatch, argv, prefix):
     s = ReleaseServer(rel, prefix=prefix)
     try:
-        monkeypatch.setattr(release, "repository_url", lambda: f"http://127.0.0.1:{s.httpd.server_address[1]}/repo")
+        monkeypatch.setattr(client, "repository_url", lambda: f"http://127.0.0.1:{s.httpd.server_address[1]}/repo")
         code, _, err = run(capsys, *argv, "-o", str(out), "--cache-dir", str(cache_dir))
         assert code == 0, err
         assert f"release at {s.url}:" in err
@@ -791,20 +794,20 @@ def test_fetch_keeps_an_interrupted_inputs_bytes_in_the_cache_for_the_next_run(b
 
 
 def test_load_index_and_pick(release_template):
-    index = release.load_index((release_template / "release.json").read_bytes(), "release.json")
+    index = release_index.load_index((release_template / "release.json").read_bytes(), "release.json")
     assert index.format == 1 and index.wasmbuild_version == "0.1.0" and index.wasmbuild_commit == "a" * 40
     assert [(e.python, e.target) for e in index.artifacts] == ARTIFACTS
-    entry = release.pick(index, None, "wasi")
+    entry = client.pick(index, None, "wasi")
     assert entry.name == "cpython-3.13.15-wasm32-wasip1" and entry.companion("dev").kind == "dev"
     assert entry.companion("nope") is None
-    assert release.pick(index, "3.13", "emscripten").triple == "wasm32-emscripten"
+    assert client.pick(index, "3.13", "emscripten").triple == "wasm32-emscripten"
     with pytest.raises(UsageError, match="has no CPython 3.12 for wasi"):
-        release.pick(index, "3.12", "wasi")
+        client.pick(index, "3.12", "wasi")
 
 
 def test_version_key_orders_pre_releases_first():
     versions = ["3.14.0", "3.14.0rc1", "3.13.15", "3.14.0a7", "3.14.1", "3.14.0b2"]
-    assert sorted(versions, key=release.version_key) == ["3.13.15", "3.14.0a7", "3.14.0b2", "3.14.0rc1", "3.14.0",
+    assert sorted(versions, key=release_index.version_key) == ["3.13.15", "3.14.0a7", "3.14.0b2", "3.14.0rc1", "3.14.0",
                                                         "3.14.1"]
 
 
@@ -812,7 +815,7 @@ def test_null_commit_and_tests_and_optional_fields_are_accepted():
     entry = {"python": "3.13.15", "target": "wasi", "triple": "wasm32-wasip1", "file": "a.tar.gz",
              "sha256": "0" * 64, "size": 1, "build_json_sha256": "1" * 64, "tests": None}
     data = json.dumps({"format": 1, "wasmbuild": {"version": "0.1.0", "commit": None}, "artifacts": [entry]})
-    index = release.load_index(data.encode(), "x")
+    index = release_index.load_index(data.encode(), "x")
     assert index.wasmbuild_commit is None
     assert index.artifacts[0].tests is None and index.artifacts[0].companions == ()
 
@@ -822,19 +825,19 @@ def test_duplicate_entries_are_refused():
              "sha256": "0" * 64, "size": 1, "build_json_sha256": "1" * 64}
     data = json.dumps({"format": 1, "wasmbuild": {"version": "0.1.0"}, "artifacts": [entry, {**entry, "file": "b"}]})
     with pytest.raises(DownloadError, match=r"artifacts\[1\]: CPython 3.13.15 for wasi is listed twice"):
-        release.load_index(data.encode(), "x")
+        release_index.load_index(data.encode(), "x")
 
 
 def test_the_index_writer_and_reader_agree(tmp_path):
-    """release.json as wasmbuild.index writes it (nox -s release) is what this reader reads."""
-    from wasmbuild import index as writer
+    """release.json as wasmbuild.release.index writes it (nox -s release) is what this reader reads."""
+    from wasmbuild.release import index as writer
 
     dist = tmp_path / "dist"
     dist.mkdir()
     entry = make_artifact(dist, "3.13.15", "wasi")
     written = writer.entry(dist, record("3.13.15", "wasi"), entry["file"], entry["tests"])
     path = writer.write_index(dist, [written], None)
-    index = release.load_index(path.read_bytes(), str(path))
+    index = release_index.load_index(path.read_bytes(), str(path))
     got = index.artifacts[0]
     assert (got.file, got.sha256, got.size, got.build_json_sha256) == \
         (entry["file"], entry["sha256"], entry["size"], entry["build_json_sha256"])
@@ -843,23 +846,23 @@ def test_the_index_writer_and_reader_agree(tmp_path):
 
 def test_parse_sums():
     data = f"{'A' * 64}  a.tar.gz\n{'b' * 64} *b name.tar.gz\n\n".encode()
-    assert release.parse_sums(data, "S") == {"a.tar.gz": "a" * 64, "b name.tar.gz": "b" * 64}
+    assert release_sums.parse_sums(data, "S") == {"a.tar.gz": "a" * 64, "b name.tar.gz": "b" * 64}
     with pytest.raises(DownloadError, match=r"S: line 1: expected '<sha256>  <file>'"):
-        release.parse_sums(b"nonsense\n", "S")
+        release_sums.parse_sums(b"nonsense\n", "S")
     with pytest.raises(DownloadError, match="listed twice with different sha256"):
-        release.parse_sums(f"{'a' * 64}  x\n{'b' * 64}  x\n".encode(), "S")
+        release_sums.parse_sums(f"{'a' * 64}  x\n{'b' * 64}  x\n".encode(), "S")
 
 
 def test_the_archive_check_reads_the_first_member(tmp_path, release_template):
-    index = release.load_index((release_template / "release.json").read_bytes(), "release.json")
-    entry = release.pick(index, None, "wasi")
-    release.check_archive(release_template / entry.file, entry, entry.file)
+    index = release_index.load_index((release_template / "release.json").read_bytes(), "release.json")
+    entry = client.pick(index, None, "wasi")
+    client.check_archive(release_template / entry.file, entry, entry.file)
     bad = tmp_path / "bad.tar.gz"
     with tarfile.open(bad, "w:gz") as tar:
         info = tarfile.TarInfo(f"{entry.name}/python.wasm")
         tar.addfile(info)
     with pytest.raises(ArchiveError, match=r"its first file is 'cpython-3.13.15-wasm32-wasip1/python.wasm'"):
-        release.check_archive(bad, entry, "bad.tar.gz")
+        client.check_archive(bad, entry, "bad.tar.gz")
     bad.write_bytes(b"not gzip")
     with pytest.raises(ArchiveError, match="bad.tar.gz: not a readable archive"):
-        release.check_archive(bad, entry, "bad.tar.gz")
+        client.check_archive(bad, entry, "bad.tar.gz")

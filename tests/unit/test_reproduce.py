@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from wasmbuild import cli, reproduce
+from wasmbuild import cli
 from wasmbuild.errors import UsageError, VerifyError
+from wasmbuild.release import reproduce
 
 
 def test_the_second_build_changes_user_directory_umask_zone_locale_and_clock(tmp_path):

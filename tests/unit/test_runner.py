@@ -1,5 +1,5 @@
-"""The WASI runner: artifact unpacking (atomic, locked, checked), guest limits (--timeout, --max-memory), bad
-modules. Guests here are tiny modules written in WAT; nothing is compiled by a C compiler."""
+"""Running artifacts (artifact.py, engines/): unpacking (atomic, locked, checked), guest limits (--timeout,
+--max-memory), bad modules. Guests here are tiny modules written in WAT; nothing is compiled by a C compiler."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 import wasmtime
 
-from wasmbuild import runner
-from wasmbuild.errors import ArchiveError
+from wasmbuild import artifact
+from wasmbuild.engines import wasmtime_api, wasmtime_cli
+from wasmbuild.errors import ArchiveError, RunError
 
 LOOP_FOREVER = """(module
   (memory (export "memory") 1)
@@ -49,19 +50,19 @@ def good_archive(tmp_path):
 def test_concurrent_runs_of_one_archive_unpack_it_once_and_see_a_whole_tree(good_archive, tmp_path, monkeypatch):
     cache_root = tmp_path / "cache"
     calls = []
-    real = runner.safe_extract
+    real = artifact.safe_extract
 
     def slow_extract(*args, **kwargs):
         calls.append(1)
         time.sleep(0.2)  # widen the window in which a second run would see a partial tree
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(runner, "safe_extract", slow_extract)
+    monkeypatch.setattr(artifact, "safe_extract", slow_extract)
     results, errors = [], []
 
     def one():
         try:
-            root = runner.unpack_artifact(good_archive, cache_root)
+            root = artifact.unpack_artifact(good_archive, cache_root)
             results.append((root, len(list((root / "lib" / "python3.13").iterdir()))))
         except BaseException as exc:  # noqa: BLE001
             errors.append(exc)
@@ -87,7 +88,7 @@ def test_an_archive_refused_for_its_layout_leaves_nothing_in_the_cache(tmp_path,
     cache_root = tmp_path / "cache"
     for _ in range(2):  # and is refused again, not taken from the cache as valid
         with pytest.raises(ArchiveError, match=message):
-            runner.unpack_artifact(path, cache_root)
+            artifact.unpack_artifact(path, cache_root)
     assert [p.name for p in (cache_root / "artifacts").iterdir() if not p.name.startswith(".")
             and p.name != "CACHEDIR.TAG"] == []
 
@@ -97,21 +98,21 @@ def test_a_truncated_archive_is_one_clear_error(good_archive, tmp_path):
     cut = tmp_path / "cut.tar.gz"
     cut.write_bytes(data[: len(data) // 2])
     with pytest.raises(ArchiveError, match="cut.tar.gz"):
-        runner.unpack_artifact(cut, tmp_path / "cache")
+        artifact.unpack_artifact(cut, tmp_path / "cache")
 
 
 def test_an_invalid_python_wasm_is_a_run_error(tmp_path):
     wasm = tmp_path / "python.wasm"
     wasm.write_bytes(b"\0asm\x01\0\0\0garbage")
-    with pytest.raises(runner.RunError, match="not a valid WebAssembly module"):
-        runner.run_wasm(wasm, ["python"], tmp_path / "cache")
+    with pytest.raises(RunError, match="not a valid WebAssembly module"):
+        wasmtime_api.run_wasm(wasm, ["python"], tmp_path / "cache")
 
 
 def test_timeout_stops_a_guest_that_never_ends(tmp_path, capsys):
     wasm = tmp_path / "loop.wasm"
     wasm.write_bytes(wasmtime.wat2wasm(LOOP_FOREVER))
     start = time.monotonic()
-    assert runner.run_wasm(wasm, ["loop"], tmp_path / "cache", timeout=0.5) == runner.TIMEOUT_EXIT
+    assert wasmtime_api.run_wasm(wasm, ["loop"], tmp_path / "cache", timeout=0.5) == wasmtime_api.TIMEOUT_EXIT
     assert time.monotonic() - start < 10
     assert "ran longer than --timeout 0.5 s" in capsys.readouterr().err + capsys.readouterr().out
 
@@ -119,8 +120,8 @@ def test_timeout_stops_a_guest_that_never_ends(tmp_path, capsys):
 def test_max_memory_refuses_growth_past_the_limit(tmp_path):
     wasm = tmp_path / "grow.wasm"
     wasm.write_bytes(wasmtime.wat2wasm(GROW))
-    assert runner.run_wasm(wasm, ["grow"], tmp_path / "cache") == 0
-    assert runner.run_wasm(wasm, ["grow"], tmp_path / "cache", max_memory=1 << 20) == 1
+    assert wasmtime_api.run_wasm(wasm, ["grow"], tmp_path / "cache") == 0
+    assert wasmtime_api.run_wasm(wasm, ["grow"], tmp_path / "cache", max_memory=1 << 20) == 1
 
 
 def test_private_lib_is_a_linked_copy_no_other_run_sees_writes_to(tmp_path):
@@ -128,7 +129,7 @@ def test_private_lib_is_a_linked_copy_no_other_run_sees_writes_to(tmp_path):
     (src / "pkg").mkdir(parents=True)
     (src / "pkg" / "mod.py").write_text("x = 1\n")
     dest = tmp_path / "copy" / "lib"
-    runner.link_tree(src, dest)
+    artifact.link_tree(src, dest)
     (dest / "pkg" / "new.txt").write_text("written by a guest")
     (dest / "pkg" / "mod.py").unlink()
     assert sorted(p.name for p in (src / "pkg").iterdir()) == ["mod.py"]
@@ -178,20 +179,20 @@ def fake_cli(tmp_path, manifest_text="tools: {}\n"):
 def test_the_provisioned_cli_is_found_only_while_its_manifest_and_entry_are_unchanged(tmp_path):
     from wasmbuild import cache
 
-    assert runner.provisioned_wasmtime(tmp_path / "nothing") is None
+    assert wasmtime_cli.provisioned_wasmtime(tmp_path / "nothing") is None
     cache_root, manifest, entry, exe = fake_cli(tmp_path)
-    assert runner.provisioned_wasmtime(cache_root) == exe
+    assert wasmtime_cli.provisioned_wasmtime(cache_root) == exe
     manifest.write_text("tools: {other: 1}\n")  # a new pin: the cached CLI is not the pinned one any more
-    assert runner.provisioned_wasmtime(cache_root) is None
+    assert wasmtime_cli.provisioned_wasmtime(cache_root) is None
     cache_root, manifest, entry, exe = fake_cli(tmp_path)
     cache.write_stamp(entry, "another-key")
-    assert runner.provisioned_wasmtime(cache_root) is None
+    assert wasmtime_cli.provisioned_wasmtime(cache_root) is None
 
 
 def test_cli_argv_has_the_runners_stack_preopens_and_environment(tmp_path):
-    argv = runner.cli_argv(Path("/t/wasmtime"), Path("/c/m.cwasm"), ["python", "-c", "pass"],
+    argv = wasmtime_cli.cli_argv(Path("/t/wasmtime"), Path("/c/m.cwasm"), ["python", "-c", "pass"],
                            [(tmp_path, "/"), (Path("/lib-host"), "/lib")], {"B": "2", "A": "1"})
-    assert argv == ["/t/wasmtime", "run", "--allow-precompiled", "-W", f"max-wasm-stack={runner.MAX_WASM_STACK}",
+    assert argv == ["/t/wasmtime", "run", "--allow-precompiled", "-W", f"max-wasm-stack={wasmtime_api.MAX_WASM_STACK}",
                     "--argv0", "python", "--dir", f"{tmp_path}::/", "--dir", "/lib-host::/lib",
                     "--env", "A=1", "--env", "B=2", "/c/m.cwasm", "-c", "pass"]
 
@@ -215,11 +216,11 @@ def test_a_plain_run_goes_to_the_cli_and_a_limited_one_stays_in_process(good_arc
         seen.append(("cli", wasm.name, list(argv), [g for _, g in dirs], env))
         raise Exec
 
-    monkeypatch.setattr(runner, "exec_wasm", fake_exec)
-    monkeypatch.setattr(runner, "run_python", lambda *a, **k: seen.append(("api",)) or 0)
-    monkeypatch.setattr(runner, "link_tree", lambda src, dest: dest.mkdir(parents=True))
+    monkeypatch.setattr(artifact, "exec_wasm", fake_exec)
+    monkeypatch.setattr(artifact, "run_python", lambda *a, **k: seen.append(("api",)) or 0)
+    monkeypatch.setattr(artifact, "link_tree", lambda src, dest: dest.mkdir(parents=True))
     with contextlib.suppress(Exec):
-        runner.run_artifact(good_archive, ["-c", "pass"], cache_root, dirs=[(tmp_path, "/")], **options)
+        artifact.run_artifact(good_archive, ["-c", "pass"], cache_root, dirs=[(tmp_path, "/")], **options)
     if uses_cli:
         assert seen == [("cli", "python.wasm", ["python", "-c", "pass"], ["/", "/lib"], {"PYTHONHOME": "/"})]
     else:
@@ -232,14 +233,14 @@ def test_a_module_the_cli_cannot_compile_is_a_run_error_and_leaves_no_compiled_f
     cli.chmod(0o755)
     wasm = tmp_path / "bad.wasm"
     wasm.write_bytes(b"\0asmjunk")
-    with pytest.raises(runner.RunError, match="not a valid WebAssembly module: Error: failed to compile"):
-        runner.precompiled(cli, wasm, tmp_path / "cache")
+    with pytest.raises(RunError, match="not a valid WebAssembly module: Error: failed to compile"):
+        wasmtime_cli.precompiled(cli, wasm, tmp_path / "cache")
     assert not list((tmp_path / "cache" / "wasmtime-cli").iterdir())
 
 
 def test_wasmbuild_run_imports_neither_the_build_pipeline_nor_requests():
     code = ("import sys; from wasmbuild import cli; cli._parser().parse_args(['run', 'x.tar.gz']); "
-            "import wasmbuild.runner; "
+            "import wasmbuild.artifact; "
             "print(sorted(m for m in ('requests', 'urllib3', 'wasmbuild.pipeline', 'wasmbuild.recipe', "
             "'wasmbuild.targets', 'wasmbuild.download', 'yaml') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -256,3 +257,102 @@ def test_the_bench_table_gives_each_row_its_ratio_to_the_native_row_of_its_kind(
     assert lines[1].split()[-1] == "1.00x" and "20.0ms" in lines[1] and "10.0ms" in lines[1]
     assert lines[3].split()[-1] == "1.50x"
     assert lines[4].split()[-1] == "0.25x"
+
+
+# --- node: the light lookup of engines/nodejs.py, and the node an Emscripten artifact runs under -------------
+
+# A fake node: `--version` says v<version>; run with python.js, it prints its arguments, PYTHONHOME and its cwd.
+FAKE_NODE = """#!/bin/sh
+if [ "$1" = --version ]; then echo v{version}; exit 0; fi
+echo "node $*"
+echo "home $PYTHONHOME"
+echo "cwd $(pwd)"
+exit 7
+"""
+
+
+def fake_node(folder: Path, version: str = "20.1.0") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    node = folder / "node"
+    node.write_text(FAKE_NODE.format(version=version))
+    node.chmod(0o755)
+    return node
+
+
+def node_artifact(tmp_path) -> Path:
+    root = tmp_path / "cpython-x-wasm32-emscripten"
+    (root / "lib").mkdir(parents=True)
+    (root / "python.wasm").write_bytes(b"\0asm")
+    (root / "python.js").write_text("")
+    return root
+
+
+def test_the_light_node_lookup_takes_the_named_node_then_path_then_the_pinned_one_already_provisioned(
+        tmp_path, monkeypatch):
+    from wasmbuild import cache
+    from wasmbuild.engines import nodejs
+    from wasmbuild.errors import ToolchainError
+    from wasmbuild.files import write_json
+
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(ToolchainError, match="(?s)no node >= 18 to run an Emscripten artifact.*WASMBUILD_NODE") as info:
+        nodejs.available_node(tmp_path / "cache")
+    assert "wasmbuild run` provisions" in str(info.value)
+    # the pinned node, when hosttools.ensure has put it into the cache (its pointer file)
+    manifest = tmp_path / "host-tools.yaml"
+    manifest.write_text("tools: {}\n")
+    entry = tmp_path / "cache" / "tools" / "node-abc"
+    pinned = fake_node(entry / "bin", "20.18.0")
+    cache.write_stamp(entry, "k1")
+    write_json(tmp_path / "cache" / "tools" / "node.current.json",
+               {"manifest": str(manifest), "manifest_sha256": cache.sha256_file(manifest), "entry": entry.name,
+                "key": "k1"})
+    assert nodejs.available_node(tmp_path / "cache") == pinned
+    # node on PATH, when new enough, comes first; an old one is passed over
+    old = fake_node(tmp_path / "old", "16.0.0")
+    monkeypatch.setenv("PATH", str(old.parent))
+    assert nodejs.available_node(tmp_path / "cache") == pinned
+    on_path = fake_node(tmp_path / "bin")
+    monkeypatch.setenv("PATH", str(on_path.parent))
+    assert nodejs.available_node(tmp_path / "cache") == on_path.resolve()
+    # the named one first of all
+    named = fake_node(tmp_path / "named", "22.3.0")
+    monkeypatch.setenv("WASMBUILD_NODE", str(named))
+    assert nodejs.available_node(tmp_path / "cache") == named.resolve()
+    monkeypatch.setenv("WASMBUILD_NODE", str(old))
+    with pytest.raises(ToolchainError, match="too old"):
+        nodejs.available_node(tmp_path / "cache")
+
+
+def test_a_node_artifact_runs_under_the_node_its_caller_gives_else_one_already_there(tmp_path, monkeypatch):
+    from wasmbuild.errors import ToolchainError
+
+    root = node_artifact(tmp_path)
+    work = tmp_path / "work"
+    work.mkdir()
+    given = fake_node(tmp_path / "given")
+    out = tmp_path / "out.txt"
+    code = artifact.run_python(root, ["-c", "1"], tmp_path / "cache", [(work, "/")], stdout=out, node=lambda: given)
+    assert code == 7
+    assert out.read_text().splitlines() == [f"node --stack-size=30000 {root / 'python.js'} -c 1", f"home {root}",
+                                            f"cwd {work}"]
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(ToolchainError, match="no node >= 18"):
+        artifact.run_python(root, ["-c", "1"], tmp_path / "cache", [(work, "/")], stdout=out)
+    monkeypatch.setenv("PATH", str(fake_node(tmp_path / "bin").parent))
+    assert artifact.run_python(root, ["-c", "1"], tmp_path / "cache", [(work, "/")], stdout=out) == 7
+
+
+def test_wasmbuild_run_hands_a_node_artifact_the_toolchains_node_finder(tmp_path, monkeypatch):
+    from wasmbuild import cli
+    from wasmbuild.toolchain import node as toolchain_node
+
+    root = node_artifact(tmp_path)
+    given = fake_node(tmp_path / "pinned")
+    asked = []
+    monkeypatch.setattr(toolchain_node, "find_node",
+                        lambda minimum, cache_root=None: asked.append((minimum, cache_root)) or
+                        toolchain_node.Node(given, "20.1.0"))
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["run", "--cache-dir", str(tmp_path / "cache"), str(root), "--", "-c", "1"]) == 7
+    assert asked == [(toolchain_node.NODE_MINIMUM, tmp_path / "cache")]

@@ -1,4 +1,4 @@
-"""The SBOM (wasmbuild.sbom): CycloneDX 1.6 JSON of one artifact, valid, byte-identical for one record, listing
+"""The SBOM (wasmbuild.release.sbom): CycloneDX 1.6 JSON of one artifact, valid, byte-identical for one record, listing
 CPython, every library, every toolchain input and every patch with its sha256 and licence; and the licences of the
 toolchain inputs, which come from toolchains/*.yaml (every entry must carry one)."""
 
@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from wasmbuild import sbom
 from wasmbuild.errors import BuildError, RecipeError
 from wasmbuild.recipe import load_toolchain
+from wasmbuild.release import sbom
 from wasmbuild.toolchain import debian_inputs, hosttools
 
 ROOT = Path(__file__).resolve().parents[2]

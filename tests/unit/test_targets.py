@@ -16,13 +16,14 @@ from pathlib import Path
 import pytest
 
 from wasmbuild import kit, package, pipeline
+from wasmbuild.artifact import NodeRuntime, WasiRuntime, WebRuntime, artifact_runtime
 from wasmbuild.download import Fetched, Sources
 from wasmbuild.files import json_text
 from wasmbuild.libs import Built, Library
 from wasmbuild.recipe import Download, load_recipe, project_root
 from wasmbuild.record import FIELDS, RECORD_FORMAT, split_provenance
 from wasmbuild.steps import BuildPython, Context, HostBuild, SourceTree
-from wasmbuild.targets import TARGET_NAMES, TARGETS, artifact_target, get_target
+from wasmbuild.targets import TARGET_NAMES, TARGETS, get_target
 from wasmbuild.targets.base import PathMap
 from wasmbuild.targets.emscripten import PRE_JS, PRE_JS_NAME
 from wasmbuild.toolchain import Toolchain
@@ -101,7 +102,9 @@ def test_configure_is_given_install_and_mkdir_by_name_and_a_recipe_may_override(
 def test_the_registry_names_each_target_and_the_recipes_accept_exactly_those():
     assert set(TARGET_NAMES) == {"wasi", "emscripten"}
     assert all(TARGETS[n].name == n for n in TARGET_NAMES)
-    assert {TARGETS[n].sys_platform for n in TARGET_NAMES} == {"wasi", "emscripten"}
+    # Each kind of artifact (artifact.py) belongs to a registered target and variant and says its sys.platform.
+    assert {r.sys_platform for r in (WasiRuntime, NodeRuntime)} == {"wasi", "emscripten"}
+    assert all(get_target(r.target, r.variant).variant == r.variant for r in (WasiRuntime, NodeRuntime, WebRuntime))
     # The recipes accept exactly the registered targets: recipe.py checks names against names.TARGET_NAMES (it sits
     # below the targets), which must equal the registry, in its order.
     from wasmbuild import names
@@ -120,9 +123,9 @@ def test_unknown_target_is_a_usage_error():
 
 def test_the_artifacts_target_is_told_by_its_files(tmp_path):
     (tmp_path / "python.wasm").write_bytes(b"\0asm")
-    assert artifact_target(tmp_path).name == "wasi"
+    assert artifact_runtime(tmp_path).target == "wasi"
     (tmp_path / "python.js").write_text("")
-    assert artifact_target(tmp_path).name == "emscripten"
+    assert artifact_runtime(tmp_path).target == "emscripten"
 
 
 # --- WASI -------------------------------------------------------------------------------------------------------
@@ -175,11 +178,10 @@ def test_wasi_keys_on_the_whole_toolchain_record(tmp_path):
 
 
 def test_wasi_worker_and_guest_paths(tmp_path):
-    target = get_target("wasi")
-    cmd, shown = target.worker_command(tmp_path / "art", tmp_path / "cache")
+    cmd, shown = WasiRuntime(tmp_path / "art").worker_command(tmp_path / "cache")
     assert cmd == [sys.executable, "-m", "wasmbuild", "run", "--cache-dir", str(tmp_path / "cache"), "--dir", "/::/",
                    "--inherit-env", "--env", "PATH=", "--private-lib", str(tmp_path / "art"), "--"]
-    assert target.guest_path(tmp_path, tmp_path / "work", "x.py") == "/x.py"
+    assert WasiRuntime(tmp_path).guest_path(tmp_path / "work", "x.py") == "/x.py"
 
 
 # --- Emscripten -------------------------------------------------------------------------------------------------
@@ -256,15 +258,14 @@ def test_emscripten_libraries_get_the_compiler_environment(tmp_path, monkeypatch
 def test_emscripten_worker_and_guest_paths(tmp_path):
     from wasmbuild.errors import UsageError
 
-    target = get_target("emscripten")
+    runtime = NodeRuntime(tmp_path)
     with pytest.raises(UsageError, match="no python.sh launcher"):
-        target.worker_command(tmp_path, tmp_path / "cache")
+        runtime.worker_command(tmp_path / "cache")
     (tmp_path / "python.sh").write_text("")
-    assert target.worker_command(tmp_path, tmp_path / "cache") == ([str(tmp_path / "python.sh")],
-                                                                   ["<artifact>/python.sh"])
-    assert target.guest_path(tmp_path, tmp_path / "work", "x.py") == str(tmp_path / "work" / "x.py")
+    assert runtime.worker_command(tmp_path / "cache") == ([str(tmp_path / "python.sh")], ["<artifact>/python.sh"])
+    assert runtime.guest_path(tmp_path / "work", "x.py") == str(tmp_path / "work" / "x.py")
     with pytest.raises(UsageError, match="--max-memory applies to WASI artifacts only"):
-        target.run_python(tmp_path, ["-c", "1"], tmp_path / "cache", [], max_memory=1 << 20)
+        runtime.run_python(["-c", "1"], tmp_path / "cache", [], max_memory=1 << 20)
 
 
 # --- the shared skeleton: path map, staging, record ----------------------------------------------------------
@@ -550,8 +551,8 @@ def test_the_emscripten_target_has_a_node_and_a_web_variant_and_wasi_none():
     assert all(t.name == name and t.variant == v for name, vs in VARIANTS.items() for v, t in vs.items())
     assert get_target("emscripten", "node") is get_target("emscripten") is TARGETS["emscripten"]
     target = web()
-    assert (target.name, target.variant, target.name_suffix, target.sys_platform) == ("emscripten", "web", "-web",
-                                                                                     "emscripten")
+    assert (target.name, target.variant, target.name_suffix, WebRuntime.sys_platform) == ("emscripten", "web", "-web",
+                                                                                         "emscripten")
     assert get_target("wasi").variant is None and TARGETS["emscripten"].name_suffix == ""
     with pytest.raises(UsageError, match=r"(?s)--variant web: the wasi target has no variants.*emscripten \(node, web"):
         get_target("wasi", "web")
@@ -801,8 +802,8 @@ def test_the_web_artifact_is_packaged_without_dev_or_debuginfo_archives(tmp_path
 
 
 def test_a_web_artifact_is_told_by_its_module_and_is_not_run_as_a_command(tmp_path):
+    from wasmbuild.artifact import _check_layout, run_artifact
     from wasmbuild.errors import ArchiveError, UsageError
-    from wasmbuild.runner import _check_layout, run_artifact
 
     root = tmp_path / "cpython-3.13.15-wasm32-emscripten-web"
     root.mkdir()
@@ -812,9 +813,11 @@ def test_a_web_artifact_is_told_by_its_module_and_is_not_run_as_a_command(tmp_pa
         _check_layout(root, "art")
     (root / "python.data").write_bytes(b"")
     _check_layout(root, "art")  # no lib/: the standard library is in python.data
-    assert artifact_target(root) is web() and not get_target("emscripten").owns(root)
+    runtime = artifact_runtime(root)
+    assert isinstance(runtime, WebRuntime) and not isinstance(runtime, NodeRuntime)
+    assert (runtime.target, runtime.variant) == (web().name, web().variant)
     for call in (lambda: run_artifact(root, ["-c", "1"], tmp_path / "cache"),
-                 lambda: web().worker_command(root, tmp_path / "cache")):
+                 lambda: runtime.worker_command(tmp_path / "cache")):
         with pytest.raises(UsageError, match="(?s)is a web artifact: it runs in a browser.*without --variant web"):
             call()
 
@@ -833,7 +836,7 @@ def test_linking_against_a_web_artifact_is_refused(tmp_path):
 
 
 def test_verify_rebuilds_a_web_artifact_as_the_web_variant(tmp_path):
-    from wasmbuild.verify import rebuild_argv
+    from wasmbuild.release.verify import rebuild_argv
 
     record = {"target": {"name": "emscripten", "triple": "wasm32-emscripten", "variant": "web"},
               "python": {"version": "3.13.15"}, "toolchain": {"route": "debian"}}

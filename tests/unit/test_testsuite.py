@@ -379,10 +379,10 @@ def test_run_regrtest_with_a_fake_build_python(tmp_path, monkeypatch, capsys):
 
 
 def worker_command(root, cache_root):
-    """The worker command of the target that owns the unpacked artifact at `root`."""
-    from wasmbuild.targets import artifact_target
+    """The worker command of the kind of the unpacked artifact at `root` (artifact.artifact_runtime)."""
+    from wasmbuild.artifact import artifact_runtime
 
-    return artifact_target(root).worker_command(root, cache_root)
+    return artifact_runtime(root).worker_command(cache_root)
 
 
 def test_worker_command_for_emscripten_is_the_launcher(tmp_path):
@@ -404,15 +404,16 @@ def test_worker_command_for_wasi_preopens_the_host_root_and_passes_the_environme
 
 
 def test_run_inherit_env_passes_the_environment_but_not_the_host_paths(tmp_path, monkeypatch):
-    from wasmbuild import cli, runner
+    from wasmbuild import artifact as artifacts
+    from wasmbuild import cli
 
     seen = {}
 
-    def fake_run_artifact(artifact, args, cache_root, *, dirs=None, env=None):
+    def fake_run_artifact(artifact, args, cache_root, *, dirs=None, env=None, node=None):
         seen.update(artifact=artifact, args=args, dirs=dirs, env=env)
         return 0
 
-    monkeypatch.setattr(runner, "run_artifact", fake_run_artifact)
+    monkeypatch.setattr(artifacts, "run_artifact", fake_run_artifact)
     monkeypatch.setenv("TMPDIR", "/tmp/regrtest-worker")
     monkeypatch.setenv("PYTHONPATH", "/host/lib")
     monkeypatch.setenv("GUARD", "caf\udce9")  # a value decoded with surrogateescape (non-UTF-8 host locale)

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from wasmbuild import cli, index, verify
+from wasmbuild import cli
 from wasmbuild.archive import write_deterministic_tar_gz
 from wasmbuild.errors import ArchiveError, UsageError, VerifyError
 from wasmbuild.files import write_json
-from wasmbuild.package import update_sha256sums
+from wasmbuild.release import index, verify
+from wasmbuild.release.sums import update_sha256sums
 
 NAME = "cpython-3.13.15-wasm32-wasip1"
 WASM = b"\0asm\1\0\0\0 python"

@@ -25,16 +25,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from wasmbuild import __version__, cache, log
+from wasmbuild import __version__, cache, log, pipeline
 from wasmbuild.errors import BuildError, UsageError
 from wasmbuild.files import json_text
 from wasmbuild.kit import read_pc
+from wasmbuild.link import prepare, working_copy
 from wasmbuild.process import capture, run
-
-if TYPE_CHECKING:
-    from wasmbuild.toolchain import Toolchain
+from wasmbuild.recipe import select_recipe
+from wasmbuild.steps import BuildOptions
+from wasmbuild.targets import get_target
+from wasmbuild.targets.wasi import sdk_tools
+from wasmbuild.toolchain import Toolchain, hosttools
 
 BUNDLE_FORMAT = 1
 MAGIC = b"WBB1"
@@ -248,8 +251,6 @@ def bundle(app: App, out: Path, *, root: Path, record: dict[str, Any], short: st
         (work / "entry.c").write_text(_guest_source("entry.c"))
         (work / "boot.py").write_text(_guest_source("boot.py"))
         embed = read_pc(root / "lib" / "pkgconfig" / f"python-{short}-embed.pc")
-        from wasmbuild.targets.wasi import sdk_tools
-
         cc = shlex.split(sdk_tools(sdk.path, triple)["CC"])
         cflags = ["-O2", "-std=gnu23", f"-DWASMBUILD_SOURCE_DATE_EPOCH={int(record['source_date_epoch'])}LL",
                   *shlex.split(embed.get("Cflags", "")), f"-ffile-prefix-map={work}=/bundle",
@@ -322,3 +323,35 @@ def _guest_error(output: str) -> str:
             return "\n".join(tail).strip()
     return "\n".join(lines[-15:]).strip()
 
+
+def make_bundle(app_path: Path, out: Path, *, options: BuildOptions, module: str | None = None,
+                artifact: Path | None = None, python: str | None = None, dev: Path | None = None,
+                preinit: bool = True) -> dict[str, Any]:
+    """`wasmbuild bundle`: the app at `app_path` (a script, or a directory with `module`) bundled with a WASI
+    artifact (`artifact`, else the `python` one built as `wasmbuild build` would, unsmoked) into `out` (.wasm);
+    the bundle's record. The artifact's -dev archive is `dev` or the one beside it; its toolchain and the pinned
+    wasmtime CLI are provisioned as `options` say."""
+    app = load_app(app_path, module)
+    out = out.expanduser().resolve()
+    if out.suffix != ".wasm" or out.is_dir():
+        raise UsageError(f"-o {out}: the bundle is a WebAssembly module: name a file ending in .wasm")
+    if not out.parent.is_dir():
+        raise UsageError(f"-o {out}: the directory {out.parent} does not exist")
+    if python and artifact:
+        raise UsageError("--python and --artifact both name the CPython to bundle", hint="give one of them")
+    if artifact is None:
+        ctx = options.context(select_recipe(options.root, python), "wasi")
+        artifact = pipeline.build(ctx, get_target("wasi")).archive
+    prep = prepare(artifact, options=options, dev=dev, needs_dev=lambda t: True, what="bundling")
+    if prep.target.name != "wasi":
+        raise UsageError(f"{artifact} is a {prep.target.name} artifact: bundles are WASI modules",
+                         hint="give a WASI artifact (nox -s build-wasi)")
+
+    def wasmtime() -> tuple[Path, dict]:
+        tool = hosttools.ensure(["wasmtime"], options.root, options.cache, options.sources)[0]
+        return tool.path("wasmtime"), tool.record()
+
+    with tempfile.TemporaryDirectory(prefix="wasmbuild-bundle-") as tmp:
+        root = working_copy(prep, Path(tmp) / prep.root.name)
+        return bundle(app, out, root=root, record=prep.record, short=prep.short, sdk=prep.toolchain,
+                      wasmtime=wasmtime, preinit=preinit, cache_root=options.cache)

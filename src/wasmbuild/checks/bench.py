@@ -26,8 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wasmbuild import log
+from wasmbuild.artifact import unpack_artifact, wasi_python
+from wasmbuild.engines.wasmtime_cli import cli_argv, cli_flags, precompiled
 from wasmbuild.errors import RunError
-from wasmbuild.runner import cli_argv, cli_flags, precompiled, unpack_artifact, wasi_python
 
 HELLO = 'print("hello, world")\n'
 # An app that does what real apps do at start: import a good part of the standard library. A bundle did these
@@ -100,7 +101,7 @@ def bench_wasi(artifact: Path, native: Path, wasmtime: Path, bundle_app: Callabl
         cwasm = precompiled(wasmtime, wasm, cache_root)
 
         def cli(args: list[str]) -> list[str]:
-            """What `wasmbuild run` hands to the CLI for this artifact (runner.cli_argv)."""
+            """What `wasmbuild run` hands to the CLI for this artifact (wasmtime_cli.cli_argv)."""
             _, argv, dirs, env = wasi_python(root, args, [(work, "/")])
             return cli_argv(wasmtime, cwasm, argv, dirs, env)
 

@@ -1,8 +1,9 @@
 """CPython's own test suite (regrtest) against a packaged artifact, compared with its expectations file.
 
 The native build-python of the same version drives regrtest; its workers run the artifact (`--python`, the
-target's worker command). Each test module's outcome is read from regrtest's progress lines, written as JSON to
-the report directory, and compared with tests/expectations/<target>-<X.Y>.yaml (checks/expectations.py).
+worker command of the artifact's kind: artifact.Runtime.worker_command). Each test module's outcome is read from
+regrtest's progress lines, written as JSON to the report directory, and compared with
+tests/expectations/<target>-<X.Y>.yaml (checks/expectations.py).
 `run_suite` returns the counts and the comparison; `SuiteRun.check()` turns unexpected results into an error.
 """
 
@@ -20,11 +21,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from wasmbuild import cache, log
+from wasmbuild.artifact import artifact_runtime, unpack_artifact
 from wasmbuild.checks.expectations import Comparison, Expectations, compare, load_expectations
 from wasmbuild.errors import TestSuiteError, UsageError
 from wasmbuild.files import write_json
 from wasmbuild.process import stream
-from wasmbuild.runner import unpack_artifact
 
 if TYPE_CHECKING:
     from wasmbuild.pipeline import Context
@@ -208,7 +209,7 @@ def run_suite(ctx: Context, target: Target, archive: Path, build_python: Path, *
     extra = ["-x", *absent] if absent and not selected else []
     selected = [t for t in selected if t not in absent]
     root = unpack_artifact(archive, ctx.cache)
-    python_cmd, shown = target.worker_command(root, ctx.cache)
+    python_cmd, shown = artifact_runtime(root).worker_command(ctx.cache)
     name = results_name(ctx.recipe.version, ctx.target.triple)
     report_dir.mkdir(parents=True, exist_ok=True)
     log_file = report_dir / f"{name}.log"

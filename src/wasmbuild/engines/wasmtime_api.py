@@ -23,8 +23,6 @@ from wasmbuild.files import atomic_write
 if TYPE_CHECKING:
     import wasmtime
 
-__all__ = ["ASYNC_STACK", "CONFIG_ID", "MAX_WASM_STACK", "THREAD_STACK", "TIMEOUT_EXIT", "load_module", "run_wasm"]
-
 MAX_WASM_STACK = 8 * 1024 * 1024
 ASYNC_STACK = 16 * 1024 * 1024
 THREAD_STACK = 256 * 1024 * 1024

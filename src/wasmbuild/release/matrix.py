@@ -1,6 +1,7 @@
 """`wasmbuild matrix`: every supported CPython version x target (or a selection): build, smoke test, test suite.
 One row each, every row run even when another fails; the rows go to reports/matrix.json and a table. The rows that
-passed go into the release: an SBOM per artifact and dist/release.json (wasmbuild.index), listed in SHA256SUMS."""
+passed go into the release: an SBOM per artifact and dist/release.json (wasmbuild.release.index), listed in
+SHA256SUMS."""
 
 from __future__ import annotations
 
@@ -12,10 +13,14 @@ from typing import Any
 
 from wasmbuild import cache, log, pipeline
 from wasmbuild.checks import regrtest
+from wasmbuild.checks.smoke import smoke_test
 from wasmbuild.errors import WasmbuildError
 from wasmbuild.files import write_json
-from wasmbuild.pipeline import Context
-from wasmbuild.recipe import Recipe
+from wasmbuild.recipe import Recipe, available_recipes, project_root, select_recipe
+from wasmbuild.release.index import SBOM_SUFFIX, entry, wasmbuild_commit, write_index
+from wasmbuild.release.sbom import licenses_from_project, write_sbom
+from wasmbuild.release.sums import update_sha256sums
+from wasmbuild.steps import Context
 from wasmbuild.targets import get_target
 
 
@@ -24,6 +29,13 @@ class SuiteOptions:
     jobs: int
     timeout: int
     subset: str  # "all" or "ci"
+
+
+def matrix_recipes(python: str | None) -> list[Recipe]:
+    """The recipes of the matrix: every supported CPython version, oldest first, or only `python` (X.Y or X.Y.Z)."""
+    root = project_root()
+    versions = [python] if python else sorted(available_recipes(root), key=lambda v: [int(p) for p in v.split(".")])
+    return [select_recipe(root, version) for version in versions]
 
 
 def run_matrix(recipes: list[Recipe], targets: list[str] | None, context: Callable[[Recipe, str], Context], *,
@@ -47,6 +59,7 @@ def run_matrix(recipes: list[Recipe], targets: list[str] | None, context: Callab
                 ctx = context(recipe, target_name)
                 target = get_target(target_name)
                 artifact = pipeline.build(ctx, target)
+                smoke_test(artifact.archive, ctx.cache, ctx.recipe, ctx.target)
                 row["artifact"] = artifact.archive.name
                 row["sha256"] = cache.sha256_file(artifact.archive)
                 run = regrtest.run_suite(ctx, target, artifact.archive, artifact.build_python.python,
@@ -82,11 +95,6 @@ def run_matrix(recipes: list[Recipe], targets: list[str] | None, context: Callab
 
 def write_release(dist: Path, released: list[tuple[dict[str, Any], str, dict[str, Any]]]) -> Path:
     """An SBOM per released artifact, the release index over them, then SHA256SUMS (listing both)."""
-    from wasmbuild.index import SBOM_SUFFIX, entry, wasmbuild_commit, write_index
-    from wasmbuild.package import update_sha256sums
-    from wasmbuild.recipe import project_root
-    from wasmbuild.sbom import licenses_from_project, write_sbom
-
     root = project_root()
     licenses = licenses_from_project(root)
     entries = []

@@ -26,6 +26,8 @@ from pathlib import Path
 
 from wasmbuild import cache, log
 from wasmbuild.errors import BuildError, UsageError, VerifyError
+from wasmbuild.recipe import project_root, select_recipe
+from wasmbuild.release.verify import FetchOptions, compare_archives, read_archive
 
 CLOCK_OFFSET = "+9d3h"  # faketime's relative offset for build B
 
@@ -139,8 +141,6 @@ def compare(a: Path, b: Path) -> list[tuple[str, str]]:
 
 def reproduce(build_args: Sequence[str], *, user: str | None, keep: bool, root: Path) -> list[tuple[str, str]]:
     """Both builds, then the comparison; VerifyError when any file differs."""
-    from wasmbuild.verify import compare_archives, read_archive
-
     if user is not None and os.getuid() != 0:
         raise UsageError(f"--user {user} needs root (setpriv switches users)", hint="run as root, or leave out --user")
     if user is None and os.getuid() == 0:
@@ -207,3 +207,13 @@ def reproduce(build_args: Sequence[str], *, user: str | None, keep: bool, root: 
             log.info(f"  kept: {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def reproduce_artifact(target: str, python: str | None, *, jobs: int, fetch: FetchOptions, user: str | None,
+                       keep: bool) -> list[tuple[str, str]]:
+    """`wasmbuild reproduce`: `reproduce` of the build of CPython `python` (X.Y, X.Y.Z or None: the newest) for
+    `target` with `jobs` jobs and the options `fetch`. An unknown version is refused before anything is built."""
+    root = project_root()
+    recipe = select_recipe(root, python)
+    build_args = ["--target", target, "--python", recipe.version, "--jobs", str(jobs), *fetch.build_args()]
+    return reproduce(build_args, user=user, keep=keep, root=root)

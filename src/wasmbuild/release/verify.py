@@ -28,9 +28,10 @@ from typing import Any
 
 from wasmbuild import cache, log
 from wasmbuild.errors import ArchiveError, DownloadError, UsageError, VerifyError
-from wasmbuild.index import INDEX_NAME, SBOM_SUFFIX
+from wasmbuild.recipe import available_recipes, load_recipe, project_root
 from wasmbuild.record import RECORD_NAME
-from wasmbuild.release import load_index, parse_sums
+from wasmbuild.release.index import INDEX_NAME, SBOM_SUFFIX, load_index
+from wasmbuild.release.sums import parse_sums
 
 
 @dataclass
@@ -182,6 +183,32 @@ def check_sbom(path: Path, digest: str, record: dict[str, Any], report: Report) 
 # --- --rebuild -------------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class FetchOptions:
+    """The fetch and toolchain options of a rebuild (verify --rebuild, reproduce): what `wasmbuild build` is given
+    besides the version and target. None (False, "auto"): not given, the build's own default."""
+
+    mirror_dir: Path | None = None
+    debian_mirror: str | None = None
+    wasi_sdk_path: Path | None = None
+    node: str | None = None
+    offline: bool = False
+    toolchain_route: str = "auto"
+
+    def build_args(self) -> list[str]:
+        """These options as a `wasmbuild build` command line takes them."""
+        out: list[str] = []
+        for flag, value in (("--mirror-dir", self.mirror_dir), ("--debian-mirror", self.debian_mirror),
+                            ("--wasi-sdk-path", self.wasi_sdk_path), ("--node", self.node)):
+            if value is not None:
+                out += [flag, str(value)]
+        if self.offline:
+            out.append("--offline")
+        if self.toolchain_route != "auto":
+            out += ["--toolchain-route", self.toolchain_route]
+        return out
+
+
 def compare_archives(ours: Contents, theirs: Contents, limit: int = 20) -> list[str]:
     """Member-level differences of two archives (added, removed, changed), at most `limit` lines."""
     lines = []
@@ -207,8 +234,6 @@ def rebuild_argv(record: dict[str, Any], cache_dir: Path, dist: Path, fetch_args
 
 def rebuild_and_compare(archive: Path, contents: Contents, fetch_args: Sequence[str], report: Report,
                         keep: Path | None = None) -> None:
-    from wasmbuild.recipe import available_recipes, load_recipe, project_root
-
     record = contents.record
     root = project_root()
     recipes = {p.name: p for p in available_recipes(root).values()}
@@ -263,7 +288,12 @@ def rebuild_and_compare(archive: Path, contents: Contents, fetch_args: Sequence[
         shutil.rmtree(work, ignore_errors=True)
 
 
-def verify(archive: Path, *, rebuild: bool, fetch_args: Sequence[str] = (), keep: Path | None = None) -> Report:
+def verify(archive: Path, *, rebuild: bool, fetch: FetchOptions | None = None, keep: Path | None = None) -> Report:
+    """`wasmbuild verify`: the checks of the module docstring, with `rebuild` the rebuild too (by the options
+    `fetch`; the rebuild's files are copied to `keep` when they differ). VerifyError when a check failed."""
+    if keep is not None and not rebuild:
+        raise UsageError("--keep is for --rebuild", hint="add --rebuild, or leave out --keep")
+    fetch_args = (fetch or FetchOptions()).build_args()
     archive = archive.expanduser().resolve()
     contents = read_archive(archive)
     report = Report()

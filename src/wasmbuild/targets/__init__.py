@@ -5,8 +5,6 @@ the variants share the target's recipe entry and host build."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from wasmbuild.errors import UsageError
 from wasmbuild.targets.base import Target
 from wasmbuild.targets.emscripten import Emscripten
@@ -18,7 +16,7 @@ TARGET_NAMES = tuple(TARGETS)
 # Per target with variants, each variant's Target by name, the default first (names.TARGET_VARIANTS).
 VARIANTS: dict[str, dict[str, Target]] = {"emscripten": {"node": TARGETS["emscripten"], "web": EmscriptenWeb()}}
 
-__all__ = ["TARGETS", "TARGET_NAMES", "VARIANTS", "Target", "artifact_target", "get_target"]
+__all__ = ["TARGETS", "TARGET_NAMES", "VARIANTS", "Target", "get_target"]
 
 
 def get_target(name: str, variant: str | None = None) -> Target:
@@ -39,12 +37,3 @@ def get_target(name: str, variant: str | None = None) -> Target:
                          hint=f"choose one of: {', '.join(variants)}")
     return variants[variant]
 
-
-def artifact_target(root: Path) -> Target:
-    """The target whose artifact is unpacked at `root` (checked by runner's layout check first): a variant with
-    its own layout before the target's default."""
-    for target in [*(t for v in VARIANTS.values() for t in v.values() if t not in TARGETS.values()),
-                   *TARGETS.values()]:
-        if target.owns(root):
-            return target
-    raise UsageError(f"{root} is not an artifact of any target ({', '.join(TARGET_NAMES)})")

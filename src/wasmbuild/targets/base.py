@@ -2,9 +2,9 @@
 
 A target provisions its toolchain, builds the C libraries it links, says how CPython is configured for it
 (argv, environment, the record of both with build paths as placeholders), which files make must produce, what
-its staged artifact adds to the common layout (the module, a loader, a launcher), and how the artifact runs
-(the runtime, the regrtest worker command, how a guest names a host path, `sys.platform`). The pipeline
-(pipeline.py) drives these steps in the same order for every target.
+its staged artifact adds to the common layout (the module, a loader, a launcher) and how extension modules are
+linked into it. The pipeline (pipeline.py) drives these steps in the same order for every target. How an artifact
+runs is not the target's: artifact.py answers it by the artifact's kind (artifact_runtime).
 """
 
 from __future__ import annotations
@@ -83,7 +83,6 @@ class Target(ABC):
     """One compilation target. Subclasses set the class attributes and implement the abstract steps."""
 
     name: ClassVar[str]  # the recipe's key under targets:, the CLI's --target
-    sys_platform: ClassVar[str]  # what the artifact's sys.platform says
     host_outputs: ClassVar[tuple[str, ...]]  # files make must produce in the host build
     # Bump when the host build's commands change (invalidates this target's cached host builds only).
     host_steps_version: ClassVar[int]
@@ -237,12 +236,6 @@ class Target(ABC):
         """The record's `stdlib`: what was left out, how the .pyc are made."""
         return {"exclude": list(recipe.stdlib_exclude), "pyc": "unchecked-hash"}
 
-    def smoke(self, archive: Path, cache_root: Path, recipe: Recipe, options: TargetOptions) -> None:
-        """The smoke test of a packaged artifact (default: run it, import the recipe's modules, a few tests)."""
-        from wasmbuild.checks.smoke import smoke_test
-
-        smoke_test(archive, cache_root, recipe, options)
-
     # --- building against the artifact (wasmbuild link) ------------------------------------------------------
     # Whether link_modules links against libpython (the -dev archive's static libraries) or needs headers only.
     link_needs_dev: ClassVar[bool]
@@ -253,22 +246,3 @@ class Target(ABC):
         """Build the extension `modules` into the unpacked artifact `tree` (its cross-build kit, kit.py) with
         `tc` for `triple` (X.Y: `short`), compiling in `work`; which file of the tree holds each module (name ->
         path relative to the tree)."""
-
-    # --- running the artifact -----------------------------------------------------------------------------
-    @abstractmethod
-    def owns(self, root: Path) -> bool:
-        """Whether the unpacked artifact at `root` is one of this target's."""
-
-    @abstractmethod
-    def run_python(self, root: Path, args: Sequence[str], cache_root: Path, dirs: Sequence[tuple[Path, str]], *,
-                   env: dict[str, str] | None = None, stdout: Path | None = None, stderr: Path | None = None,
-                   timeout: float | None = None, max_memory: int | None = None, lib: Path | None = None) -> int:
-        """Run the unpacked artifact at `root` with `args` (Python's arguments); the guest's exit status."""
-
-    @abstractmethod
-    def worker_command(self, root: Path, cache_root: Path) -> tuple[list[str], list[str]]:
-        """How regrtest's workers run the artifact at `root`, and the same with neutral names for the record."""
-
-    @abstractmethod
-    def guest_path(self, root: Path, work: Path, name: str) -> str:
-        """How a guest given the work directory `work` (as its first directory) names work/<name>."""

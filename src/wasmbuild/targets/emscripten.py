@@ -13,12 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from wasmbuild import cache, libs
-from wasmbuild.errors import UsageError
+from wasmbuild.engines.nodejs import NODE_MINIMUM, NODE_STACK_KB
 from wasmbuild.kit import Module, read_pc, read_sysconfig_vars, sysconfig_module
-from wasmbuild.node import NODE_MINIMUM
 from wasmbuild.process import run
 from wasmbuild.recipe import ToolchainManifest
-from wasmbuild.runner import NODE_STACK_KB, is_node_artifact, run_node_python
 from wasmbuild.steps import BuildPython, Context, HostBuild, SourceTree
 from wasmbuild.targets.base import HostSettings, PathMap, Target, build_triple
 from wasmbuild.toolchain import Toolchain, emsdk
@@ -50,7 +48,6 @@ EXTRA_LDFLAGS = ("-sEXPORTED_RUNTIME_METHODS=ENV",)
 
 class Emscripten(Target):
     name = "emscripten"
-    sys_platform = "emscripten"
     host_outputs = ("python.js", "python.wasm")
     host_steps_version = 4  # 3: install, mkdir, llvm-profdata by name; 4: make inclinstall libainstall (the kit)
     variant = "node"  # the default variant; emscripten_web.py relinks this build for browsers
@@ -157,26 +154,3 @@ class Emscripten(Target):
             files[m.name] = rel
         return files
 
-    def owns(self, root: Path) -> bool:
-        return is_node_artifact(root)
-
-    def run_python(self, root: Path, args: Sequence[str], cache_root: Path, dirs: Sequence[tuple[Path, str]], *,
-                   env: dict[str, str] | None = None, stdout: Path | None = None, stderr: Path | None = None,
-                   timeout: float | None = None, max_memory: int | None = None, lib: Path | None = None) -> int:
-        """Under node as python.sh does: the guest sees the host's files; the first directory is the working
-        directory."""
-        if max_memory is not None:
-            raise UsageError("--max-memory applies to WASI artifacts only (an Emscripten module's maximum memory "
-                             "is fixed when it is linked)")
-        return run_node_python(root, args, cwd=dirs[0][0] if dirs else None, env=env, stdout=stdout, stderr=stderr,
-                               timeout=timeout, cache_root=cache_root)
-
-    def worker_command(self, root: Path, cache_root: Path) -> tuple[list[str], list[str]]:
-        """The artifact's python.sh (node with NODERAWFS sees the host's files)."""
-        launcher = root / "python.sh"
-        if not launcher.is_file():
-            raise UsageError(f"{root} has no python.sh launcher")
-        return [str(launcher)], ["<artifact>/python.sh"]
-
-    def guest_path(self, root: Path, work: Path, name: str) -> str:
-        return str(work / name)  # NODERAWFS: host paths

@@ -31,12 +31,11 @@ from typing import Any
 
 from wasmbuild import cache, log
 from wasmbuild.errors import BuildError
+from wasmbuild.names import WEB_DATA as DATA
+from wasmbuild.names import WEB_MODULE as MODULE
 from wasmbuild.npm import NPM_NAME, package_inputs, tarball_name, write_npm_package
 from wasmbuild.process import capture, run
 from wasmbuild.recipe import Recipe, TargetOptions, ToolchainManifest
-from wasmbuild.runner import WEB_DATA as DATA
-from wasmbuild.runner import WEB_MODULE as MODULE
-from wasmbuild.runner import is_web_artifact, refuse_web_artifact
 from wasmbuild.staging import check_no_build_paths, install_stdlib, output_mapping, sysconfig_files
 from wasmbuild.steps import Context, HostBuild, PackageExtra, StagedTree
 from wasmbuild.targets.emscripten import PRE_JS_NAME, Emscripten
@@ -290,21 +289,3 @@ class EmscriptenWeb(Emscripten):
     def record_stdlib(self, recipe: Recipe) -> dict[str, Any]:
         return {"exclude": list(self.stdlib_exclude(recipe)), "pyc": "unchecked-hash", "form": STDLIB_FORM}
 
-    def smoke(self, archive: Path, cache_root: Path, recipe: Recipe, options: TargetOptions) -> None:
-        from wasmbuild.checks.smoke import web_smoke_test
-
-        web_smoke_test(archive, cache_root, recipe, options)
-
-    def owns(self, root: Path) -> bool:
-        return is_web_artifact(root)
-
-    def run_python(self, root: Path, args: Sequence[str], cache_root: Path, dirs: Sequence[tuple[Path, str]], *,
-                   env: dict[str, str] | None = None, stdout: Path | None = None, stderr: Path | None = None,
-                   timeout: float | None = None, max_memory: int | None = None, lib: Path | None = None) -> int:
-        refuse_web_artifact(root)
-
-    def worker_command(self, root: Path, cache_root: Path) -> tuple[list[str], list[str]]:
-        refuse_web_artifact(root)
-
-    def guest_path(self, root: Path, work: Path, name: str) -> str:
-        refuse_web_artifact(root)

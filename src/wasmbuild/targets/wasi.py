@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import os
 import shlex
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from wasmbuild import libs
+from wasmbuild.engines.wasmtime_api import MAX_WASM_STACK
 from wasmbuild.kit import Module, read_pc
 from wasmbuild.libs import Built
 from wasmbuild.process import run
 from wasmbuild.recipe import ToolchainManifest
-from wasmbuild.runner import MAX_WASM_STACK, is_node_artifact, run_wasm, wasi_python
 from wasmbuild.steps import BuildPython, Context, HostBuild, SourceTree
 from wasmbuild.targets.base import HostSettings, PathMap, Target, build_triple
 from wasmbuild.toolchain import Toolchain, wasi_sdk
@@ -59,7 +58,6 @@ def sdk_tools(sdk: Path, triple: str) -> dict[str, str]:
 
 class Wasi(Target):
     name = "wasi"
-    sys_platform = "wasi"
     host_outputs = ("python.wasm",)
     host_steps_version = 5  # 4: install, mkdir, llvm-profdata by name; 5: make inclinstall libainstall (the kit)
     link_needs_dev = True
@@ -151,27 +149,3 @@ class Wasi(Target):
             what="llvm-strip")
         return {m.name: "python.wasm" for m in modules}
 
-    def owns(self, root: Path) -> bool:
-        return (root / "python.wasm").is_file() and not is_node_artifact(root)
-
-    def run_python(self, root: Path, args: Sequence[str], cache_root: Path, dirs: Sequence[tuple[Path, str]], *,
-                   env: dict[str, str] | None = None, stdout: Path | None = None, stderr: Path | None = None,
-                   timeout: float | None = None, max_memory: int | None = None, lib: Path | None = None) -> int:
-        """As python.sh does: the given preopens, the artifact's lib/ (or `lib`) at /lib, PYTHONHOME=/."""
-        wasm, argv, mounts, wasi_env = wasi_python(root, args, dirs, env, lib)
-        return run_wasm(wasm, argv, cache_root, dirs=mounts, env=wasi_env, stdout=stdout, stderr=stderr,
-                        timeout=timeout, max_memory=max_memory)
-
-    def worker_command(self, root: Path, cache_root: Path) -> tuple[list[str], list[str]]:
-        """wasmbuild's own wasmtime runner with the host's / preopened as the guest's / (so the paths regrtest
-        hands its workers mean the same inside), a private linked copy of the artifact's lib/ at /lib (guests
-        write bytecode and test files there: a worker listing a directory while another writes to it could
-        miss entries) and the worker's environment (TMPDIR) passed in. PATH is empty: with the host's / visible,
-        shutil.which would find host programs through os.defpath (test_bz2 runs bunzip2 when it finds one), and no
-        program can be started from WASI."""
-        options = ["--dir", "/::/", "--inherit-env", "--env", "PATH=", "--private-lib"]
-        return ([sys.executable, "-m", "wasmbuild", "run", "--cache-dir", str(cache_root), *options, str(root),
-                 "--"], ["<python>", "-m", "wasmbuild", "run", *options, "<artifact>", "--"])
-
-    def guest_path(self, root: Path, work: Path, name: str) -> str:
-        return f"/{name}"  # the work directory is the guest's /

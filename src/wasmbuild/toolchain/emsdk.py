@@ -20,12 +20,12 @@ from wasmbuild import cache, log
 from wasmbuild.download import Sources
 from wasmbuild.errors import ToolchainError, UsageError
 from wasmbuild.files import atomic_write
-from wasmbuild.node import NODE_MINIMUM, Node, find_node
 from wasmbuild.patching import apply_patches, patch_records
 from wasmbuild.process import capture
 from wasmbuild.recipe import ReleaseAsset, ToolchainManifest
 from wasmbuild.toolchain import Toolchain, check_route, install_debian, install_release, provision_by_route
 from wasmbuild.toolchain.debian import extract_deb
+from wasmbuild.toolchain.node import NODE_MINIMUM, Node, find_node
 
 # Bump when the code that arranges a provisioned toolchain changes, so cached ones are rebuilt.
 LAYOUT_VERSION = 1

@@ -37,8 +37,8 @@ FORMAT = 1
 LAYOUT_VERSION = 1
 MANIFEST = "host-tools.yaml"
 
-# `license`: the SPDX expression of a package or wheel, for the SBOM (wasmbuild.sbom); kept out of Tool.data, so
-# out of the tool's cache key.
+# `license`: the SPDX expression of a package or wheel, for the SBOM (wasmbuild.release.sbom); kept out of Tool.data,
+# so out of the tool's cache key.
 _LICENSE = Field(str, required=False)
 _DEB = {"name": str, "version": str, "suite": str, "path": str, "sha256": Sha256, "size": int, "license": _LICENSE}
 TOOL_SCHEMA = {
@@ -234,7 +234,7 @@ def tool_key(tool: Tool) -> str:
 
 def pointer_file(cache_root: Path, name: str) -> Path:
     """Where ensure() notes which entry is the pinned `name` for which manifest (read by wasmbuild run, which
-    must start without loading the manifest: runner.provisioned_wasmtime)."""
+    must start without loading the manifest: engines.provisioned_tool)."""
     return cache_root / "tools" / f"{name}.current.json"
 
 

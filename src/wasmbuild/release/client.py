@@ -34,7 +34,7 @@ from wasmbuild.archive import expansion_limit, safe_extract
 from wasmbuild.download import NotFound, download, read_url
 from wasmbuild.errors import ArchiveError, ChecksumError, DownloadError, UsageError
 from wasmbuild.record import RECORD_NAME
-from wasmbuild.release.index import INDEX_HINT, INDEX_NAME, Entry, Index, version_key
+from wasmbuild.release.index import INDEX_HINT, INDEX_NAME, Entry, Index, load_index, version_key
 from wasmbuild.release.sums import SUMS_NAME, parse_sums
 
 MAX_INDEX_SIZE = 4 << 20  # bytes, for release.json and SHA256SUMS alike
@@ -434,6 +434,24 @@ def download_release(location: Location, *, python: str | None, target: str, out
         if not done:
             _remove_empty(created)
     return installed
+
+
+def download_artifact(*, source: str | None, release: str | None, python: str | None, target: str,
+                      output: Path | None, dev: bool, cache_root: Callable[[], Path]) -> Installed:
+    """`wasmbuild download`: one artifact of the release at `source` (--from: a url or a directory), else of the
+    project's release `release` (a tag; None: the latest), unpacked into `output` (None: the current directory).
+    Every option is checked before the network is used or anything is written: `cache_root` (which resolves and
+    makes the cache directory) is called only then."""
+    if source is not None and release is not None:
+        raise UsageError("--release names a release of the project's repository; --from names the location itself",
+                         hint="give one of them (a release's url for --from ends in .../releases/download/TAG/)")
+    check_requested(python)
+    location = location_from(source) if source is not None else default_location(release)
+    out_dir = (output or Path.cwd()).expanduser().resolve()
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"-o {out_dir} is a file, not a directory", hint="name a directory (it is created if missing)")
+    return download_release(location, python=python, target=target, out_dir=out_dir, dev=dev,
+                            cache_root=cache_root())
 
 
 def how_to_run(installed: Installed, cwd: Path | None = None) -> list[str]:
