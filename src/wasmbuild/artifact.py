@@ -34,7 +34,7 @@ from wasmbuild.engines.wasmtime_cli import exec_wasm, provisioned_wasmtime
 from wasmbuild.errors import ArchiveError, UsageError
 from wasmbuild.names import TARGET_NAMES, WEB_DATA, WEB_MODULE
 
-# How an Emscripten artifact's runner gets node: a function returning node's path (called only when node is
+# Where an Emscripten artifact gets node from: a function returning node's path (called only when node is
 # needed). The commands pass one that provisions wasmbuild's pinned node (toolchain.node.pinned_node_finder).
 NodeFinder = Callable[[], Path]
 

@@ -525,26 +525,12 @@ def cmd_matrix(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     """Build (or reuse) the WASI artifact of --python; its native build-python is the reference."""
-    from wasmbuild import pipeline
-    from wasmbuild.checks.bench import bench_wasi
-    from wasmbuild.process import capture
-    from wasmbuild.recipe import project_root
-    from wasmbuild.targets import get_target
-    from wasmbuild.toolchain import hosttools
+    from wasmbuild.checks.bench import bench
+    from wasmbuild.recipe import project_root, select_recipe
 
-    ctx = _context(args, "wasi")
-    artifact = pipeline.build(ctx, get_target("wasi"))
-    cache_root = _cache_root(args)
-    wasmtime = hosttools.ensure(["wasmtime"], project_root(), cache_root, _sources(args))[0].path("wasmtime")
-
-    def bundle_app(app: Path, out: Path) -> None:
-        proc = capture([sys.executable, "-m", "wasmbuild", "bundle", str(app), "-o", str(out), "--artifact",
-                        str(artifact.archive), "--cache-dir", str(cache_root), "--offline"])
-        if proc.returncode != 0:
-            raise WasmbuildError(f"bundling the benchmark's hello app failed: {proc.stderr.strip()[-2000:]}")
-
-    bench_wasi(artifact.archive, artifact.build_python.python, wasmtime, bundle_app, ctx.recipe.version, args.runs,
-               cache_root)
+    _check_route(args)
+    recipe = select_recipe(project_root(), args.python)
+    bench(recipe, args.runs, _build_options(args))
     return 0
 
 
@@ -564,58 +550,20 @@ def cmd_test(args: argparse.Namespace) -> int:
     return 0
 
 
-def _web_artifact(artifact: Path, cache_root: Path) -> Path:
-    """The unpacked tree of a web artifact (archive or directory); another artifact is a usage error."""
-    from wasmbuild.artifact import WebRuntime, artifact_runtime, unpack_artifact
-
-    root = unpack_artifact(artifact, cache_root)
-    if not isinstance(artifact_runtime(root), WebRuntime):
-        raise UsageError(f"{artifact} is not a web artifact (no python.mjs)",
-                         hint="build one with: nox -s build-emscripten -- --variant web")
-    return root
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
     """The web artifact (given, or built as `build --variant web` would) and web/, assembled and served."""
-    import tempfile
+    from wasmbuild.web import serve_repl
 
-    from wasmbuild import serve
-    from wasmbuild.recipe import project_root
-
-    if args.artifact is not None and args.python:
-        raise UsageError("--python and --artifact both name the CPython to serve", hint="give one of them")
-    cache_root = _cache_root(args)
-    artifact = args.artifact
-    if artifact is None:
-        from wasmbuild import pipeline
-        from wasmbuild.targets import get_target
-        from wasmbuild.toolchain.hosttools import preflight
-
-        preflight("emscripten")
-        ctx = _context(args, "emscripten")
-        artifact = pipeline.build(ctx, get_target("emscripten", "web")).archive
-    root = _web_artifact(artifact, cache_root)
-    with tempfile.TemporaryDirectory(prefix="wasmbuild-serve-") as tmp:
-        site = serve.assemble(root, project_root() / "web", Path(tmp) / "site")
-        log.info(f"wasmbuild: the REPL page with {root.name}")
-        serve.serve_forever(site, host="127.0.0.1", port=args.port)
+    serve_repl(artifact=args.artifact, python=args.python, port=args.port, options=_build_options(args))
     return 0
 
 
 def cmd_npm_pack(args: argparse.Namespace) -> int:
-    import json
-
-    from wasmbuild.npm import write_npm_package
-    from wasmbuild.package import update_sha256sums
     from wasmbuild.recipe import project_root
-    from wasmbuild.record import RECORD_NAME
+    from wasmbuild.web import npm_pack
 
     dist = _out_dir(args.dist_dir, "--dist-dir", "dist")
-    root = _web_artifact(args.artifact, _cache_root(args))
-    record = json.loads((root / RECORD_NAME).read_text())
-    out = write_npm_package(root, dist, python_version=record["python"]["version"], root=project_root(),
-                            mtime=record["source_date_epoch"])
-    update_sha256sums(dist)
+    out = npm_pack(args.artifact, dist=dist, cache_root=_cache_root(args), root=project_root())
     log.info(f"  {out} ({out.stat().st_size / 1e6:.1f} MB), sha256 {cache.sha256_file(out)}")
     print(out)
     return 0

@@ -212,15 +212,7 @@ def test_link_for_wasi_without_the_dev_archive_says_where_it_looked(capsys, tmp_
     class FakeToolchain:
         name, version = "wasi-sdk", "25"
 
-    monkeypatch.setattr("wasmbuild.targets.get_target", lambda name: FakeTarget())
-    monkeypatch.setattr(cli, "_context", lambda *a, **k: pytest.fail("the toolchain is provisioned by the fake"))
-    real_link = link.link
-
-    def fake_provisioning_link(*args, **kwargs):
-        kwargs["provision"] = lambda record, short: (FakeTarget(), FakeToolchain())
-        return real_link(*args, **kwargs)
-
-    monkeypatch.setattr(link, "link", fake_provisioning_link)
+    monkeypatch.setattr(link, "provision_for_record", lambda record, short, options: (FakeTarget(), FakeToolchain()))
     code, err = run_link(capsys, tmp_path, str(art), "--module", str(src), "-o", str(tmp_path / "out"))
     assert code == 2 and "needs the artifact's static libraries (libpython3.13.a ...)" in err
     assert "--dev" in err and not (tmp_path / "out").exists()

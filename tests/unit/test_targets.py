@@ -822,17 +822,19 @@ def test_a_web_artifact_is_told_by_its_module_and_is_not_run_as_a_command(tmp_pa
             call()
 
 
-def test_linking_against_a_web_artifact_is_refused(tmp_path):
+def test_linking_against_a_web_artifact_is_refused(tmp_path, monkeypatch):
+    from wasmbuild import link
     from wasmbuild.errors import UsageError
-    from wasmbuild.link import prepare
+    from wasmbuild.steps import BuildOptions
 
     root = tmp_path / "cpython-3.13.15-wasm32-emscripten-web"
     root.mkdir()
     for name in ("python.mjs", "python.wasm", "python.data"):
         (root / name).write_bytes(b"")
     with pytest.raises(UsageError, match="(?s)linking needs an artifact with the cross-build kit.*without --variant"):
-        prepare(root, cache_root=tmp_path / "cache", provision=lambda record, short: pytest.fail("provisioned"),
-                dev=None, needs_dev=lambda target: False, what="linking")
+        monkeypatch.setattr(link, "provision_for_record", lambda *a: pytest.fail("provisioned"))
+        options = BuildOptions(root=tmp_path, cache=tmp_path / "cache", dist=tmp_path / "dist", sources=Sources())
+        link.prepare(root, options=options, dev=None, needs_dev=lambda target: False, what="linking")
 
 
 def test_verify_rebuilds_a_web_artifact_as_the_web_variant(tmp_path):

@@ -25,10 +25,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from wasmbuild import log
+from wasmbuild import log, pipeline
 from wasmbuild.artifact import unpack_artifact, wasi_python
+from wasmbuild.bundle import make_bundle
 from wasmbuild.engines.wasmtime_cli import cli_argv, cli_flags, precompiled
 from wasmbuild.errors import RunError
+from wasmbuild.recipe import Recipe
+from wasmbuild.steps import BuildOptions
+from wasmbuild.targets import get_target
+from wasmbuild.toolchain import hosttools
 
 HELLO = 'print("hello, world")\n'
 # An app that does what real apps do at start: import a good part of the standard library. A bundle did these
@@ -81,9 +86,21 @@ def table(timings: Sequence[Timing]) -> list[str]:
     return lines
 
 
+def bench(recipe: Recipe, runs: int, options: BuildOptions) -> list[Timing]:
+    """`wasmbuild bench`: build (or reuse) the WASI artifact of `recipe`, whose native build-python is the
+    reference; provision the pinned wasmtime CLI; bundle the apps with make_bundle; time every row."""
+    artifact = pipeline.build(options.context(recipe, "wasi"), get_target("wasi"))
+    wasmtime = hosttools.ensure(["wasmtime"], options.root, options.cache, options.sources)[0].path("wasmtime")
+
+    def bundle_app(app: Path, out: Path) -> None:
+        make_bundle(app, out, options=options, artifact=artifact.archive)
+
+    return bench_wasi(artifact.archive, artifact.build_python.python, wasmtime, bundle_app, recipe.version, runs,
+                      options.cache)
+
+
 def bench_wasi(artifact: Path, native: Path, wasmtime: Path, bundle_app: Callable[[Path, Path], None], version: str,
-               runs: int,
-               cache_root: Path) -> list[Timing]:
+               runs: int, cache_root: Path) -> list[Timing]:
     """Time every row (see the module docstring) and print the table; `bundle_app(hello.py, out.wasm)` makes the
     bundle. Returns the timings."""
     with tempfile.TemporaryDirectory(prefix="wasmbuild-bench-") as tmp:
