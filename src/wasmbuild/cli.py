@@ -514,11 +514,8 @@ def cmd_matrix(args: argparse.Namespace) -> int:
 
     report_dir = _out_dir(args.report_dir, "--report-dir", "reports")
     # Options every row shares are checked once, before any row: a bad one is one error, not one per row.
-    _check_route(args)
-    _sources(args)
-    dist = _out_dir(args.dist_dir, "--dist-dir", "dist")
-    run_matrix(matrix_recipes(args.python), args.target, lambda recipe, target: _context(args, target, recipe),
-               report_dir=report_dir, dist=dist,
+    options = _build_options(args)
+    run_matrix(matrix_recipes(args.python), args.target, options, report_dir=report_dir,
                suite=SuiteOptions(jobs=args.jobs, timeout=args.timeout, subset=args.subset))
     return 0
 
@@ -544,7 +541,7 @@ def cmd_test(args: argparse.Namespace) -> int:
     target = get_target(args.target)
     # The artifact under test is the packaged one (built if needed); its smoke test is the build's business.
     artifact = pipeline.build(ctx, target)
-    run = regrtest.run_suite(ctx, target, artifact.archive, artifact.build_python.python, report_dir=report_dir,
+    run = regrtest.run_suite(ctx, artifact.archive, artifact.build_python.python, report_dir=report_dir,
                              jobs=args.jobs, timeout=args.timeout, subset=args.subset, tests=args.tests)
     run.check()
     return 0

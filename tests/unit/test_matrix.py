@@ -37,7 +37,7 @@ def test_matrix_runs_every_row_and_reports_the_failures(tmp_path, monkeypatch):
         archive.write_bytes(f"{ctx.recipe.version} {target.name}".encode())
         return FakeArtifact(archive)
 
-    def fake_test(ctx, target, archive, build_python, *, report_dir, jobs, timeout, subset, tests):
+    def fake_test(ctx, archive, build_python, *, report_dir, jobs, timeout, subset, tests):
         tested.append((ctx.recipe.version, ctx.target.name, subset))
         counts = {"passed": 3, "failed": 1, "crashed": 0, "skipped": 2}
         failing = ctx.target.name == "wasi" and ctx.recipe.version == versions[0]

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from wasmbuild import __version__, cache, log, pipeline
+from wasmbuild.engines.wasmtime_api import MAX_WASM_STACK
 from wasmbuild.errors import BuildError, UsageError
 from wasmbuild.files import json_text
 from wasmbuild.kit import read_pc
@@ -48,7 +49,6 @@ STDLIB_EXCLUDE = frozenset({"test", "tests", "idle_test", "idlelib", "tkinter", 
                             "lib2to3", "pydoc_data", "site-packages", "lib-dynload", "__phello__", "venv"})
 # CPython's own link flags for python.wasm apply (the embed .pc); these make the snapshot deterministic.
 WRAPPED = ("__wasi_clock_time_get", "__wasi_random_get")
-MAX_WASM_STACK = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from wasmbuild import cache, log
 from wasmbuild.artifact import artifact_runtime, unpack_artifact
@@ -26,10 +25,7 @@ from wasmbuild.checks.expectations import Comparison, Expectations, compare, loa
 from wasmbuild.errors import TestSuiteError, UsageError
 from wasmbuild.files import write_json
 from wasmbuild.process import stream
-
-if TYPE_CHECKING:
-    from wasmbuild.pipeline import Context
-    from wasmbuild.targets import Target
+from wasmbuild.steps import Context
 
 RESULT_FORMAT = 1
 STATUSES = ("passed", "failed", "crashed", "skipped")
@@ -193,7 +189,7 @@ class SuiteRun:
         )
 
 
-def run_suite(ctx: Context, target: Target, archive: Path, build_python: Path, *, report_dir: Path, jobs: int,
+def run_suite(ctx: Context, archive: Path, build_python: Path, *, report_dir: Path, jobs: int,
               timeout: int, subset: str, tests: list[str]) -> SuiteRun:
     """Run regrtest on `archive` (driven by `build_python`), write the results to `report_dir`, compare them
     with the expectations. Unexpected results are in the returned run (see SuiteRun.check), not raised."""

@@ -6,7 +6,6 @@ SHA256SUMS."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from wasmbuild.recipe import Recipe, available_recipes, project_root, select_rec
 from wasmbuild.release.index import SBOM_SUFFIX, entry, wasmbuild_commit, write_index
 from wasmbuild.release.sbom import licenses_from_project, write_sbom
 from wasmbuild.release.sums import update_sha256sums
-from wasmbuild.steps import Context
+from wasmbuild.steps import BuildOptions
 from wasmbuild.targets import get_target
 
 
@@ -38,10 +37,11 @@ def matrix_recipes(python: str | None) -> list[Recipe]:
     return [select_recipe(root, version) for version in versions]
 
 
-def run_matrix(recipes: list[Recipe], targets: list[str] | None, context: Callable[[Recipe, str], Context], *,
-               report_dir: Path, dist: Path, suite: SuiteOptions) -> list[dict[str, Any]]:
-    """Build, smoke-test and test each recipe x target (`targets`: only these); `context` makes each row's
-    Context (its errors fail that row). Returns the rows; raises WasmbuildError naming the failed rows."""
+def run_matrix(recipes: list[Recipe], targets: list[str] | None, options: BuildOptions, *, report_dir: Path,
+               suite: SuiteOptions) -> list[dict[str, Any]]:
+    """Build, smoke-test and test each recipe x target (`targets`: only these) with `options` into options.dist
+    (a row's errors fail that row). Returns the rows; raises WasmbuildError naming the failed rows."""
+    dist = options.dist
     rows = []
     released: list[tuple[dict[str, Any], str, dict[str, Any]]] = []  # (record, archive name, test counts)
     start = time.monotonic()
@@ -56,13 +56,13 @@ def run_matrix(recipes: list[Recipe], targets: list[str] | None, context: Callab
             # An older run's results for this row are never left to look like this run's.
             (report_dir / f"{regrtest.results_name(recipe.version, row['triple'])}.json").unlink(missing_ok=True)
             try:
-                ctx = context(recipe, target_name)
+                ctx = options.context(recipe, target_name)
                 target = get_target(target_name)
                 artifact = pipeline.build(ctx, target)
                 smoke_test(artifact.archive, ctx.cache, ctx.recipe, ctx.target)
                 row["artifact"] = artifact.archive.name
                 row["sha256"] = cache.sha256_file(artifact.archive)
-                run = regrtest.run_suite(ctx, target, artifact.archive, artifact.build_python.python,
+                run = regrtest.run_suite(ctx, artifact.archive, artifact.build_python.python,
                                          report_dir=report_dir, jobs=suite.jobs, timeout=suite.timeout,
                                          subset=suite.subset, tests=[])
                 row["tests"] = {"selection": "all" if run.selection == "all" else "ci subset", **run.counts}
