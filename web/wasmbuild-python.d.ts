@@ -17,6 +17,10 @@ export interface LoadPythonOptions {
   /** Each line Python writes to stderr (default: console.warn). */
   stderr?: (line: string) => void;
   onProgress?: (progress: Progress) => void;
+  /** The most bytes python.wasm or python.data may have; a larger one rejects loadPython (default 256 MiB each). */
+  maxDownloadBytes?: number;
+  /** Milliseconds within which python.wasm and python.data must have arrived, else loadPython rejects (default 300000). */
+  downloadTimeout?: number;
 }
 
 /** Emscripten's file system (MEMFS): the standard library is at /lib/python3.X, /tmp and /home are writable. */

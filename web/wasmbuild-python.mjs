@@ -38,25 +38,36 @@ async function defaultBase() {
   return import.meta.url;
 }
 
+// Defaults of loadPython's download bounds: the web build's python.wasm and python.data are about 10 MB each.
+const MAX_DOWNLOAD_BYTES = 256 * 1024 * 1024; // per file
+const DOWNLOAD_TIMEOUT_MS = 300_000; // for both files together
+
 // One file's bytes as an ArrayBuffer, reporting each chunk's size; a failure names the file, the url and why.
-async function fetchBytes(url, onChunk) {
+// At most `limits.maxBytes` bytes; `limits.signal` aborts the transfer (the download deadline).
+async function fetchBytes(url, onChunk, limits) {
   const name = url.pathname.split('/').pop();
+  const tooLarge = (size) => new Error(`cannot fetch ${name} from ${url.href}: ${size === null ? 'more than' : size} ` +
+    `bytes, over the limit of ${limits.maxBytes} (the maxDownloadBytes option)`);
   if (url.protocol === 'file:') {
-    const [{ readFile }, { fileURLToPath }] = await Promise.all([import('node:fs/promises'), import('node:url')]);
+    const [{ readFile, stat }, { fileURLToPath }] = await Promise.all([import('node:fs/promises'), import('node:url')]);
     let data;
     try {
+      const size = (await stat(fileURLToPath(url))).size;
+      if (size > limits.maxBytes) throw tooLarge(size);
       data = await readFile(fileURLToPath(url));
     } catch (error) {
+      if (error.message.startsWith('cannot fetch')) throw error;
       throw new Error(`cannot read ${name} at ${fileURLToPath(url)}: ${error.message}`, { cause: error });
     }
     onChunk(data.byteLength, data.byteLength);
     return data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength);
   }
+  const failure = (error) => (limits.signal.aborted ? limits.signal.reason : error.message);
   let response;
   try {
-    response = await fetch(url);
+    response = await fetch(url, { signal: limits.signal });
   } catch (error) {
-    throw new Error(`cannot fetch ${name} from ${url.href}: ${error.message}`, { cause: error });
+    throw new Error(`cannot fetch ${name} from ${url.href}: ${failure(error)}`, { cause: error });
   }
   if (!response.ok) {
     throw new Error(`cannot fetch ${name} from ${url.href}: HTTP ${response.status} ${response.statusText}`.trim());
@@ -65,9 +76,14 @@ async function fetchBytes(url, onChunk) {
   const encoded = response.headers.get('Content-Encoding');
   const length = Number(response.headers.get('Content-Length'));
   const total = !encoded && length > 0 ? length : null;
+  if (total !== null && total > limits.maxBytes) {
+    response.body?.cancel().catch(() => {});
+    throw tooLarge(total);
+  }
   onChunk(0, total);
   if (!response.body) {
     const data = await response.arrayBuffer();
+    if (data.byteLength > limits.maxBytes) throw tooLarge(data.byteLength);
     onChunk(data.byteLength, total);
     return data;
   }
@@ -78,13 +94,18 @@ async function fetchBytes(url, onChunk) {
     for (;;) {
       const { done, value } = await reader.read();
       if (done) break;
-      chunks.push(value);
       loaded += value.byteLength;
+      if (loaded > limits.maxBytes) {
+        reader.cancel().catch(() => {});
+        throw tooLarge(null);
+      }
+      chunks.push(value);
       onChunk(value.byteLength, total);
     }
   } catch (error) {
+    if (loaded > limits.maxBytes) throw error;
     throw new Error(`cannot fetch ${name} from ${url.href}: the transfer broke off after ${loaded} bytes ` +
-                    `(${error.message})`, { cause: error });
+                    `(${failure(error)})`, { cause: error });
   }
   const data = new Uint8Array(loaded);
   let offset = 0;
@@ -125,6 +146,8 @@ function lineWriter(emit) {
  * options.stderr    the same for stderr (default: console.warn)
  * options.onProgress({loaded, total, stage})  stage 'download' (bytes of python.wasm + python.data; total is
  *                   null while a size is unknown), then 'init' (compiling, starting Python), then 'ready'
+ * options.maxDownloadBytes  the most bytes python.wasm or python.data may have (default 256 MiB each)
+ * options.downloadTimeout   milliseconds within which both must have arrived (default 300000: 5 minutes)
  *
  * Resolves to { runPython(code), complete(code), FS, version, module }; rejects with an Error naming the file
  * and the reason when python.mjs, python.wasm or python.data cannot be loaded, or Python does not start.
@@ -146,11 +169,23 @@ export async function loadPython(options = {}) {
     const total = all.every((f) => f.total !== null) ? all.reduce((sum, f) => sum + f.total, 0) : null;
     progress({ loaded, total: total === null ? null : Math.max(total, loaded), stage: 'download' });
   };
+  const bound = (value, fallback, option) => {
+    if (value === undefined) return fallback;
+    if (typeof value !== 'number' || !(value > 0)) throw new TypeError(`${option} must be a positive number`);
+    return value;
+  };
+  const maxBytes = bound(options.maxDownloadBytes, MAX_DOWNLOAD_BYTES, 'maxDownloadBytes');
+  const timeoutMs = bound(options.downloadTimeout, DOWNLOAD_TIMEOUT_MS, 'downloadTimeout');
+  // One deadline for both files: a server that drips them (each byte in time, the whole never) is cut off.
+  const deadline = new AbortController();
+  const limits = { maxBytes, signal: deadline.signal };
   const download = (name) => fetchBytes(new URL(name, indexURL), (bytes, total) => {
     files[name].loaded += bytes;
     files[name].total = total;
     report();
-  });
+  }, limits);
+  const timer = setTimeout(() => deadline.abort(`not downloaded within ${timeoutMs} ms (the downloadTimeout ` +
+                                                `option)`), timeoutMs);
 
   const toPath = IS_NODE ? (await import('node:url')).fileURLToPath : null;
   const factoryURL = new URL('python.mjs', indexURL);
@@ -160,7 +195,10 @@ export async function loadPython(options = {}) {
       (error) => { throw new Error(`cannot load python.mjs from ${factoryURL.href}: ${error.message}`, { cause: error }); }),
     download('python.wasm'),
     download('python.data'),
-  ]);
+  ]).finally(() => {
+    clearTimeout(timer);
+    deadline.abort('the download stopped'); // a failed file ends the other one's transfer too
+  });
   if (typeof factory !== 'function') throw new Error(`${factoryURL.href} does not export the module factory`);
   progress({ loaded: files['python.wasm'].loaded + files['python.data'].loaded,
              total: files['python.wasm'].loaded + files['python.data'].loaded, stage: 'init' });

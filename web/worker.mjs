@@ -48,11 +48,21 @@ function handle(message) {
   }
 }
 
+// `?index=` may name a directory of this page's own server only: python.mjs from another origin would run as this
+// page (the server's Content-Security-Policy refuses it too; this says why).
+function sameOriginURL(value) {
+  const url = new URL(value, self.location.href);
+  if (url.origin !== self.location.origin) {
+    throw new Error(`?index=${value}: not on this page's server (${self.location.origin}); the interpreter is loaded only from there`);
+  }
+  return url.href;
+}
+
 async function init(message) {
   const started = performance.now();
   try {
     python = await loadPython({
-      ...(message.indexURL ? { indexURL: new URL(message.indexURL, self.location.href).href } : {}),
+      ...(message.indexURL ? { indexURL: sameOriginURL(message.indexURL) } : {}),
       stdout: output('stdout'),
       stderr: output('stderr'),
       onProgress: (p) => postMessage({ type: 'progress', ...p }),

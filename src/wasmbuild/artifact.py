@@ -14,9 +14,11 @@ node is needed); without one, engines.nodejs.available_node finds a node that is
 
 from __future__ import annotations
 
+import hashlib
 import lzma
 import os
 import shutil
+import stat
 import sys
 import tarfile
 import tempfile
@@ -26,12 +28,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import ClassVar, NoReturn
 
-from wasmbuild import cache
+from wasmbuild import cache, log
 from wasmbuild.archive import expansion_limit, safe_extract
 from wasmbuild.engines.nodejs import available_node, run_node_python
 from wasmbuild.engines.wasmtime_api import run_wasm
 from wasmbuild.engines.wasmtime_cli import exec_wasm, provisioned_wasmtime
-from wasmbuild.errors import ArchiveError, UsageError
+from wasmbuild.errors import ArchiveError, RunError, UsageError
+from wasmbuild.files import write_json
 from wasmbuild.names import TARGET_NAMES, WEB_DATA, WEB_MODULE
 
 # Where an Emscripten artifact gets node from: a function returning node's path (called only when node is
@@ -39,8 +42,8 @@ from wasmbuild.names import TARGET_NAMES, WEB_DATA, WEB_MODULE
 NodeFinder = Callable[[], Path]
 
 __all__ = ["WEB_DATA", "WEB_MODULE", "NodeFinder", "NodeRuntime", "Runtime", "WasiRuntime", "WebRuntime",
-           "artifact_runtime", "guest_env", "is_wasm_module", "link_tree", "refuse_web_artifact", "run_artifact",
-           "run_python", "unpack_artifact", "wasi_python"]
+           "artifact_runtime", "copy_tree", "guest_env", "is_wasm_module", "refuse_web_artifact",
+           "run_artifact", "run_python", "tree_fingerprint", "unpack_artifact", "wasi_python"]
 
 
 # --- layout and unpacking -----------------------------------------------------------------------------------
@@ -61,12 +64,21 @@ def _check_layout(root: Path, label: str) -> None:
                            hint="rebuild the artifact, or use a complete archive from dist/")
 
 
+# Written beside the unpacked tree at unpack time: every file's size and sha256, and a fingerprint of every file's
+# and directory's stat (tree_fingerprint), checked on every use. Its format is part of the cache key.
+MANIFEST_NAME = ".wasmbuild-manifest.json"
+MANIFEST_FORMAT = 1
+
+
 def unpack_artifact(artifact: Path, cache_root: Path) -> Path:
     """A directory holding python.wasm: the artifact itself, or its archive extracted into the cache.
 
-    The archive is unpacked into a temporary directory, checked, stamped and renamed into place under a
-    per-archive lock: concurrent runs of one archive wait for each other and never see a partial tree, and an
-    archive that is refused leaves nothing behind."""
+    The archive is unpacked into a temporary directory, checked, given its manifest (each file's size and sha256
+    and a stat fingerprint of the tree), stamped and renamed into place under a per-archive lock: concurrent runs
+    of one archive wait for each other and never see a partial tree, and an archive that is refused leaves
+    nothing behind. A tree in the cache is trusted only while its fingerprint still matches (no file written,
+    added, removed or replaced since it was unpacked: a few milliseconds of stat calls); a changed tree, or one
+    unpacked by a version without manifests, is unpacked again with a warning."""
     artifact = artifact.expanduser().resolve()
     if artifact.is_dir():
         _check_layout(artifact, str(artifact))
@@ -74,11 +86,16 @@ def unpack_artifact(artifact: Path, cache_root: Path) -> Path:
     if not artifact.is_file():
         raise UsageError(f"artifact not found: {artifact}")
     digest = cache.sha256_file_memo(artifact, cache_root)
+    key = f"{digest}:manifest{MANIFEST_FORMAT}"
     entry = cache_root / "artifacts" / digest[:16]
-    if not cache.is_valid(entry, digest):
-        entry.parent.mkdir(parents=True, exist_ok=True)
+    if not _trusted(entry, key, artifact):
+        try:
+            entry.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RunError(f"cannot create the unpacked-artifact cache {entry.parent}: {exc.strerror or exc}",
+                           hint=f"remove {entry.parent} if it is a file, or use another --cache-dir") from None
         with cache.lock(entry.parent, name=digest[:16], wait=True):
-            if not cache.is_valid(entry, digest):
+            if not _trusted(entry, key, artifact, warn=True):
                 tmp = entry.with_name(f".{entry.name}.tmp-{os.getpid()}")
                 cache.remove_tree(tmp)
                 try:
@@ -88,13 +105,63 @@ def unpack_artifact(artifact: Path, cache_root: Path) -> Path:
                                          max_bytes=expansion_limit(artifact.stat().st_size))
                     except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError) as exc:
                         raise ArchiveError(f"{artifact}: not a readable archive: {exc}") from None
-                    _check_layout(_single_root(tmp, artifact), str(artifact))
-                    cache.write_stamp(tmp, digest)
+                    root = _single_root(tmp, artifact)
+                    _check_layout(root, str(artifact))
+                    files = _file_digests(root)
+                    write_json(tmp / MANIFEST_NAME, {"format": MANIFEST_FORMAT, "root": root.name, "files": files})
+                    cache.write_stamp(tmp, key, fingerprint=tree_fingerprint(root))
                     cache.remove_tree(entry)
                     tmp.rename(entry)
                 finally:
                     cache.remove_tree(tmp)
     return _single_root(entry, artifact)
+
+
+def _trusted(entry: Path, key: str, artifact: Path, *, warn: bool = False) -> bool:
+    """The unpacked tree at `entry` is whole and unchanged: its stamp's key matches and the tree's stat
+    fingerprint is still the one recorded at unpack time. With `warn`, a changed tree is reported."""
+    stamp = cache.read_stamp(entry)
+    if stamp is None or stamp.get("key") != key:
+        return False
+    try:
+        root = _single_root(entry, artifact)
+        same = stamp.get("fingerprint") == tree_fingerprint(root)
+    except (ArchiveError, OSError):
+        same = False
+    if not same and warn:
+        log.warn(f"the unpacked copy of {artifact.name} in the cache ({entry}) was changed after it was unpacked "
+                 "(a file written, added or removed): unpacking the archive again")
+    return same
+
+
+def tree_fingerprint(root: Path) -> str:
+    """A hash of the stat of every file, link and directory under `root` (name, kind, size, mtime, ctime,
+    inode), `root` included: writing a file in place, replacing it, adding or removing an entry anywhere
+    changes it (a write or a changed time always moves ctime, which no guest can set back)."""
+    top = os.lstat(root)
+    lines = [f".\0{top.st_mode}\0{top.st_mtime_ns}\0{top.st_ctime_ns}\0{top.st_ino}"]
+
+    def walk(path: str, rel: str) -> None:
+        with os.scandir(path) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        for e in entries:
+            st = e.stat(follow_symlinks=False)
+            lines.append(f"{rel}/{e.name}\0{st.st_mode}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}"
+                         f"\0{st.st_ino}")
+            if stat.S_ISDIR(st.st_mode):
+                walk(e.path, f"{rel}/{e.name}")
+
+    walk(os.fspath(root), ".")
+    return hashlib.sha256("\n".join(lines).encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def _file_digests(root: Path) -> dict[str, list[int | str]]:
+    """Every regular file under `root`: its path relative to `root` -> [size, sha256]."""
+    files: dict[str, list[int | str]] = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            files[path.relative_to(root).as_posix()] = [path.stat().st_size, cache.sha256_file(path)]
+    return files
 
 
 def _single_root(tree: Path, artifact: Path) -> Path:
@@ -175,16 +242,30 @@ class WasiRuntime(Runtime):
                    env: dict[str, str] | None = None, stdout: Path | None = None, stderr: Path | None = None,
                    timeout: float | None = None, max_memory: int | None = None, lib: Path | None = None,
                    node: NodeFinder | None = None) -> int:
-        """As python.sh does: the given preopens, the artifact's lib/ (or `lib`) at /lib, PYTHONHOME=/."""
+        """As python.sh does: the given preopens, the artifact's lib/ at /lib read-only (or a private copy `lib`,
+        writable), PYTHONHOME=/."""
+        return self.run(args, cache_root, dirs, env=env, stdout=stdout, stderr=stderr, timeout=timeout,
+                        max_memory=max_memory, lib=lib)
+
+    def run(self, args: Sequence[str], cache_root: Path, dirs: Sequence[tuple[Path, str]], *,
+            env: dict[str, str] | None = None, stdout: Path | None = None, stderr: Path | None = None,
+            timeout: float | None = None, max_memory: int | None = None, lib: Path | None = None,
+            exit_when_stuck: bool = False) -> int:
+        """run_python, and with `exit_when_stuck` a guest stuck past --timeout ends this process (see
+        engines.wasmtime_api.run_wasm): for `wasmbuild run`, which owns its process."""
         wasm, argv, mounts, wasi_env = wasi_python(self.root, args, dirs, env, lib)
+        # The shared, verified standard library cannot be changed by a guest; a private copy is the guest's own.
+        read_only = () if lib is not None else ("/lib",)
         return run_wasm(wasm, argv, cache_root, dirs=mounts, env=wasi_env, stdout=stdout, stderr=stderr,
-                        timeout=timeout, max_memory=max_memory)
+                        timeout=timeout, max_memory=max_memory, read_only=read_only,
+                        exit_when_stuck=exit_when_stuck)
 
     def worker_command(self, cache_root: Path) -> tuple[list[str], list[str]]:
         """wasmbuild's own wasmtime runner with the host's / preopened as the guest's / (so the paths regrtest
-        hands its workers mean the same inside), a private linked copy of the artifact's lib/ at /lib (guests
-        write bytecode and test files there: a worker listing a directory while another writes to it could
-        miss entries) and the worker's environment (TMPDIR) passed in. PATH is empty: with the host's / visible,
+        hands its workers mean the same inside), a private copy of the artifact's lib/ at /lib (guests write
+        bytecode and test files there: a worker listing a directory while another writes to it could miss
+        entries; a copy, not links, so that no write reaches the cached tree) and the worker's environment
+        (TMPDIR) passed in. PATH is empty: with the host's / visible,
         shutil.which would find host programs through os.defpath (test_bz2 runs bunzip2 when it finds one), and no
         program can be started from WASI."""
         options = ["--dir", "/::/", "--inherit-env", "--env", "PATH=", "--private-lib"]
@@ -215,6 +296,20 @@ class NodeRuntime(Runtime):
         exe = node() if node is not None else available_node(cache_root)
         return run_node_python(exe, self.root, args, cwd=dirs[0][0] if dirs else None, env=env, stdout=stdout,
                                stderr=stderr, timeout=timeout)
+
+    @staticmethod
+    def refuse_confinement(*, dirs: Sequence[tuple[Path, str]] | None = None, private_lib: bool = False,
+                           max_memory: int | None = None) -> None:
+        """`wasmbuild run`'s options that would confine a guest (given: not None/False) cannot confine this one:
+        refused in one line saying why and what contains untrusted code instead."""
+        given = [name for name, on in (("--dir", dirs is not None), ("--private-lib", private_lib),
+                                        ("--max-memory", max_memory is not None)) if on]
+        if given:
+            raise UsageError(f"{', '.join(given)}: the node (emscripten) artifact is not a sandbox: python.js runs "
+                             "under node with NODERAWFS, so the guest sees and writes the host's files with the "
+                             "rights of the user running it and nothing can confine it; for untrusted code run the "
+                             "WASI artifact (cpython-<version>-wasm32-wasip1.tar.gz) under wasmtime: "
+                             "wasmbuild run --dir HOST::GUEST --timeout S --max-memory M WASI-ARCHIVE -- ...")
 
     def worker_command(self, cache_root: Path) -> tuple[list[str], list[str]]:
         """The artifact's python.sh (node with NODERAWFS sees the host's files)."""
@@ -272,51 +367,50 @@ def run_python(root: Path, args: Sequence[str], cache_root: Path, dirs: Sequence
 
 # --- `wasmbuild run` -------------------------------------------------------------------------------------------
 
-def link_tree(src: Path, dest: Path) -> None:
-    """A private copy of `src` at `dest` made of hard links (a plain copy across file systems): files the guest
-    creates or replaces there (bytecode, test files) are seen by no other run. Files are not written in place by
-    the guests that use this (CPython replaces .pyc files by rename)."""
-    def link(source: str, target: str) -> None:
-        try:
-            os.link(source, target)
-        except OSError:
-            shutil.copy2(source, target)
-
-    shutil.copytree(src, dest, symlinks=True, copy_function=link)
+def copy_tree(src: Path, dest: Path) -> None:
+    """A private copy of `src` at `dest`: every file copied (times kept, so bytecode stays valid), none linked,
+    so that nothing a guest writes there, in place or not, reaches `src` (the cached tree other runs use)."""
+    shutil.copytree(src, dest, symlinks=True)
 
 
 def run_artifact(artifact: Path, args: Sequence[str], cache_root: Path, *,
                  dirs: Sequence[tuple[Path, str]] | None = None, env: dict[str, str] | None = None,
                  timeout: float | None = None, max_memory: int | None = None, private_lib: bool = False,
                  engine: str = "auto", node: NodeFinder | None = None) -> int:
-    """`wasmbuild run`: the current directory as / unless --dir says otherwise. `engine` "api" always runs the
-    guest in this process (wasmtime's Python API); "auto" hands a plain run to the wasmtime CLI (exec_wasm). With
-    `private_lib`, the guest gets its own linked copy of the standard library (parallel test workers must not see
-    each other's writes). `node` gives node for an Emscripten artifact (see run_python).
-    A `.wasm` file (a bundle: wasmbuild bundle) runs as it is, with the given directories and environment."""
-    mounts = list(dirs) if dirs is not None else [(Path.cwd(), "/")]
+    """`wasmbuild run`: an artifact gets the current directory as / unless --dir says otherwise; a `.wasm` file
+    (a bundle: wasmbuild bundle) runs as it is with the given directories only (none by default) and
+    environment. A WASI artifact always runs in this process (wasmtime's Python API), its standard library
+    preopened read-only: the pinned wasmtime CLI (49) has no read-only preopen. "auto" hands a plain run of a
+    bundle (no limits) to the CLI when it is provisioned (exec_wasm); "api" keeps it in this process.
+    With `private_lib`, the guest gets its own writable copy of the standard library (parallel test workers
+    must not see each other's writes). --timeout bounds wall time, also for a guest blocked in a host call
+    (exit TIMEOUT_EXIT). `node` gives node for an Emscripten artifact (see run_python)."""
+    bundle = is_wasm_module(artifact)
+    mounts = list(dirs) if dirs is not None else [] if bundle else [(Path.cwd(), "/")]
     for host, _ in mounts:
         if not Path(host).is_dir():
             raise UsageError(f"--dir {host}: not a directory")
-    # A plain run (no limits) goes to the pinned wasmtime CLI when it is provisioned: see exec_wasm.
-    cli = provisioned_wasmtime(cache_root) if engine == "auto" and timeout is None and max_memory is None \
-        and not private_lib else None
-    if is_wasm_module(artifact):
-        if cli is not None:
+    if bundle:
+        # A plain run (no limits) goes to the pinned wasmtime CLI when it is provisioned: see exec_wasm.
+        if engine == "auto" and timeout is None and max_memory is None and not private_lib \
+                and (cli := provisioned_wasmtime(cache_root)) is not None:
             exec_wasm(cli, artifact, [artifact.name, *args], cache_root, dirs=mounts, env=dict(env or {}))
         return run_wasm(artifact, [artifact.name, *args], cache_root, dirs=mounts, env=dict(env or {}),
-                        timeout=timeout, max_memory=max_memory)
+                        timeout=timeout, max_memory=max_memory, exit_when_stuck=True)
     root = unpack_artifact(artifact, cache_root)
     runtime = artifact_runtime(root)
     if isinstance(runtime, WebRuntime):
         refuse_web_artifact(root)
-    wasi = isinstance(runtime, WasiRuntime)
-    if cli is not None and wasi:
-        wasm, argv, wasi_mounts, wasi_env = wasi_python(root, args, mounts, env)
-        exec_wasm(cli, wasm, argv, cache_root, dirs=wasi_mounts, env=wasi_env)
-    if not private_lib or not wasi:  # node guests see the host's files: nothing to map
-        return run_python(root, args, cache_root, mounts, env=env, timeout=timeout, max_memory=max_memory, node=node)
+    if isinstance(runtime, NodeRuntime):
+        runtime.refuse_confinement(dirs=dirs, private_lib=private_lib, max_memory=max_memory)
+    if not isinstance(runtime, WasiRuntime):  # node guests see the host's files: nothing to map
+        return runtime.run_python(args, cache_root, mounts, env=env, timeout=timeout, max_memory=max_memory,
+                                  node=node)
+    if not private_lib:
+        return runtime.run(args, cache_root, mounts, env=env, timeout=timeout, max_memory=max_memory,
+                           exit_when_stuck=True)
     with tempfile.TemporaryDirectory(prefix="wasmbuild-lib-", dir=os.environ.get("TMPDIR")) as tmp:
         lib = Path(tmp) / "lib"
-        link_tree(root / "lib", lib)
-        return run_python(root, args, cache_root, mounts, env=env, timeout=timeout, max_memory=max_memory, lib=lib)
+        copy_tree(root / "lib", lib)
+        return runtime.run(args, cache_root, mounts, env=env, timeout=timeout, max_memory=max_memory, lib=lib,
+                           exit_when_stuck=True)

@@ -78,8 +78,15 @@ def sha256_file_memo(path: Path, cache_root: Path) -> str:
         pass
     digest = sha256_file(path)
     if _identity(path) == ident:  # not written to while it was read
-        memo.parent.mkdir(parents=True, exist_ok=True)
-        write_json(memo, {"path": str(path), "identity": ident, "sha256": digest})
+        # A memo is only a shortcut: a file where hashes/ belongs or a directory where the memo belongs (a
+        # damaged cache) is replaced; a memo that cannot be written costs a re-hash next time, never the run.
+        with contextlib.suppress(OSError):
+            if not memo.parent.is_dir():
+                remove_tree(memo.parent)
+            if memo.is_dir() and not memo.is_symlink():
+                remove_tree(memo)
+            memo.parent.mkdir(parents=True, exist_ok=True)
+            write_json(memo, {"path": str(path), "identity": ident, "sha256": digest})
     return digest
 
 

@@ -9,6 +9,10 @@ hashes them and asks the server for the rest (`Range: bytes=N-`), appending on `
 over on a plain `200`. Within one call the retries resume; with `partial=` (a stable path) a later call does too:
 `fetch()` keeps them beside the cache entry (`.<name>.partial`), `wasmbuild download` under the cache's
 `releases/partial/`. Bytes whose final hash does not match are deleted.
+
+Every transfer, small documents (`read_url`) included, is bounded: a size limit, and a throughput guard
+(MIN_RATE bytes/s averaged over RATE_WINDOW, WASMBUILD_MIN_RATE) that ends a server dripping its body a byte at a
+time within the per-read timeout.
 """
 
 from __future__ import annotations
@@ -375,7 +379,7 @@ def download(url: str, dest: Path, sha256: str, size: int | None = None, *, max_
             _remove_empty(created_partial)
 
 
-def _read_once(url: str, limit: int) -> bytes:
+def _read_once(url: str, limit: int, rate: int) -> bytes:
     import requests
     import urllib3
 
@@ -392,11 +396,16 @@ def _read_once(url: str, limit: int) -> bytes:
         if announced is not None and announced > limit:
             raise _Permanent(f"{url}: more than {limit} bytes (the server announces {announced})")
         body = bytearray()
+        # As for an archive: read1 returns what has arrived, and the throughput guard ends a server that drips
+        # the document (each byte within the read timeout, the whole never).
+        read = getattr(response.raw, "read1", None) or response.raw.read
+        guard = _RateGuard(url, rate, announced)
         try:
-            while block := response.raw.read(CHUNK, decode_content=False):
+            while block := read(CHUNK, decode_content=False):
                 body += block
                 if len(body) > limit:
                     raise _Permanent(f"{url}: more than {limit} bytes")
+                guard.check(len(body))
         except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as exc:
             raise DownloadError(f"{url}: transfer interrupted after {_progress(len(body), announced)} "
                                 f"({exc.__class__.__name__})") from None
@@ -408,8 +417,10 @@ def _read_once(url: str, limit: int) -> bytes:
 
 def read_url(url: str, limit: int, *, retries: int = RETRIES) -> bytes:
     """A small http(s) document that no hash pins (a release index, its SHA256SUMS), in memory: at most `limit`
-    bytes, retried as download() retries. NotFound when the server has no such file."""
-    return _retrying(lambda: _read_once(url, limit), retries)
+    bytes, retried as download() retries, under the same throughput guard (MIN_RATE over RATE_WINDOW). NotFound
+    when the server has no such file."""
+    rate = min_rate()
+    return _retrying(lambda: _read_once(url, limit, rate), retries)
 
 
 def _retrying(attempt: Callable[[], T], retries: int) -> T:

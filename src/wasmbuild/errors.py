@@ -16,8 +16,32 @@ class WasmbuildError(Exception):
         super().__init__(message)
 
     def __str__(self) -> str:
-        message = super().__str__()
+        message = super().__str__().rstrip()
+        if not message or message.endswith(":"):  # nothing (after the colon) names the cause: name it here
+            message = f"{message} {self.cause()}" if message else self.cause()
         return f"{message}\n  hint: {self.hint}" if self.hint else message
+
+    def cause(self) -> str:
+        """The exception this one was raised from or while handling, or what its class stands for."""
+        cause = self.__cause__ or self.__context__
+        if cause is not None and cause is not self:
+            return describe(cause)
+        doc = (type(self).__doc__ or "").strip().splitlines()
+        if type(self) is WasmbuildError or not doc:
+            return f"{type(self).__name__} with no message (a bug in wasmbuild: please report the command)"
+        return doc[0].rstrip(".")
+
+
+def describe(exc: BaseException | None) -> str:
+    """A non-empty text naming `exc`: its message (an OSError's strerror and file name), else its type's name."""
+    if exc is None:
+        return "no further detail"
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror}: {exc.filename}" if exc.filename is not None else exc.strerror
+    text = str(exc).strip()
+    if isinstance(exc, WasmbuildError | OSError):
+        return text or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if text else f"{type(exc).__name__} (no message)"
 
 
 class UsageError(WasmbuildError):

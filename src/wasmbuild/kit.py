@@ -154,10 +154,18 @@ def pc_files(plan: LinkPlan, *, version: str, short: str, triple: str) -> dict[s
     return {f"python-{short}.pc": ext, f"python-{short}-embed.pc": embed}
 
 
+def shell_escape(text: str) -> str:
+    """`text` with a backslash before each character a shell would split or expand, as pkg-config escapes
+    ${pcfiledir}: one word under shlex.split, whatever the path holds."""
+    return re.sub(r"([^\w@%+=:,./-])", r"\\\1", text)
+
+
 def read_pc(path: Path) -> dict[str, str]:
     """A .pc file's fields (Cflags, Libs, ...) with its variables expanded, ${pcfiledir} included: what
-    `pkg-config --cflags/--libs` print, without needing pkg-config."""
-    variables = {"pcfiledir": str(path.parent)}
+    `pkg-config --cflags/--libs` print, without needing pkg-config. As pkg-config does, the file's directory is
+    escaped for the shell (a space becomes `\\ `): split a field with shlex.split, as a path with spaces in it
+    (a cache directory, an output directory) stays one word."""
+    variables = {"pcfiledir": shell_escape(str(path.parent))}
     fields: dict[str, str] = {}
 
     def expand(value: str) -> str:

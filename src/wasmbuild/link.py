@@ -79,6 +79,31 @@ def artifact_facts(root: Path, artifact: Path) -> tuple[dict[str, Any], str]:
     return record, short
 
 
+def check_output_dir(out: Path) -> None:
+    """The directory `out` goes into exists and takes new files (written beside `out`, then renamed there):
+    otherwise one message, before any work."""
+    parent = out.parent
+    if not parent.is_dir():
+        what = "is not a directory" if parent.exists() else "does not exist"
+        raise UsageError(f"-o {out}: {parent} {what}", hint="create the directory first, or name another output")
+    try:
+        probe = tempfile.TemporaryDirectory(prefix=f".{out.name}.probe-", dir=parent)
+    except OSError as exc:
+        raise UsageError(f"-o {out}: cannot write into {parent}: {exc.strerror or exc}",
+                         hint="name an output in a directory you can write to") from None
+    probe.cleanup()
+
+
+def staging_dir(out: Path) -> tempfile.TemporaryDirectory[str]:
+    """A temporary directory beside `out` (the output is made there and renamed into place); a directory that
+    cannot be written gives one message."""
+    try:
+        return tempfile.TemporaryDirectory(prefix=f".{out.name}.tmp-", dir=out.parent)
+    except OSError as exc:
+        raise UsageError(f"-o {out}: cannot write into {out.parent}: {exc.strerror or exc}",
+                         hint="name an output in a directory you can write to") from None
+
+
 def _prepare_output(out: Path) -> None:
     """An existing output is replaced only when it is an earlier artifact (a directory with BUILD.json, or a
     .tar.gz file); anything else is refused before any work."""
@@ -88,8 +113,61 @@ def _prepare_output(out: Path) -> None:
                              hint="name a new or empty directory, or an earlier output of wasmbuild link")
     elif out.exists() and not out.name.endswith(".tar.gz"):
         raise UsageError(f"-o {out}: exists and is not a directory", hint="name a directory, or a .tar.gz")
-    if not out.parent.is_dir():
-        raise UsageError(f"-o {out}: the directory {out.parent} does not exist")
+    check_output_dir(out)
+
+
+BUILTIN_ENTRY = re.compile(r'\{\s*"([A-Za-z_][A-Za-z0-9_]*)"\s*,')
+
+
+def builtin_module_names(root: Path, short: str) -> set[str]:
+    """The artifact's sys.builtin_module_names, read from its kit's config.c (CPython's _PyImport_Inittab, the
+    table the interpreter was linked with)."""
+    found = sorted((root / "lib" / f"python{short}").glob(f"config-{short}*/config.c"))
+    if len(found) != 1:
+        raise ArchiveError(f"{root}: no config.c in lib/python{short}/config-{short}-*/ (the cross-build kit)")
+    return set(BUILTIN_ENTRY.findall(found[0].read_text(errors="replace")))
+
+
+def taken_names(root: Path, short: str) -> dict[str, str]:
+    """Names a linked module must not take: the artifact's built-in modules, its standard library's top-level
+    modules and packages, its extension modules in lib-dynload/ (each with what it is)."""
+    taken = {name: "a built-in module of the artifact (sys.builtin_module_names)"
+             for name in builtin_module_names(root, short)}
+    stdlib = root / "lib" / f"python{short}"
+    for path in stdlib.iterdir():
+        if path.suffix == ".py" or (path / "__init__.py").is_file():
+            taken.setdefault(path.name.removesuffix(".py"), "a module of the artifact's standard library")
+    dynload = stdlib / "lib-dynload"
+    if dynload.is_dir():
+        for path in dynload.iterdir():
+            if path.suffix == ".so":
+                taken.setdefault(path.name.split(".", 1)[0], "an extension module in the artifact's lib-dynload/")
+    return taken
+
+
+def plan_modules(artifact: Path, modules: list[Module], record: dict[str, Any], root: Path, short: str,
+                 target: Target) -> list[dict[str, Any]]:
+    """The artifact's earlier linked modules (artifact.linked_modules) that stay as they are in the new
+    artifact. A module may not take the name of one of the artifact's own modules (taken_names). A module
+    linked earlier and given again is built again from the sources given. On a target that links a new
+    python.wasm (WASI) every earlier module must be given again: the record keeps only their sources' hashes,
+    and a new python.wasm made without them would silently drop them."""
+    earlier = {e["name"]: e for e in record["artifact"].get("linked_modules") or []}
+    taken = taken_names(root, short)
+    for m in modules:
+        if m.name in taken and m.name not in earlier:
+            raise UsageError(f"--module {m.name}: {m.name!r} is {taken[m.name]}: a linked module of that name would "
+                             "replace or shadow CPython's own", hint="give the module another name (NAME=FILE.c "
+                                                                     "and PyInit_NAME in its source)")
+    given = {m.name for m in modules}
+    missing = [name for name in earlier if name not in given]
+    if missing and target.link_needs_dev:
+        raise UsageError(
+            f"{artifact} already has linked modules built into its python.wasm ({', '.join(missing)}); linking "
+            "makes a new python.wasm from libpython and the sources given, so they would be lost",
+            hint="link all modules in one call from the original artifact, or pass the earlier modules' sources "
+                 f"again: --module {' --module '.join(f'{n}=...' for n in missing)}")
+    return [earlier[name] for name in missing]
 
 
 def companion_dev(artifact: Path) -> Path | None:
@@ -190,11 +268,12 @@ def link(artifact: Path, modules: list[Module], out: Path, *, options: BuildOpti
     cache_root = options.cache
     prep = prepare(artifact, options=options, dev=dev, needs_dev=lambda t: t.link_needs_dev, what="linking")
     record, short, target, toolchain, dev_archive = prep.record, prep.short, prep.target, prep.toolchain, prep.dev
+    kept = plan_modules(artifact, modules, record, prep.root, short, target)
     logf = cache_root / "logs" / f"link-{record['python']['version']}-{record['target']['triple']}.log"
     logf.parent.mkdir(parents=True, exist_ok=True)
     logf.write_text(f"# wasmbuild link: {', '.join(m.name for m in modules)} into {artifact}\n")
     name = prep.root.name
-    with tempfile.TemporaryDirectory(prefix=f".{out.name}.tmp-", dir=out.parent) as tmp:
+    with staging_dir(out) as tmp:
         tree = working_copy(prep, Path(tmp) / name)
         work = Path(tmp) / "work"
         work.mkdir()
@@ -202,7 +281,7 @@ def link(artifact: Path, modules: list[Module], out: Path, *, options: BuildOpti
             files = target.link_modules(toolchain, tree, modules, work, logf, short, record["target"]["triple"])
         shutil.rmtree(work)
         extra = record["artifact"]
-        extra["linked_modules"] = [{**m.record(), "file": files[m.name]} for m in modules]
+        extra["linked_modules"] = [*kept, *({**m.record(), "file": files[m.name]} for m in modules)]
         for rel in sorted(set(files.values())):
             extra.setdefault("files", {})[rel] = {"sha256": cache.sha256_file(tree / rel),
                                                   "size": (tree / rel).stat().st_size}
@@ -213,7 +292,7 @@ def link(artifact: Path, modules: list[Module], out: Path, *, options: BuildOpti
         if dev_archive:
             extra["dev"] = None  # merged into this tree
         write_json(tree / RECORD_NAME, record)
-        _check_imports(tree, [m.name for m in modules], cache_root, logf)
+        _check_imports(tree, [e["name"] for e in extra["linked_modules"]], cache_root, logf)
         if out.name.endswith(".tar.gz"):
             staged = Path(tmp) / out.name
             write_deterministic_tar_gz(staged, tree, name, record["source_date_epoch"], first=[RECORD_NAME])
@@ -222,7 +301,8 @@ def link(artifact: Path, modules: list[Module], out: Path, *, options: BuildOpti
             if out.exists():
                 cache.remove_tree(out)
             tree.rename(out)
-    log.info(f"  {out}: {', '.join(m.name for m in modules)} built in")
+    log.info(f"  {out}: {', '.join(m.name for m in modules)} built in"
+             + (f" (kept from {artifact.name}: {', '.join(e['name'] for e in kept)})" if kept else ""))
     return out
 
 

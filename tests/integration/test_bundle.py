@@ -124,3 +124,43 @@ def test_an_app_that_fails_at_bundle_time_leaves_no_output(wasi_dist: Path, tmp_
     assert proc.returncode == 7, proc.stderr
     assert expected in proc.stderr and "/app/bad.py" in proc.stderr and "Traceback (most recent" in proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.py"]
+
+
+def spaced_cache(tmp_path: Path) -> Path:
+    """A cache directory with a space in its path holding the default cache's provisioned tools (hard links:
+    nothing is downloaded or built again)."""
+    import os
+    import shutil
+
+    from wasmbuild import cache
+
+    source, dest = cache.default_cache_dir(), tmp_path / "a cache"
+    dest.mkdir()
+    for name in ("toolchains", "tools", "downloads", "wasmtime"):
+        if (source / name).is_dir():
+            shutil.copytree(source / name, dest / name, symlinks=True, copy_function=os.link)
+    return dest
+
+
+def test_import_time_entropy_is_redrawn_or_refused_and_paths_may_have_spaces(wasi_dist: Path, cli: str,
+                                                                             tmp_path: Path):
+    app_dir, out_dir = tmp_path / "app dir", tmp_path / "out dir"
+    app_dir.mkdir()
+    out_dir.mkdir()
+    (app_dir / "app.py").write_text("import tokens\nprint(tokens.R.random(), tokens.FIXED)\n")
+    (app_dir / "tokens.py").write_text("import random\nR = random.Random()\nFIXED = random.Random(5).random()\n")
+    (app_dir / "secret.py").write_text("import os\nKEY = os.urandom(16)\n")
+    (app_dir / "bad.py").write_text("import secret\nprint(secret.KEY.hex())\n")
+    cache_dir = ("--cache-dir", str(spaced_cache(tmp_path)))
+    make_bundle(wasi_dist, out_dir / "app.wasm", *cache_dir, app=app_dir / "app.py")
+    runs = [run_cli(cli, out_dir / "app.wasm").stdout.split() for _ in range(2)]
+    assert runs[0][0] != runs[1][0]  # random.Random() made at import: re-seeded at every start
+    assert runs[0][1] == runs[1][1] == str(__import__("random").Random(5).random())  # an explicit seed stays
+    record = json.loads((out_dir / "app.BUNDLE.json").read_text())
+    assert [f["path"] for f in record["app"]["files"]] == ["/app/app.py", "/app/tokens.py"]  # not secret.py
+    proc = make_bundle(wasi_dist, out_dir / "bad.wasm", *cache_dir, app=app_dir / "bad.py", check=False)
+    assert proc.returncode == 2 and proc.stderr.count("error:") == 1 and "Traceback" not in proc.stderr
+    assert "drew 16 bytes of entropy at bundle time (/app/bad.py, line 1 (import secret)" in proc.stderr
+    assert "--allow-frozen-entropy" in proc.stderr and not (out_dir / "bad.wasm").exists()
+    make_bundle(wasi_dist, out_dir / "bad.wasm", *cache_dir, "--allow-frozen-entropy", app=app_dir / "bad.py")
+    assert json.loads((out_dir / "bad.BUNDLE.json").read_text())["frozen_entropy"]["bytes"] == 16

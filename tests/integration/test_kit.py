@@ -126,3 +126,40 @@ def test_link_builds_a_side_module_into_lib_dynload_on_emscripten(em_dist: Path,
     run = wasmbuild("run", str(out), "--", "-c", USE_MODULE, cwd=tmp_path)
     words = run.stdout.split()
     assert words[:4] == ["5", "16", "16", "Counter"] and words[4].endswith(entry["file"].rsplit("/", 1)[1])
+
+
+SECOND = ('#include <Python.h>\nstatic struct PyModuleDef d = {PyModuleDef_HEAD_INIT, "wbsecond", 0, -1, 0};\n'
+          "PyMODINIT_FUNC PyInit_wbsecond(void) { return PyModule_Create(&d); }\n")
+
+
+def test_relinking_keeps_or_refuses_earlier_modules_refuses_builtin_names_and_takes_spaces(wasi_dist: Path,
+                                                                                         tmp_path: Path):
+    from tests.integration.test_bundle import spaced_cache
+
+    cache_dir = ("--cache-dir", str(spaced_cache(tmp_path)))
+    out_dir = tmp_path / "out dir"
+    out_dir.mkdir()
+    second = tmp_path / "src dir" / "wbsecond.c"
+    second.parent.mkdir()
+    second.write_text(SECOND)
+    first = out_dir / "linked"
+    wasmbuild("link", str(wasi_dist / f"{NAME}.tar.gz"), "--module", str(CEXT / "wbdemo.c"), "-o", str(first),
+              *cache_dir)
+    proc = wasmbuild("link", str(first), "--module", str(second), "-o", str(out_dir / "lost"), *cache_dir,
+                     check=False)
+    assert proc.returncode == 2 and "already has linked modules built into its python.wasm (wbdemo)" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (out_dir / "lost").exists()
+    both = out_dir / "both.tar.gz"
+    wasmbuild("link", str(first), "--module", str(CEXT / "wbdemo.c"), "--module", str(second), "-o", str(both),
+              *cache_dir)
+    run = wasmbuild("run", str(both), *cache_dir, "--", "-c", "import wbsecond, wbdemo; print(wbdemo.add(2, 3))",
+                    cwd=tmp_path)
+    assert run.stdout.split() == ["5"]
+    builtin = tmp_path / "_json.c"
+    builtin.write_text(SECOND)
+    proc = wasmbuild("link", str(wasi_dist / f"{NAME}.tar.gz"), "--module", str(builtin), "-o",
+                     str(out_dir / "shadow"), *cache_dir, check=False)
+    assert proc.returncode == 2 and "'_json' is a built-in module of the artifact" in proc.stderr
+    proc = wasmbuild("link", str(wasi_dist / f"{NAME}.tar.gz"), "--module", str(second), "-o", "/proc/linked",
+                     check=False)
+    assert proc.returncode == 2 and "cannot write into /proc" in proc.stderr and "Traceback" not in proc.stderr

@@ -14,18 +14,31 @@ from wasmbuild.errors import UsageError
 DATA = Path(__file__).resolve().parents[1] / "data"
 
 
-def test_a_script_brings_its_directorys_modules_and_packages(tmp_path):
-    (tmp_path / "app.py").write_text("import helper\n")
-    (tmp_path / "helper.py").write_text("")
+def test_a_script_brings_the_modules_and_packages_beside_it_that_it_imports_and_nothing_else(tmp_path):
+    (tmp_path / "app.py").write_text("import helper\n\ndef main():\n    from pkg import mod\n")
+    (tmp_path / "helper.py").write_text("import json, util.sub\n")  # what an imported module imports comes too
+    (tmp_path / "util.py").write_text("")
     (tmp_path / "pkg").mkdir()
     (tmp_path / "pkg" / "__init__.py").write_text("")
     (tmp_path / "pkg" / "mod.py").write_text("")
+    (tmp_path / "secret_notes.py").write_text("TOKEN = 'not for the bundle'\n")  # beside it, not imported
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "__init__.py").write_text("")
     (tmp_path / "notes").mkdir()  # no __init__.py: not importable as a package, left out
     (tmp_path / "notes" / "x.py").write_text("")
     (tmp_path / "README.txt").write_text("")
     app = bundle.load_app(tmp_path / "app.py", None)
     assert app.kind == "script" and app.main == "/app/app.py" and app.script_rel == "app.py"
-    assert list(app.files) == ["app.py", "helper.py", "pkg/__init__.py", "pkg/mod.py"]
+    assert list(app.files) == ["app.py", "helper.py", "pkg/__init__.py", "pkg/mod.py", "util.py"]
+
+
+def test_an_app_file_over_the_limit_is_refused_with_the_reason(tmp_path, monkeypatch):
+    monkeypatch.setattr(bundle, "APP_FILE_LIMIT", 1000)
+    (tmp_path / "app.py").write_text("import big\n")
+    (tmp_path / "big.py").write_text("DATA = " + repr("x" * 2000) + "\n")
+    with pytest.raises(UsageError, match=r"big.py: .* a bundle takes app files up to") as info:
+        bundle.load_app(tmp_path / "app.py", None)
+    assert "at run time" in (info.value.hint or "")
 
 
 def test_a_package_directory_runs_as_python_dash_m():
@@ -129,3 +142,84 @@ def test_bundle_command_checks_come_before_any_work(capsys, tmp_path):
     assert code == 2 and "artifact not found" in err
     assert not (tmp_path / "a.wasm").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["app.py", "cache"]
 
+
+
+def test_the_snapshots_entropy_report_is_read_back():
+    out = ("noise\nwasmbuild-bundle-entropy: 48 /app/app.py, line 1 (import tokens): 48 bytes in 2 calls\n")
+    assert bundle.frozen_entropy(out) == (48, "/app/app.py, line 1 (import tokens): 48 bytes in 2 calls")
+    assert bundle.frozen_entropy("Traceback ...\n") is None
+
+
+def test_the_guest_counts_entropy_and_reseeds_random_instances():
+    entry, boot = bundle._guest_source("entry.c"), bundle._guest_source("boot.py")
+    assert "entropy_bytes += length" in entry and '"count_entropy"' in entry
+    assert bundle.ENTROPY_MARK.strip() in boot and "random.Random.seed(instance)" in boot
+
+
+def test_bundle_to_an_unwritable_directory_is_one_error_line(capsys, tmp_path):
+    app = tmp_path / "app.py"
+    app.write_text("print(1)\n")
+    for out in ("/proc/a.wasm", str(app / "a.wasm")):
+        code, err = run_bundle(capsys, tmp_path, str(app), "-o", out)
+        assert code == 2 and "Traceback" not in err and err.count("error:") == 1, err
+        assert "cannot write into /proc" in err or "is not a directory" in err
+
+
+EMBED_VARS = {"LIBRARY": "libpython3.13.a", "MODLIBS": "Modules/expat/libexpat.a -lz", "LIBS": "-ldl",
+              "PY_CORE_LDFLAGS": "-z stack-size=8388608 -Wl,--initial-memory=20971520"}
+
+
+class FakeRun:
+    """process.run / capture stand-ins: record each argv, make the file after -o."""
+
+    def __init__(self):
+        self.calls: list[list[str]] = []
+
+    def __call__(self, argv, **kwargs):
+        argv = [str(a) for a in argv]
+        self.calls.append(argv)
+        if "-o" in argv:
+            Path(argv[argv.index("-o") + 1]).write_bytes(b"\0asm\1\0\0\0")
+        import subprocess
+        return subprocess.CompletedProcess(argv, 0, "", "")
+
+
+def fake_artifact(root: Path) -> Path:
+    """An unpacked WASI artifact as bundle() and link_modules() read it: the kit's .pc files, an empty stdlib."""
+    from wasmbuild import kit
+
+    (root / "lib" / "python3.13").mkdir(parents=True)
+    pc = root / "lib" / "pkgconfig"
+    pc.mkdir()
+    for name, text in kit.pc_files(kit.link_plan(EMBED_VARS), version="3.13.15", short="3.13",
+                                   triple="wasm32-wasip1").items():
+        (pc / name).write_text(text)
+    (root / "BUILD.json").write_text("{}")
+    return root
+
+
+def test_bundle_argv_keeps_paths_with_spaces_whole(tmp_path, monkeypatch):
+    from wasmbuild.toolchain import Toolchain
+
+    space = tmp_path / "a cache dir"
+    root = fake_artifact(space / "cpython-3.13.15-wasm32-wasip1")
+    sdk = Toolchain("wasi-sdk", "25", space / "wasi sdk", "test")
+    fake = FakeRun()
+    monkeypatch.setattr(bundle, "run", fake)
+    monkeypatch.setattr(bundle, "capture", fake)
+    out_dir = tmp_path / "out dir"
+    out_dir.mkdir()
+    app = tmp_path / "app.py"
+    app.write_text("print(1)\n")
+    bundle.bundle(bundle.load_app(app, None), out_dir / "app.wasm", root=root,
+                  record={"target": {"triple": "wasm32-wasip1"}, "source_date_epoch": 0,
+                          "python": {"version": "3.13.15"}},
+                  short="3.13", sdk=sdk, wasmtime=lambda: (space / "tools" / "wasmtime", {}), preinit=True,
+                  cache_root=space)
+    compile_argv, link_argv, wizer_argv = fake.calls
+    assert compile_argv[:3] == [f"{sdk.path}/bin/clang", "--target=wasm32-wasip1",
+                                f"--sysroot={sdk.path}/share/wasi-sysroot"]
+    assert f"-I{root}/lib/pkgconfig/../../include/python3.13" in compile_argv
+    assert f"-L{root}/lib/pkgconfig/../../lib" in link_argv
+    assert wizer_argv[0] == f"{space}/tools/wasmtime"
+    assert (out_dir / "app.wasm").is_file() and (out_dir / "app.BUNDLE.json").is_file()

@@ -236,3 +236,161 @@ def test_link_refuses_an_output_directory_that_holds_something_else(capsys, tmp_
 def test_link_without_modules_is_a_usage_error(capsys, tmp_path):
     assert cli.main(["link", str(tmp_path), "-o", str(tmp_path / "out")]) == 2
     assert "the following arguments are required: --module" in capsys.readouterr().err
+
+
+# --- issue 20: modules linked earlier, names the artifact already has, outputs, paths with spaces -----------------
+
+
+CONFIG_C = '''struct _inittab _PyImport_Inittab[] = {
+    {"_json", PyInit__json},
+    {"math", PyInit_math},
+    {"marshal", PyMarshal_Init},
+    {"builtins", NULL},
+    {"sys", NULL},
+    {0, 0}
+};
+'''
+
+
+class FakeTarget:
+    def __init__(self, name: str, needs_dev: bool):
+        self.name, self.link_needs_dev = name, needs_dev
+        self.linked: list[str] = []
+
+    def link_modules(self, tc, tree, modules, work, log_file, short, triple):
+        self.linked = [m.name for m in modules]
+        if self.link_needs_dev:
+            (tree / "python.wasm").write_bytes(b"\0asm\1\0\0\0relinked")
+            return {m.name: "python.wasm" for m in modules}
+        files = {}
+        for m in modules:
+            rel = f"lib/python3.13/lib-dynload/{m.name}.so"
+            (tree / rel).parent.mkdir(exist_ok=True)
+            (tree / rel).write_bytes(b"side")
+            files[m.name] = rel
+        return files
+
+
+def linked_artifact(tmp_path: Path, monkeypatch, *, needs_dev: bool, earlier: list[str]) -> tuple[Path, FakeTarget]:
+    """A fake artifact with the kit, config.c, libpython (no -dev archive needed) and `earlier` linked modules;
+    the toolchain is not provisioned and the import check not run."""
+    art = fake_artifact(tmp_path, with_kit=True)
+    config = art / "lib" / "python3.13" / "config-3.13-wasm32-wasi"
+    config.mkdir()
+    (config / "config.c").write_text(CONFIG_C)
+    (art / "lib" / "python3.13" / "json").mkdir()
+    (art / "lib" / "python3.13" / "json" / "__init__.py").write_text("")
+    (art / "lib" / "python3.13" / "os.py").write_text("")
+    (art / "lib" / "libpython3.13.a").write_bytes(b"!<arch>\n")
+    record = json.loads((art / "BUILD.json").read_text())
+    record["source_date_epoch"] = 0
+    record["artifact"]["linked_modules"] = [
+        {"name": n, "sources": [{"file": f"{n}.c", "sha256": "1" * 64}],
+         "file": "python.wasm" if needs_dev else f"lib/python3.13/lib-dynload/{n}.so"} for n in earlier]
+    if not needs_dev:
+        (art / "lib" / "python3.13" / "lib-dynload").mkdir()
+        for n in earlier:
+            (art / "lib" / "python3.13" / "lib-dynload" / f"{n}.so").write_bytes(b"earlier")
+        (art / "lib" / "python3.13" / "lib-dynload" / "_ctypes_test.cpython-313-wasm32-emscripten.so").write_bytes(b"")
+    (art / "BUILD.json").write_text(json.dumps(record))
+    target = FakeTarget("wasi" if needs_dev else "emscripten", needs_dev)
+
+    class FakeToolchain:
+        name, version = "wasi-sdk", "25"
+
+    monkeypatch.setattr(link, "provision_for_record", lambda record, short, options: (target, FakeToolchain()))
+    checked: list[list[str]] = []
+    monkeypatch.setattr(link, "_check_imports", lambda tree, names, cache_root, logf: checked.append(names))
+    target.checked = checked  # type: ignore[attr-defined]
+    return art, target
+
+
+def c_source(tmp_path: Path, name: str) -> str:
+    path = tmp_path / f"{name}.c"
+    path.write_text(f"/* {name} */\n")
+    return str(path)
+
+
+@pytest.mark.parametrize(("name", "what"), [("_json", "a built-in module of the artifact"),
+                                            ("sys", "a built-in module of the artifact"),
+                                            ("json", "a module of the artifact's standard library"),
+                                            ("os", "a module of the artifact's standard library"),
+                                            ("_ctypes_test", "an extension module in the artifact's lib-dynload")])
+def test_link_refuses_a_module_named_like_one_of_the_artifacts_own(capsys, tmp_path, monkeypatch, name, what):
+    art, target = linked_artifact(tmp_path, monkeypatch, needs_dev=name != "_ctypes_test", earlier=[])
+    code, err = run_link(capsys, tmp_path, str(art), "--module", c_source(tmp_path, name), "-o", str(tmp_path / "o"))
+    assert code == 2 and f"--module {name}: {name!r} is {what}" in err and "Traceback" not in err
+    assert target.linked == [] and not (tmp_path / "o").exists()
+
+
+def test_relinking_a_wasi_artifact_must_name_its_earlier_modules_again(capsys, tmp_path, monkeypatch):
+    art, target = linked_artifact(tmp_path, monkeypatch, needs_dev=True, earlier=["wbdemo"])
+    out = tmp_path / "out"
+    code, err = run_link(capsys, tmp_path, str(art), "--module", c_source(tmp_path, "other"), "-o", str(out))
+    assert code == 2 and "already has linked modules built into its python.wasm (wbdemo)" in err
+    assert "link all modules in one call from the original artifact" in err and "--module wbdemo=" in err
+    assert target.linked == [] and not out.exists()
+    code, err = run_link(capsys, tmp_path, str(art), "--module", c_source(tmp_path, "wbdemo"),
+                         "--module", c_source(tmp_path, "other"), "-o", str(out))
+    assert code == 0, err
+    record = json.loads((out / "BUILD.json").read_text())
+    assert [m["name"] for m in record["artifact"]["linked_modules"]] == ["wbdemo", "other"]
+    assert record["artifact"]["linked_modules"][0]["sources"][0]["sha256"] != "1" * 64  # built from the source given
+    assert target.linked == ["wbdemo", "other"] and target.checked == [["wbdemo", "other"]]
+
+
+def test_side_modules_linked_earlier_stay_and_stay_in_the_record(capsys, tmp_path, monkeypatch):
+    art, target = linked_artifact(tmp_path, monkeypatch, needs_dev=False, earlier=["wbdemo"])
+    out = tmp_path / "out"
+    code, err = run_link(capsys, tmp_path, str(art), "--module", c_source(tmp_path, "other"), "-o", str(out))
+    assert code == 0, err
+    record = json.loads((out / "BUILD.json").read_text())
+    assert [m["name"] for m in record["artifact"]["linked_modules"]] == ["wbdemo", "other"]
+    assert (out / "lib" / "python3.13" / "lib-dynload" / "wbdemo.so").read_bytes() == b"earlier"
+    assert target.checked == [["wbdemo", "other"]] and "kept from art: wbdemo" in err
+
+
+def test_link_to_an_unwritable_or_impossible_output_is_one_error_line(capsys, tmp_path):
+    src = c_source(tmp_path, "m")
+    for out in ("/proc/out", f"{src}/out", str(tmp_path / "no" / "such" / "out")):
+        code, err = run_link(capsys, tmp_path, str(tmp_path / "art"), "--module", src, "-o", out)
+        assert code == 2 and err.count("error:") == 1 and "Traceback" not in err, err
+        assert ("cannot write into /proc" in err or "is not a directory" in err or "does not exist" in err), err
+
+
+def test_pc_fields_keep_a_directory_with_spaces_one_word(tmp_path):
+    import shlex
+
+    pc = tmp_path / "a cache dir" / "art" / "lib" / "pkgconfig"
+    pc.mkdir(parents=True)
+    for name, text in kit.pc_files(kit.link_plan(WASI_VARS), version="3.13.15", short="3.13",
+                                   triple="wasm32-wasip1").items():
+        (pc / name).write_text(text)
+    embed = kit.read_pc(pc / "python-3.13-embed.pc")
+    assert shlex.split(embed["Cflags"]) == [f"-I{pc}/../../include/python3.13"]
+    assert shlex.split(embed["Libs"])[:2] == [f"-L{pc}/../../lib", "-lpython3.13"]
+
+
+def test_wasi_link_argv_keeps_paths_with_spaces_whole(tmp_path, monkeypatch):
+    from wasmbuild.targets import wasi
+    from wasmbuild.toolchain import Toolchain
+
+    tree = tmp_path / "out dir" / "art"
+    pc = tree / "lib" / "pkgconfig"
+    pc.mkdir(parents=True)
+    for name, text in kit.pc_files(kit.link_plan(WASI_VARS), version="3.13.15", short="3.13",
+                                   triple="wasm32-wasip1").items():
+        (pc / name).write_text(text)
+    src = Path(c_source(tmp_path, "m"))
+    calls: list[list[str]] = []
+    monkeypatch.setattr(wasi, "run", lambda argv, **kw: calls.append([str(a) for a in argv]))
+    sdk = Toolchain("wasi-sdk", "25", tmp_path / "a cache" / "wasi sdk", "test")
+    work = tmp_path / "out dir" / "work"
+    work.mkdir()
+    wasi.Wasi().link_modules(sdk, tree, [kit.Module("m", (src,))], work, tmp_path / "log", "3.13", "wasm32-wasip1")
+    compile_m, compile_main, link_argv, strip = calls
+    for argv in (compile_m, compile_main, link_argv):
+        assert argv[:3] == [f"{sdk.path}/bin/clang", "--target=wasm32-wasip1",
+                            f"--sysroot={sdk.path}/share/wasi-sysroot"]
+    assert f"-I{pc}/../../include/python3.13" in compile_m and f"-L{pc}/../../lib" in link_argv
+    assert strip[0] == f"{sdk.path}/bin/llvm-strip" and strip[-1] == str(work / "python.wasm")

@@ -43,11 +43,17 @@ def listing(directory: Path) -> list[str]:
 # --- a fake release -------------------------------------------------------------------------------------------------
 
 
+def wasm_of(name: str) -> bytes:
+    return b"\0asm\x01\0\0\0" + name.encode()
+
+
 def record(version: str, target: str) -> dict:
     name = f"cpython-{version}-{TRIPLES[target]}"
+    wasm = wasm_of(name)
     return {"format": 1, "wasmbuild": "0.1.0", "python": {"implementation": "cpython", "version": version},
             "target": {"name": target, "triple": TRIPLES[target]},
-            "artifact": {"dev": f"{name}-dev.tar.gz", "debuginfo": f"{name}-debuginfo.tar.gz", "launcher": "python.sh"}}
+            "artifact": {"python.wasm": {"sha256": sha256(wasm), "size": len(wasm)}, "dev": f"{name}-dev.tar.gz",
+                         "debuginfo": f"{name}-debuginfo.tar.gz", "launcher": "python.sh"}}
 
 
 def pack(out: Path, prefix: str, files: dict[str, bytes]) -> None:
@@ -72,7 +78,7 @@ def make_artifact(dist: Path, version: str, target: str, record_bytes: bytes | N
     short = ".".join(version.split(".")[:2])
     pack(dist / f"{name}.tar.gz", name, {
         "BUILD.json": record_bytes or data,
-        "python.wasm": b"\0asm\x01\0\0\0" + name.encode(),
+        "python.wasm": wasm_of(name),
         "python.sh": b"#!/bin/sh\nexec wasmtime run python.wasm \"$@\"\n",
         f"lib/python{short}/os.py": b"# os\n",
         f"lib/python{short}/encodings/__init__.py": b"",

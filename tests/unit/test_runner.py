@@ -124,15 +124,18 @@ def test_max_memory_refuses_growth_past_the_limit(tmp_path):
     assert wasmtime_api.run_wasm(wasm, ["grow"], tmp_path / "cache", max_memory=1 << 20) == 1
 
 
-def test_private_lib_is_a_linked_copy_no_other_run_sees_writes_to(tmp_path):
+def test_private_lib_is_a_copy_no_other_run_sees_writes_to_even_in_place(tmp_path):
     src = tmp_path / "lib"
     (src / "pkg").mkdir(parents=True)
     (src / "pkg" / "mod.py").write_text("x = 1\n")
     dest = tmp_path / "copy" / "lib"
-    artifact.link_tree(src, dest)
+    artifact.copy_tree(src, dest)
     (dest / "pkg" / "new.txt").write_text("written by a guest")
-    (dest / "pkg" / "mod.py").unlink()
+    with open(dest / "pkg" / "mod.py", "a") as f:  # an in-place write: hard links would carry it to src
+        f.write("evil = True\n")
     assert sorted(p.name for p in (src / "pkg").iterdir()) == ["mod.py"]
+    assert (src / "pkg" / "mod.py").read_text() == "x = 1\n"
+    (dest / "pkg" / "mod.py").unlink()
     assert (src / "pkg" / "mod.py").read_text() == "x = 1\n"
 
 
@@ -197,15 +200,17 @@ def test_cli_argv_has_the_runners_stack_preopens_and_environment(tmp_path):
                     "--env", "A=1", "--env", "B=2", "/c/m.cwasm", "-c", "pass"]
 
 
-@pytest.mark.parametrize(("options", "uses_cli"), [
-    ({}, True),
-    ({"engine": "api"}, False),
-    ({"timeout": 5.0}, False),
-    ({"max_memory": 1 << 30}, False),
-    ({"private_lib": True}, False),
+@pytest.mark.parametrize(("options", "bundle", "uses_cli"), [
+    ({}, True, True),
+    ({}, False, False),  # an artifact: the CLI (wasmtime 49) cannot preopen its lib/ read-only
+    ({"engine": "api"}, True, False),
+    ({"timeout": 5.0}, True, False),
+    ({"max_memory": 1 << 30}, True, False),
+    ({"private_lib": True}, False, False),
 ])
-def test_a_plain_run_goes_to_the_cli_and_a_limited_one_stays_in_process(good_archive, tmp_path, monkeypatch,
-                                                                         options, uses_cli):
+def test_a_plain_bundle_run_goes_to_the_cli_and_everything_else_stays_in_process(good_archive, tmp_path,
+                                                                                  monkeypatch, options, bundle,
+                                                                                  uses_cli):
     cache_root, *_ = fake_cli(tmp_path)
     seen = []
 
@@ -216,15 +221,20 @@ def test_a_plain_run_goes_to_the_cli_and_a_limited_one_stays_in_process(good_arc
         seen.append(("cli", wasm.name, list(argv), [g for _, g in dirs], env))
         raise Exec
 
+    app = tmp_path / "app.wasm"
+    app.write_bytes(wasmtime.wat2wasm(GROW))
     monkeypatch.setattr(artifact, "exec_wasm", fake_exec)
-    monkeypatch.setattr(artifact, "run_python", lambda *a, **k: seen.append(("api",)) or 0)
-    monkeypatch.setattr(artifact, "link_tree", lambda src, dest: dest.mkdir(parents=True))
+    monkeypatch.setattr(artifact, "run_wasm", lambda *a, **k: seen.append(("api", k.get("read_only"))) or 0)
+    monkeypatch.setattr(artifact, "copy_tree", lambda src, dest: dest.mkdir(parents=True))
     with contextlib.suppress(Exec):
-        artifact.run_artifact(good_archive, ["-c", "pass"], cache_root, dirs=[(tmp_path, "/")], **options)
+        artifact.run_artifact(app if bundle else good_archive, ["-c", "pass"], cache_root, dirs=[(tmp_path, "/")],
+                              **options)
     if uses_cli:
-        assert seen == [("cli", "python.wasm", ["python", "-c", "pass"], ["/", "/lib"], {"PYTHONHOME": "/"})]
-    else:
-        assert seen == [("api",)]
+        assert seen == [("cli", "app.wasm", ["app.wasm", "-c", "pass"], ["/"], {})]
+    elif bundle:
+        assert seen == [("api", None)]
+    else:  # the shared lib/ read-only, a private copy writable
+        assert seen == [("api", () if options.get("private_lib") else ("/lib",))]
 
 
 def test_a_module_the_cli_cannot_compile_is_a_run_error_and_leaves_no_compiled_file(tmp_path):

@@ -593,7 +593,7 @@ def test_the_web_link_flags_replace_the_node_only_ones(tmp_path):
         "-sMODULARIZE=1", "-sEXPORT_ES6=1", "-sEXPORT_NAME=createPython", "-sENVIRONMENT=web,worker,node",
         "-sALLOW_MEMORY_GROWTH=1", "-sINVOKE_RUN=0", "-sEXPORTED_RUNTIME_METHODS=FS,callMain,ccall,cwrap,ENV",
         "-sEXPORTED_FUNCTIONS=_main,_Py_Initialize,_PyRun_SimpleString,_Py_FinalizeEx,_malloc,_free",
-        f"--pre-js={pre[0]}", f"--pre-js={pre[1]}",
+        "-sDYNAMIC_EXECUTION=0", f"--pre-js={pre[0]}", f"--pre-js={pre[1]}",
     ]
     # The same stack size as the node build (the recipe's), the node-only flags gone.
     assert "-sSTACK_SIZE=16777216" in argv and not {"-sNODERAWFS", "-sEXIT_RUNTIME"} & set(argv)

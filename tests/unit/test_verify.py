@@ -110,7 +110,9 @@ def test_an_artifact_alone_is_checked_against_its_record_and_the_rest_is_said_to
     alone = tmp_path / "alone"
     alone.mkdir()
     shutil.copy(release / f"{NAME}.tar.gz", alone)
-    report = verify.verify(alone / f"{NAME}.tar.gz", rebuild=False)
+    with pytest.raises(verify.NotVerified) as info:  # checked, but not verified: see the test after this one
+        verify.verify(alone / f"{NAME}.tar.gz", rebuild=False)
+    report = info.value.report
     assert report.passed == ["python.wasm matches the record's sha256"]
     assert len(report.skipped) == 4 and all("not checked" in s for s in report.skipped)
 
@@ -221,3 +223,99 @@ def test_compare_archives_lists_member_differences():
 def test_keep_without_rebuild_is_a_usage_error(release, capsys):
     assert cli.main(["verify", str(release / f"{NAME}.tar.gz"), "--keep", "x"]) == 2
     assert "--keep is for --rebuild" in capsys.readouterr().err
+
+
+# --- nothing independent: not verified (issue 20, class 8) ------------------------------------------------------
+
+
+@pytest.mark.parametrize("beside", [[], [f"{NAME}.BUILD.json"]], ids=["alone", "with-its-record"])
+def test_an_altered_archive_with_nothing_independent_beside_it_is_not_verified(release, tmp_path, capsys, beside):
+    # The standard library altered, python.wasm and the record untouched: the record cannot tell.
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    tree = tmp_path / "evil"
+    tree.mkdir()
+    write_json(tree / "BUILD.json", record())
+    (tree / "python.wasm").write_bytes(WASM)
+    (tree / "lib").mkdir()
+    (tree / "lib" / "os.py").write_text("import evil\n")
+    write_deterministic_tar_gz(alone / f"{NAME}.tar.gz", tree, NAME, 0, first=["BUILD.json"])
+    for name in beside:
+        shutil.copy(release / name, alone / name)
+    code = cli.main(["verify", str(alone / f"{NAME}.tar.gz")])
+    err = capsys.readouterr().err
+    assert code == VerifyError.exit_code
+    assert err.count("error: ") == 1 and "Traceback" not in err
+    assert f"error: {NAME}.tar.gz: not verified: nothing beside it vouches for its bytes (no SHA256SUMS" in err
+    assert "verify --rebuild" in err and "SHA256SUMS and release.json" in err
+    assert "checks passed" not in err
+
+
+def test_one_independent_check_is_enough_to_verify(release, tmp_path):
+    some = tmp_path / "some"
+    some.mkdir()
+    for name in (f"{NAME}.tar.gz", "SHA256SUMS"):
+        shutil.copy(release / name, some / name)
+    report = verify.verify(some / f"{NAME}.tar.gz", rebuild=False)
+    assert report.independent == [f"SHA256SUMS lists {NAME}.tar.gz with its sha256"]
+
+
+def test_an_identical_rebuild_verifies_an_archive_alone(release, monkeypatch, tmp_path):
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(release / f"{NAME}.tar.gz", alone)
+    fake_rebuild(monkeypatch, release, change=False)
+    report = verify.verify(alone / f"{NAME}.tar.gz", rebuild=True)
+    assert report.independent == [f"rebuild: {NAME}.tar.gz is byte-identical"]
+
+
+# --- documents of the wrong shape: one error, no traceback (issue 20, class 9) ----------------------------------
+
+
+@pytest.mark.parametrize("sbom_doc", [
+    [],
+    {"metadata": []},
+    {"metadata": {"component": "x"}},
+    {"metadata": {"component": {"hashes": "abc"}}},
+    {"metadata": {"component": {"hashes": ["abc"]}}},
+    {"metadata": {"component": {"hashes": [{"alg": "SHA-256", "content": ["x"]}]}}},
+    {"metadata": {"component": {"hashes": []}}, "components": {"a": 1}},
+    {"metadata": {"component": {"hashes": []}}, "components": [{"hashes": [{"alg": "SHA-256", "content": {}}]}]},
+])
+def test_an_sbom_of_the_wrong_shape_is_a_failed_check(release, capsys, sbom_doc):
+    write_json(release / f"{NAME}.cdx.json", sbom_doc)
+    code = cli.main(["verify", str(release / f"{NAME}.tar.gz")])
+    err = capsys.readouterr().err
+    assert code == VerifyError.exit_code, err
+    assert f"{NAME}.cdx.json is a CycloneDX SBOM: not readable as one" in err
+    assert "Traceback" not in err and err.count("error: ") == 1
+
+
+@pytest.mark.parametrize(("change", "problem"), [
+    (lambda r: r.update(python="3.13.15"), "python: expected a mapping, got '3.13.15'"),
+    (lambda r: r["target"].update(triple=["wasm32"]), "target.triple: expected a str"),
+    (lambda r: r.update(artifact=None), "artifact: expected a mapping, got None"),
+    (lambda r: r["artifact"].update({"python.wasm": "abc"}), "artifact.python.wasm: expected a mapping"),
+    (lambda r: r["artifact"]["python.wasm"].update(sha256=1), "artifact.python.wasm.sha256: expected a str"),
+    (lambda r: r.update(inputs={"a": 1}), "inputs: expected a list"),
+    (lambda r: r.update(inputs=["x"]), "inputs[0]: expected a mapping"),
+    (lambda r: r["patches"][0].update(sha256=[]), "patches[0].sha256: expected a str"),
+    (lambda r: r["artifact"].update(dev="../x.tar.gz"), "artifact.dev: must be a plain file name"),
+    (lambda r: r.update(toolchain="debian"), "toolchain: expected a mapping"),
+])
+def test_a_build_json_of_the_wrong_shape_is_one_error(tmp_path, capsys, change, problem):
+    rec = record()
+    change(rec)
+    make_archive(tmp_path / "x" / f"{NAME}.tar.gz", rec, tmp=tmp_path)
+    for argv in ([], ["--rebuild"]):
+        code = cli.main(["verify", str(tmp_path / "x" / f"{NAME}.tar.gz"), *argv])
+        err = capsys.readouterr().err
+        assert code == ArchiveError.exit_code, err
+        assert f"its BUILD.json is not a build record: {problem}" in err
+        assert "Traceback" not in err and err.count("error: ") == 1
+
+
+def test_a_build_json_that_is_not_an_object_is_one_error(tmp_path, capsys):
+    make_archive(tmp_path / "x" / f"{NAME}.tar.gz", {"source_date_epoch": 0}, tmp=tmp_path)
+    assert cli.main(["verify", str(tmp_path / "x" / f"{NAME}.tar.gz")]) == ArchiveError.exit_code
+    assert "its BUILD.json is not a build record: python: expected a mapping, got None" in capsys.readouterr().err

@@ -16,6 +16,7 @@ boot.run sets at every start. docs/platform-notes.md#pre-initialised-bundles has
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import marshal
 import os
@@ -32,12 +33,12 @@ from wasmbuild.engines.wasmtime_api import MAX_WASM_STACK
 from wasmbuild.errors import BuildError, UsageError
 from wasmbuild.files import json_text
 from wasmbuild.kit import read_pc
-from wasmbuild.link import prepare, working_copy
+from wasmbuild.link import check_output_dir, prepare, staging_dir, working_copy
 from wasmbuild.process import capture, run
 from wasmbuild.recipe import select_recipe
 from wasmbuild.steps import BuildOptions
 from wasmbuild.targets import get_target
-from wasmbuild.targets.wasi import sdk_tools
+from wasmbuild.targets.wasi import sdk_cc
 from wasmbuild.toolchain import Toolchain, hosttools
 
 BUNDLE_FORMAT = 1
@@ -75,10 +76,62 @@ def _python_files(root: Path, rel: Path, files: dict[str, Path]) -> None:
             files[(rel / path.name).as_posix()] = path
 
 
+def _top_imports(path: Path) -> set[str]:
+    """The first component of every absolute import in the file at `path`, anywhere in it (functions too)."""
+    try:
+        tree = ast.parse(path.read_bytes(), str(path))
+    except (SyntaxError, ValueError):
+        return set()  # the bundle reports it when the file is compiled or imported
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.partition(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            names.add(node.module.partition(".")[0])
+    return names
+
+
+def _script_files(script: Path) -> dict[str, Path]:
+    """A script and the modules and packages beside it that it imports (`import x`, `from x import y`, found in
+    its source; then, in turn, what those import): nothing else of its directory. A package comes whole."""
+    directory = script.parent
+    files: dict[str, Path] = {script.name: script}
+    todo = [script]
+    seen: set[str] = {script.stem}
+    while todo:
+        for name in sorted(_top_imports(todo.pop()) - seen):
+            seen.add(name)
+            found: dict[str, Path] = {}
+            if (directory / name / "__init__.py").is_file():
+                _python_files(directory, Path(name), found)
+            elif (directory / f"{name}.py").is_file():
+                found[f"{name}.py"] = directory / f"{name}.py"
+            files.update(found)
+            todo.extend(found.values())
+    return dict(sorted(files.items()))
+
+
+# The largest app file a bundle takes: its bytes sit in the bundle's data, and what the snapshot does with them
+# (the parse of an imported module, its objects) stays in the snapshot's memory on top of that.
+APP_FILE_LIMIT = 8 * 1024 * 1024
+
+
 def load_app(path: Path, module: str | None) -> App:
-    """A script (its directory's modules and packages come along, as `python script.py` could import them) or a
-    directory: a package (run as `python -m NAME`, its __main__.py) or a directory of modules (--module NAME,
-    or its __main__.py run as a script)."""
+    """A script (with the modules and packages beside it that it imports, _script_files) or a directory: a
+    package (run as `python -m NAME`, its __main__.py) or a directory of modules (--module NAME, or its
+    __main__.py run as a script), every Python file of it."""
+    app = _load_app(path, module)
+    for file in app.files.values():
+        size = file.stat().st_size
+        if size > APP_FILE_LIMIT:
+            raise UsageError(f"{file}: {size / 2**20:.1f} MiB; a bundle takes app files up to "
+                             f"{APP_FILE_LIMIT // 2**20} MiB (their bytes are in the bundle's data and, once "
+                             "imported, in its snapshot again)",
+                             hint="keep large data in a file the app opens at run time (wasmtime run --dir ...)")
+    return app
+
+
+def _load_app(path: Path, module: str | None) -> App:
     path = path.expanduser().resolve()
     if not path.exists():
         raise UsageError(f"app not found: {path}", hint="give a script (app.py) or a package directory")
@@ -89,10 +142,7 @@ def load_app(path: Path, module: str | None) -> App:
                              hint=f"wasmbuild bundle {path.parent} --module NAME")
         if path.suffix != ".py":
             raise UsageError(f"{path}: not a Python script (.py)")
-        _python_files(path.parent, Path("."), files)
-        files.pop(path.name, None)
-        files[path.name] = path
-        return App("script", f"{GUEST_APP_ROOT}/{path.name}", dict(sorted(files.items())))
+        return App("script", f"{GUEST_APP_ROOT}/{path.name}", _script_files(path))
     if (path / "__init__.py").is_file():  # a package: its parent is the import root
         _python_files(path.parent, Path(path.name), files)
         name = module or path.name
@@ -235,8 +285,25 @@ def _guest_source(name: str) -> str:
     return resources.files("wasmbuild.bundle").joinpath(name).read_text()
 
 
+ENTROPY_MARK = "wasmbuild-bundle-entropy: "
+ENTROPY_RULE = ("entropy drawn while a bundle is pre-initialised is re-drawn at every start where it can be "
+                "(random.Random instances seeded then are re-seeded, `random` and `tempfile` too); any other "
+                "entropy the app's imports draw (os.urandom, secrets, uuid.uuid4, SystemRandom at module level) "
+                "would be frozen into the snapshot, the same bytes in every run, and is refused")
+
+
+def frozen_entropy(output: str) -> tuple[int, str] | None:
+    """What boot.py reported of entropy frozen into the snapshot: (bytes, where), or None."""
+    for line in output.splitlines():
+        if line.startswith(ENTROPY_MARK):
+            size, _, where = line[len(ENTROPY_MARK):].partition(" ")
+            return int(size), where
+    return None
+
+
 def bundle(app: App, out: Path, *, root: Path, record: dict[str, Any], short: str, sdk: Toolchain,
-           wasmtime: Callable[[], tuple[Path, dict[str, Any]]], preinit: bool, cache_root: Path) -> dict[str, Any]:
+           wasmtime: Callable[[], tuple[Path, dict[str, Any]]], preinit: bool, cache_root: Path,
+           allow_frozen_entropy: bool = False) -> dict[str, Any]:
     """Build the bundle of `app` on the unpacked artifact `root` (with its -dev files merged) into `out`; its
     record. `wasmtime()` provisions the pinned wasmtime CLI (wizer, or the start-up check of --no-preinit)."""
     triple = record["target"]["triple"]
@@ -245,13 +312,13 @@ def bundle(app: App, out: Path, *, root: Path, record: dict[str, Any], short: st
     logf = cache_root / "logs" / f"bundle-{out.stem}.log"
     logf.parent.mkdir(parents=True, exist_ok=True)
     logf.write_text(f"# wasmbuild bundle {app.main} on {root.name}\n")
-    with tempfile.TemporaryDirectory(prefix=f".{out.name}.tmp-", dir=out.parent) as tmp:
+    with staging_dir(out) as tmp:
         work = Path(tmp)
         (work / "bundle.bin").write_bytes(make_blob(app, stdlib, preinit=preinit))
         (work / "entry.c").write_text(_guest_source("entry.c"))
         (work / "boot.py").write_text(_guest_source("boot.py"))
         embed = read_pc(root / "lib" / "pkgconfig" / f"python-{short}-embed.pc")
-        cc = shlex.split(sdk_tools(sdk.path, triple)["CC"])
+        cc = sdk_cc(sdk.path, triple)
         cflags = ["-O2", "-std=gnu23", f"-DWASMBUILD_SOURCE_DATE_EPOCH={int(record['source_date_epoch'])}LL",
                   *shlex.split(embed.get("Cflags", "")), f"-ffile-prefix-map={work}=/bundle",
                   f"-ffile-prefix-map={sdk.path}=/wasi-sdk"]
@@ -284,6 +351,16 @@ def bundle(app: App, out: Path, *, root: Path, record: dict[str, Any], short: st
                 guest = _guest_error(proc.stdout + proc.stderr)
                 raise BuildError(f"the app failed {'while it was pre-initialised' if preinit else 'to start'} "
                                  f"(exit {proc.returncode}):\n{guest}", hint=f"full output: {logf}")
+        frozen = frozen_entropy(proc.stderr) if preinit else None
+        if frozen and not allow_frozen_entropy:
+            raise UsageError(f"the app's imports drew {frozen[0]} bytes of entropy at bundle time ({frozen[1]}): "
+                             f"{ENTROPY_RULE}",
+                             hint="draw it when the app runs (in a function, not at import), or bundle with "
+                                  "--no-preinit; --allow-frozen-entropy bundles it anyway (the same values in every "
+                                  "run)")
+        if frozen:
+            log.warn(f"the app's imports drew {frozen[0]} bytes of entropy at bundle time ({frozen[1]}): the same "
+                     "in every run of this bundle (--allow-frozen-entropy)")
         files = [{"path": f"{GUEST_APP_ROOT}/{rel}", "sha256": cache.sha256_file(p), "size": p.stat().st_size}
                  for rel, p in app.files.items()]
         build_json = root / "BUILD.json"
@@ -294,6 +371,7 @@ def bundle(app: App, out: Path, *, root: Path, record: dict[str, Any], short: st
                          "build_json_sha256": hashlib.sha256(build_json.read_bytes()).hexdigest()},
             "app": {"kind": app.kind, "main": app.main, "files": files},
             "preinit": preinit,
+            **({"frozen_entropy": {"bytes": frozen[0], "where": frozen[1]}} if frozen else {}),
             "stdlib": {"modules": len(stdlib), "excluded": sorted(STDLIB_EXCLUDE)},
             "tools": tools,
         }
@@ -326,7 +404,7 @@ def _guest_error(output: str) -> str:
 
 def make_bundle(app_path: Path, out: Path, *, options: BuildOptions, module: str | None = None,
                 artifact: Path | None = None, python: str | None = None, dev: Path | None = None,
-                preinit: bool = True) -> dict[str, Any]:
+                preinit: bool = True, allow_frozen_entropy: bool = False) -> dict[str, Any]:
     """`wasmbuild bundle`: the app at `app_path` (a script, or a directory with `module`) bundled with a WASI
     artifact (`artifact`, else the `python` one built as `wasmbuild build` would, unsmoked) into `out` (.wasm);
     the bundle's record. The artifact's -dev archive is `dev` or the one beside it; its toolchain and the pinned
@@ -335,8 +413,7 @@ def make_bundle(app_path: Path, out: Path, *, options: BuildOptions, module: str
     out = out.expanduser().resolve()
     if out.suffix != ".wasm" or out.is_dir():
         raise UsageError(f"-o {out}: the bundle is a WebAssembly module: name a file ending in .wasm")
-    if not out.parent.is_dir():
-        raise UsageError(f"-o {out}: the directory {out.parent} does not exist")
+    check_output_dir(out)
     if python and artifact:
         raise UsageError("--python and --artifact both name the CPython to bundle", hint="give one of them")
     if artifact is None:
@@ -354,4 +431,5 @@ def make_bundle(app_path: Path, out: Path, *, options: BuildOptions, module: str
     with tempfile.TemporaryDirectory(prefix="wasmbuild-bundle-") as tmp:
         root = working_copy(prep, Path(tmp) / prep.root.name)
         return bundle(app, out, root=root, record=prep.record, short=prep.short, sdk=prep.toolchain,
-                      wasmtime=wasmtime, preinit=preinit, cache_root=options.cache)
+                      wasmtime=wasmtime, preinit=preinit, cache_root=options.cache,
+                      allow_frozen_entropy=allow_frozen_entropy)

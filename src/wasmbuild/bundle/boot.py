@@ -91,14 +91,79 @@ class BOOT:
     """prepare(): at bundle time (in the snapshot) or at start (--no-preinit); run(): every start."""
 
     main_code = None
+    reseed = ()  # weak references to the random.Random instances seeded from entropy at bundle time
+    frozen = []  # (where, calls, bytes): other entropy the app's imports drew at bundle time
 
     @classmethod
     def prepare(cls):
+        if not _APP.get("preinit"):
+            return cls._prepare()
+        seeded = cls._watch_entropy()
+        try:
+            cls._prepare()
+        finally:
+            cls._unwatch_entropy(seeded)
+        if cls.frozen:  # the bundler reads this line (bundle/__init__.py) and refuses or records it
+            where = "; ".join(f"{w}: {b} bytes in {c} calls" for w, c, b in cls.frozen)
+            print(f"wasmbuild-bundle-entropy: {sum(b for _, _, b in cls.frozen)} {where}", file=sys.stderr)
+        cls._settle()
+
+    @classmethod
+    def _watch_entropy(cls):
+        """While the app's imports run: random.Random instances seeded from entropy are remembered (run()
+        re-seeds them) and their seeding is not counted; entry.c counts every other draw."""
+        import random
+        import weakref
+
+        seeded = {}
+        original = random.Random.seed
+
+        def seed(self, a=None, version=2):
+            if a is not None:
+                seeded.pop(id(self), None)  # an explicit seed: the app wants this sequence
+                return original(self, a, version)
+            _wasmbuild_bundle.count_entropy(-1, 1)
+            try:
+                return original(self, a, version)
+            finally:
+                _wasmbuild_bundle.count_entropy(-1, -1)
+                try:
+                    seeded[id(self)] = weakref.ref(self)
+                except TypeError:  # __slots__ without __weakref__
+                    seeded[id(self)] = lambda self=self: self
+
+        def setstate(self, state):
+            seeded.pop(id(self), None)
+            return original_setstate(self, state)
+
+        original_setstate = random.Random.setstate
+        seeded["original"] = (original, original_setstate)
+        random.Random.seed = seed
+        random.Random.setstate = setstate
+        _wasmbuild_bundle.count_entropy(1, 0)
+        return seeded
+
+    @classmethod
+    def _unwatch_entropy(cls, seeded):
+        import random
+
+        _wasmbuild_bundle.count_entropy(0, 0)
+        random.Random.seed, random.Random.setstate = seeded.pop("original")
+        cls.reseed = tuple(seeded.values())
+
+    @classmethod
+    def _drawn(cls, where, before):
+        calls, size = _wasmbuild_bundle.entropy_drawn()
+        if size > before[1]:
+            cls.frozen.append((where, calls - before[0], size - before[1]))
+
+    @classmethod
+    def _prepare(cls):
         kind, name, path = _APP["main"]
         # The main script compiles now (a syntax error stops the bundle); the app's modules when imported (in a
         # pre-initialised bundle, its imports are done here too).
         if kind == "script":
-            source = bytes(_payload(_APP["script"])).decode("utf-8")
+            source = bytes(_payload(_APP["script"]))  # compiled and scanned as bytes: no decoded copy
             cls.main_code = compile(source, path, "exec", dont_inherit=True)
             package = None
         else:
@@ -107,11 +172,14 @@ class BOOT:
                 raise ImportError(f"wasmbuild bundle: no module {name!r} in the app")
             package = name if spec.submodule_search_locations is not None else name.rpartition(".")[0]
             if package:
+                before = _wasmbuild_bundle.entropy_drawn()
                 __import__(package)
+                cls._drawn(f"{path} (package {package})", before)
             source = BundleFinder.get_source(name + ".__main__" if package == name else name) or ""
         if _APP.get("preinit"):
             cls._import_the_apps_imports(source, path, package)
-        cls._settle()
+        else:
+            cls._settle()
 
     @staticmethod
     def _import_the_apps_imports(source, path, package):
@@ -139,9 +207,11 @@ class BOOT:
         for optional, module, names, level, line in walk(ast.parse(source, path).body, False):
             if level and not package:
                 continue
+            before = _wasmbuild_bundle.entropy_drawn()
             try:
                 __import__(module, {"__package__": package, "__name__": package or "__main__"}, None,
                            names or (), level)
+                BOOT._drawn(f"{path}, line {line} (import {'.' * level}{module})", before)
             except ImportError as exc:
                 if not optional:
                     exc.add_note(f"wasmbuild bundle: imported at bundle time by {path}, line {line}")
@@ -172,6 +242,10 @@ class BOOT:
         random = sys.modules.get("random")
         if random is not None:
             random.seed()
+            for ref in cls.reseed:  # seeded from (fixed) entropy while the snapshot was taken: this run's
+                instance = ref()
+                if instance is not None:
+                    random.Random.seed(instance)
         tempfile = sys.modules.get("tempfile")
         if tempfile is not None:
             tempfile._name_sequence = None

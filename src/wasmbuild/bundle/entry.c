@@ -33,6 +33,12 @@ static int initializing;
 /* 1 in a snapshot: the interpreter is up, the app's imports are done. */
 static int initialized;
 static PyObject *boot;  /* boot.py's namespace */
+/* What app code drew from the entropy source while the snapshot was taken: boot.py turns the count on around
+ * the app's imports, and exempts random.Random's seeding (re-seeded at every start). Anything else drawn then
+ * (os.urandom, secrets, uuid4 at module level) is frozen into the snapshot: the bundler refuses it. */
+static int entropy_counting;
+static int entropy_exempt;
+static unsigned long long entropy_calls, entropy_bytes;
 
 #define SNAPSHOT_EPOCH WASMBUILD_SOURCE_DATE_EPOCH
 
@@ -60,6 +66,10 @@ __wrap___wasi_random_get(uint8_t *buffer, __wasi_size_t length)
     if (initializing) {
         /* xorshift: what is seeded at bundle time is re-seeded at run time (boot.run) */
         static unsigned long long state = 0x9e3779b97f4a7c15ULL;
+        if (entropy_counting && !entropy_exempt) {
+            entropy_calls += 1;
+            entropy_bytes += length;
+        }
         for (__wasi_size_t i = 0; i < length; i++) {
             state ^= state << 13;
             state ^= state >> 7;
@@ -77,8 +87,33 @@ bundle_data(PyObject *self, PyObject *unused)
     return PyMemoryView_FromMemory((char *)BUNDLE, sizeof BUNDLE, PyBUF_READ);
 }
 
+static PyObject *
+bundle_entropy_drawn(PyObject *self, PyObject *unused)
+{
+    return Py_BuildValue("(KK)", entropy_calls, entropy_bytes);
+}
+
+static PyObject *
+bundle_count_entropy(PyObject *self, PyObject *args)
+{
+    int counting, exempt;
+    if (!PyArg_ParseTuple(args, "ii", &counting, &exempt)) {
+        return NULL;
+    }
+    if (counting >= 0) {
+        entropy_counting = counting;
+    }
+    entropy_exempt += exempt;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef bundle_methods[] = {
     {"data", bundle_data, METH_NOARGS, "The bundle's index and files, read-only."},
+    {"entropy_drawn", bundle_entropy_drawn, METH_NOARGS,
+     "(calls, bytes) of entropy counted while the snapshot was taken."},
+    {"count_entropy", bundle_count_entropy, METH_VARARGS,
+     "count_entropy(counting, exempt_delta): count draws (1) or not (0) or as before (-1); exempt the next "
+     "draws (+1) or stop (-1)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -15,7 +15,7 @@ import sys
 from wasmbuild import cache, log
 from wasmbuild.cli import browser, build, linking, release, run
 from wasmbuild.cli.options import _sources, parse_size
-from wasmbuild.errors import UsageError, WasmbuildError
+from wasmbuild.errors import UsageError, WasmbuildError, describe
 
 __all__ = ["cache", "main", "parse_size", "_parser", "_sources"]
 FAMILIES = (build, run, linking, release, browser)
@@ -75,8 +75,11 @@ def main(argv: list[str] | None = None) -> int:
                 preflight(target)
         return COMMANDS[args.command](args)
     except WasmbuildError as exc:
-        log.info(f"error: {exc}")
+        log.info(f"error: {exc}")  # never empty: WasmbuildError names its cause when its message does not
         return exc.exit_code
+    except OSError as exc:  # one a command did not turn into a WasmbuildError: still one line naming the file
+        log.info(f"error: {describe(exc)}")
+        return 1
     except KeyboardInterrupt:
         log.info("interrupted: partial cache entries were removed; run the same command again to resume")
         return 130

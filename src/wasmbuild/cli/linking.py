@@ -41,6 +41,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                     help="the artifact's -dev archive (default: the one beside the artifact archive)")
     bu.add_argument("--no-preinit", action="store_true",
                     help="only embed the files: Python initialises at every start (no snapshot)")
+    bu.add_argument("--allow-frozen-entropy", action="store_true",
+                    help="bundle an app whose imports draw entropy (os.urandom, secrets) at bundle time, though "
+                         "the snapshot then holds the same bytes for every run (refused otherwise)")
     _add_common(bu)
     bu.add_argument("--dist-dir", type=_path, default=None, help="where the artifact is built (default: ./dist)")
     bu.add_argument("--jobs", "-j", type=_positive_int, default=os.cpu_count() or 1)
@@ -61,7 +64,8 @@ def cmd_bundle(args: argparse.Namespace) -> int:
     start = time.monotonic()
     out = args.output.expanduser().resolve()
     record = make_bundle(args.app, out, options=_build_options(args), module=args.module, artifact=args.artifact,
-                         python=args.python, dev=args.dev, preinit=not args.no_preinit)
+                         python=args.python, dev=args.dev, preinit=not args.no_preinit,
+                         allow_frozen_entropy=args.allow_frozen_entropy)
     log.info(f"done in {log.format_duration(time.monotonic() - start)}: {out} ({record['size'] / 1e6:.1f} MB, "
              f"{'pre-initialised' if record['preinit'] else 'not pre-initialised'}; record: "
              f"{out.with_name(out.stem + '.BUNDLE.json').name})")

@@ -22,7 +22,8 @@ from wasmbuild.names import TARGET_NAMES
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     """This family's subcommands and their options."""
     v = sub.add_parser("verify", help="check an artifact archive against its BUILD.json, SHA256SUMS, release.json "
-                       "and SBOM beside it; --rebuild rebuilds it in a fresh cache and compares the bytes")
+                       "and SBOM beside it (with none of SHA256SUMS, release.json, SBOM: not verified, exit 13); "
+                       "--rebuild rebuilds it in a fresh cache and compares the bytes")
     v.add_argument("artifact", type=_path, help="a cpython-<version>-<triple>.tar.gz archive")
     v.add_argument("--rebuild", action="store_true",
                    help="rebuild it from the recipe its record names (fresh temporary cache) and compare the bytes")

@@ -20,6 +20,23 @@ from wasmbuild import cache
 TIMEOUT_EXIT = 124
 
 
+def cache_dir(path: Path) -> Path:
+    """`path` as a directory of the run cache (compiled modules): a file or a dangling link left where the
+    directory belongs (a damaged or hand-edited cache) is removed first, as derived data that is made again."""
+    if not path.is_dir():
+        cache.remove_tree(path)  # a file, or a link to nothing: only the entry itself goes
+        path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def cache_file(path: Path) -> Path:
+    """`path` as a file of the run cache: a directory (or anything that is not a regular file) left where the
+    file belongs is removed, so the file is made again instead of failing on every run."""
+    if (path.exists() or path.is_symlink()) and (path.is_symlink() or not path.is_file()):
+        cache.remove_tree(path)
+    return path
+
+
 def unlimited_stack() -> None:
     """Raise this process's stack limit to its hard limit (the wasmtime CLI and node run the guest on the main
     thread; deep recursion in CPython's tests needs the room)."""

@@ -9,14 +9,16 @@ it is serialized into the cache keyed by the module's sha256, the wasmtime versi
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from wasmbuild import cache, log
-from wasmbuild.engines import TIMEOUT_EXIT
+from wasmbuild.engines import TIMEOUT_EXIT, cache_dir, cache_file
 from wasmbuild.errors import RunError
 from wasmbuild.files import atomic_write
 
@@ -27,6 +29,9 @@ MAX_WASM_STACK = 8 * 1024 * 1024
 ASYNC_STACK = 16 * 1024 * 1024
 THREAD_STACK = 256 * 1024 * 1024
 CONFIG_ID = f"stack={MAX_WASM_STACK},async={ASYNC_STACK}"
+# How long a guest stopped by --timeout may take to come back from a host call (a sleep, a read of stdin) before
+# it is given up on: epoch interruption only fires while wasm code runs.
+TIMEOUT_GRACE = 1.0
 
 
 def _config_id(interruptible: bool) -> str:
@@ -60,6 +65,11 @@ def load_module(engine: wasmtime.Engine, wasm: Path, cache_root: Path, config_id
     key = cache.hash_key({"wasm": cache.sha256_file_memo(wasm, cache_root), "wasmtime": version,
                           "config": config_id})
     compiled = cache_root / "wasmtime" / f"{key[:24]}.cwasm"
+    try:
+        cache_file(compiled)  # a directory or link left where the compiled module belongs: made again
+    except OSError as exc:
+        raise RunError(f"cannot use the compiled-module cache {compiled}: {exc.strerror or exc}",
+                       hint=f"remove {compiled} or use another --cache-dir") from None
     if compiled.is_file():
         try:
             return wasmtime.Module.deserialize_file(engine, str(compiled))
@@ -71,8 +81,13 @@ def load_module(engine: wasmtime.Engine, wasm: Path, cache_root: Path, config_id
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
         raise RunError(f"{wasm} is not a valid WebAssembly module: {first}",
                        hint="rebuild the artifact, or use a complete archive from dist/") from None
-    compiled.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(compiled, bytes(module.serialize()))
+    try:
+        cache_dir(compiled.parent)  # a file left where the directory belongs: made again
+        atomic_write(compiled, bytes(module.serialize()))
+    except OSError as exc:
+        raise RunError(f"cannot write the compiled module to {compiled}: {exc.strerror or exc}",
+                       hint=f"make {compiled.parent} a writable directory (or remove it), or use another "
+                       "--cache-dir") from None
     return module
 
 
@@ -91,10 +106,16 @@ def _wasmtime_version() -> str:
 
 def run_wasm(wasm: Path, argv: Sequence[str], cache_root: Path, *, dirs: Sequence[tuple[Path, str]] = (),
              env: dict[str, str] | None = None, stdout: Path | None = None, stderr: Path | None = None,
-             timeout: float | None = None, max_memory: int | None = None) -> int:
-    """Run `wasm` with `argv` (argv[0] included); return the guest's exit code. `timeout` (seconds) stops the
-    guest through epoch interruption (exit TIMEOUT_EXIT); `max_memory` (bytes) caps its linear memory (growing
-    past it fails inside the guest: MemoryError in Python)."""
+             timeout: float | None = None, max_memory: int | None = None, read_only: Collection[str] = (),
+             exit_when_stuck: bool = False) -> int:
+    """Run `wasm` with `argv` (argv[0] included); return the guest's exit code. The directories in `dirs` whose
+    guest path is in `read_only` are preopened read-only (the guest can neither write, create, rename nor remove
+    anything in them). `timeout` (seconds) stops the guest through epoch interruption (exit TIMEOUT_EXIT), and
+    bounds wall time: a guest still blocked in a host call (a sleep, a read of an open stdin) TIMEOUT_GRACE
+    seconds later is given up on: with `exit_when_stuck` (a command that owns its process) the process exits
+    TIMEOUT_EXIT at once, else the guest's thread is left behind (a daemon) and TIMEOUT_EXIT is returned.
+    `max_memory` (bytes) caps its linear memory (growing past it fails inside the guest: MemoryError in
+    Python)."""
     import wasmtime
 
     engine = _engine(interruptible=timeout is not None)
@@ -122,7 +143,7 @@ def run_wasm(wasm: Path, argv: Sequence[str], cache_root: Path, *, dirs: Sequenc
             else:
                 wasi.inherit_stderr()
             for host, guest in dirs:
-                wasi.preopen_dir(str(host), guest)
+                wasi.preopen_dir(str(host), guest, fs_mutable=guest not in read_only)
             store.set_wasi(wasi)
             linker = wasmtime.Linker(engine)
             linker.define_wasi()
@@ -152,6 +173,9 @@ def run_wasm(wasm: Path, argv: Sequence[str], cache_root: Path, *, dirs: Sequenc
         if thread.is_alive():
             timed_out.set()
             engine.increment_epoch()
+            thread.join(TIMEOUT_GRACE)
+            if thread.is_alive():  # blocked in a host call: epoch interruption cannot reach it
+                return _given_up(timeout, exit_when_stuck)
     thread.join()
     if "error" in result:
         raise result["error"]  # type: ignore[misc]
@@ -164,3 +188,16 @@ def run_wasm(wasm: Path, argv: Sequence[str], cache_root: Path, *, dirs: Sequenc
     code = result["code"]
     assert isinstance(code, int)
     return code
+
+
+def _given_up(timeout: float, exit_now: bool) -> int:
+    """A guest past its --timeout that does not come back from a host call: the message, then either this
+    process's end with TIMEOUT_EXIT (its output flushed; the guest's thread cannot be stopped otherwise) or
+    TIMEOUT_EXIT for the caller, the thread left behind as a daemon."""
+    log.info(f"wasmbuild: the guest ran longer than --timeout {timeout:g} s and was stopped")
+    if exit_now:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+        os._exit(TIMEOUT_EXIT)
+    return TIMEOUT_EXIT

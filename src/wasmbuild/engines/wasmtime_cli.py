@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from wasmbuild import cache
-from wasmbuild.engines import provisioned_tool, unlimited_stack
+from wasmbuild.engines import cache_dir, cache_file, provisioned_tool, unlimited_stack
 from wasmbuild.engines.wasmtime_api import MAX_WASM_STACK
 from wasmbuild.errors import RunError
 
@@ -37,9 +37,16 @@ def precompiled(cli: Path, wasm: Path, cache_root: Path) -> Path:
     key = cache.hash_key({"wasm": cache.sha256_file_memo(wasm, cache_root), "cli": cli.parent.parent.name,
                           "flags": cli_flags()})
     out = cache_root / "wasmtime-cli" / f"{key[:24]}.cwasm"
+    try:
+        # A directory left where the compiled module belongs, or a file where its directory belongs (a damaged
+        # or hand-edited cache): removed and made again, instead of failing on every run.
+        cache_dir(out.parent)
+        cache_file(out)
+    except OSError as exc:
+        raise RunError(f"cannot use the compiled-module cache {out}: {exc.strerror or exc}",
+                       hint=f"remove {out.parent} or use another --cache-dir") from None
     if out.is_file():
         return out
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     try:
         proc = subprocess.run([str(cli), "compile", *cli_flags(), str(wasm), "-o", str(tmp)],
@@ -48,7 +55,11 @@ def precompiled(cli: Path, wasm: Path, cache_root: Path) -> Path:
             first = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
             raise RunError(f"{wasm} is not a valid WebAssembly module: {first}",
                            hint="rebuild the artifact, or use a complete archive from dist/")
-        os.replace(tmp, out)
+        try:
+            os.replace(tmp, out)
+        except OSError as exc:
+            raise RunError(f"cannot write the compiled module to {out}: {exc.strerror or exc}",
+                           hint=f"remove {out} or use another --cache-dir") from None
     finally:
         tmp.unlink(missing_ok=True)
     return out

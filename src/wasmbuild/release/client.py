@@ -11,12 +11,21 @@ anything lands in the output directory:
   4. its BUILD.json member has the index's `build_json_sha256` and names the entry's CPython version and triple,
      and every member lies under the one top directory `cpython-<version>-<triple>/`;
   5. it unpacks safely (wasmbuild.archive).
+Every read is bounded: release.json and SHA256SUMS by a size limit and the downloader's throughput guard, archives
+by their index size (at most release.index.MAX_ARTIFACT_SIZE); only the partial file of such a size-checked
+archive stays in the cache after a failure, for the next run to resume.
 Everything is assembled in a hidden staging directory inside the output directory and renamed into place at the
-end: a failure leaves the output directory as it was.
+end; a failure while placing takes back what was placed: a failure leaves the output directory as it was.
+Downloads into one output directory take turns (a lock on the directory itself) and each looks again once it
+holds it, so concurrent ones all succeed. A tree already there counts only when its BUILD.json is the release's
+and its python.wasm the one that record names; anything else in the way is refused, never overwritten.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import hashlib
 import json
 import os
@@ -25,7 +34,7 @@ import shutil
 import tarfile
 import urllib.parse
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -272,14 +281,28 @@ def _existing_file(path: Path, sha256: str) -> bool:
 
 
 def _existing_tree(root: Path, entry: Entry) -> bool:
-    """True when `root` is this artifact already unpacked (its BUILD.json), False when absent; UsageError else."""
+    """True when `root` is this artifact already unpacked: its BUILD.json is the release's and its python.wasm the
+    one that record names. False when absent; UsageError else."""
     if not root.exists() and not root.is_symlink():
         return False
     record = root / RECORD_NAME
-    if root.is_dir() and record.is_file() and cache.sha256_file(record) == entry.build_json_sha256:
-        return True
-    raise UsageError(f"{root} already exists and is not this artifact (its {RECORD_NAME} differs from the "
-                     "release's)", hint="remove it, or download into another directory with -o DIR")
+    if root.is_symlink() or not root.is_dir() or not record.is_file() or record.is_symlink() \
+            or cache.sha256_file(record) != entry.build_json_sha256:
+        raise UsageError(f"{root} already exists and is not this artifact (its {RECORD_NAME} differs from the "
+                         "release's)", hint="remove it, or download into another directory with -o DIR")
+    try:
+        wanted = json.loads(record.read_bytes())["artifact"]["python.wasm"]["sha256"]
+    except (ValueError, KeyError, TypeError):
+        wanted = None
+    wasm = root / "python.wasm"
+    if not isinstance(wanted, str) or wasm.is_symlink() or not wasm.is_file() or cache.sha256_file(wasm) != wanted:
+        what = ("its record names no python.wasm sha256 to check it against" if not isinstance(wanted, str)
+                else "its python.wasm is missing" if not wasm.is_file() or wasm.is_symlink()
+                else "its python.wasm differs from the one its record names")
+        raise UsageError(f"{root} already exists but is not intact: {what} (damaged, or changed after it was "
+                         "unpacked)", hint=f"remove {root} and run the same command again, or download into another "
+                         "directory with -o DIR")
+    return True
 
 
 def _describe(entry: Entry) -> str:
@@ -316,8 +339,9 @@ def _remove_stale_staging(out_dir: Path, name: str) -> None:
 def _fetch(location: Location, name: str, dest: Path, sha256: str, size: int, cache_root: Path) -> None:
     """One archive of the release, verified; the errors say what they mean for a release."""
     log.info(f"  fetching {name}: {location.locate(name)}")
+    partial = cache_root / "releases" / "partial" / f"{sha256[:16]}-{name}"
     try:
-        location.fetch(name, dest, sha256, size, partial=cache_root / "releases" / "partial" / f"{sha256[:16]}-{name}")
+        location.fetch(name, dest, sha256, size, partial=partial)
     except NotFound as exc:
         raise DownloadError(f"{name} is named in the release index but missing at {location} ({exc})",
                             hint="the release is incomplete (an interrupted upload?); nothing was written") from None
@@ -328,8 +352,17 @@ def _fetch(location: Location, name: str, dest: Path, sha256: str, size: int, ca
     except DownloadError as exc:
         if location.url is None:
             raise
-        raise DownloadError(exc.args[0], hint="run the same command again: it resumes the transfer (the bytes "
-                            "received so far are kept in the cache); nothing was written") from None
+        try:
+            kept = partial.stat().st_size if partial.is_file() else 0
+        except OSError:
+            kept = 0
+        if kept:
+            hint = (f"run the same command again: it resumes the transfer (the {kept} bytes received so far are kept "
+                    "in the cache); nothing was written")
+        else:
+            hint = ("check the release location and the network, then run the same command again; nothing was "
+                    "written")
+        raise DownloadError(exc.args[0], hint=hint) from None
 
 
 def download_release(location: Location, *, python: str | None, target: str, out_dir: Path, dev: bool = False,
@@ -361,10 +394,14 @@ def download_release(location: Location, *, python: str | None, target: str, out
         wanted.append((companion.file, companion.sha256, companion.size))
     sums_origin = location.locate(SUMS_NAME)
     try:
-        sums = parse_sums(location.read(SUMS_NAME), sums_origin)
+        sums_bytes = location.read(SUMS_NAME)
     except NotFound as exc:
         raise DownloadError(f"no {SUMS_NAME} at {location} ({exc})",
                             hint="every release holds SHA256SUMS beside release.json; nothing was written") from None
+    except DownloadError as exc:
+        raise DownloadError(f"cannot read {SUMS_NAME} at {location}: {exc}",
+                            hint="check the location (--from) and the network; nothing was written") from None
+    sums = parse_sums(sums_bytes, sums_origin)
     listed = [(name, digest) for name, digest, _ in wanted]
     if INDEX_NAME in sums:
         listed.insert(0, (INDEX_NAME, _sha256_bytes(index_bytes)))
@@ -374,66 +411,143 @@ def download_release(location: Location, *, python: str | None, target: str, out
     log.info(f"  {_describe(entry)}")
 
     root = out_dir / entry.name
-    have_tree = _existing_tree(root, entry)
-    present = {name: _existing_file(out_dir / name, digest) for name, digest, _ in wanted}
     installed = Installed(entry, root, out_dir / entry.file, out_dir / wanted[1][0] if dev else None, already=False)
-    if have_tree and all(present.values()):
-        log.info(f"✓ already there: {root} (and {', '.join(name for name, _, _ in wanted)})")
+    # A first look without the lock: what is there and intact needs no lock, nor the network.
+    if _all_there(out_dir, root, entry, wanted):
         return replace(installed, already=True)
-
-    created = [d for d in (out_dir, *out_dir.parents) if not d.exists()]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _remove_stale_staging(out_dir, entry.name)
-    staging = out_dir / f".{entry.name}.download-{os.getpid()}"
-    cache.remove_tree(staging)
+    created = _make_output(out_dir)
     done = False
     try:
         with log.step(f"Download {entry.name}" + (" with its -dev archive" if dev else "")), \
-                cache.lock(cache_root / "releases", name="download", wait=True):
-            staging.mkdir()
-            archives: list[tuple[Path, bool]] = []  # (path, fetched now)
-            for name, digest, size in wanted:
-                if present[name]:
-                    archives.append((out_dir / name, False))
-                else:
-                    _fetch(location, name, staging / name, digest, size, cache_root)
-                    archives.append((staging / name, True))
-            for path, _ in archives:
-                check_archive(path, entry, path.name)
-            log.info(f"  ✓ sha256 and size as release.json and {SUMS_NAME} give them; {RECORD_NAME} as the index "
-                     "gives it")
-            tree = staging / "tree"
-            if not have_tree:
-                unpack = [path for path, _ in archives]
-            elif dev and archives[1][1]:  # the -dev archive joins the tree unpacked by an earlier download
-                shutil.copytree(root, tree / entry.name, symlinks=True)
-                unpack = [archives[1][0]]
-            else:
-                unpack = []
-            for path in unpack:
-                _extract(path, tree, path.name)
-            if unpack and {p.name for p in tree.iterdir()} != {entry.name}:  # checked member by member: a last guard
-                raise ArchiveError(f"{entry.file}: expected one top directory {entry.name}/ inside")
-            # Into place: the tree first (an archive in out_dir means its files are in the tree), then the archives.
-            if unpack:
-                if have_tree:
-                    root.rename(staging / "old")
-                try:
-                    (tree / entry.name).rename(root)
-                except OSError as exc:
-                    if have_tree:
-                        (staging / "old").rename(root)
-                    raise UsageError(f"cannot put {root} in place: {exc.strerror or exc} (another download into "
-                                     "the same directory?)") from None
-            for path, fetched in archives:
-                if fetched:
-                    path.replace(out_dir / path.name)
+                _output_lock(out_dir), cache.lock(cache_root / "releases", name="download", wait=True):
+            # Again under the lock: another download into this directory may have placed it meanwhile.
+            if _all_there(out_dir, root, entry, wanted):
+                done = True
+                return replace(installed, already=True)
+            _place_release(location, entry, wanted, out_dir, dev, cache_root)
             done = True
     finally:
-        cache.remove_tree(staging)
         if not done:
             _remove_empty(created)
     return installed
+
+
+def _all_there(out_dir: Path, root: Path, entry: Entry, wanted: list[tuple[str, str, int]]) -> bool:
+    """True (and said) when the tree and every wanted archive are in `out_dir`, intact; UsageError when something
+    else is in their place."""
+    have_tree = _existing_tree(root, entry)
+    present = [_existing_file(out_dir / name, digest) for name, digest, _ in wanted]
+    if have_tree and all(present):
+        log.info(f"✓ already there: {root} (and {', '.join(name for name, _, _ in wanted)})")
+        return True
+    return False
+
+
+def _make_output(out_dir: Path) -> list[Path]:
+    """Create `out_dir` (and its missing parents, returned deepest first); UsageError when it cannot be made or
+    written to."""
+    created = [d for d in (out_dir, *out_dir.parents) if not d.exists()]
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _remove_empty(created)
+        raise UsageError(f"-o {out_dir}: cannot create the directory: {exc.strerror or exc}",
+                         hint="name a directory you can create and write to") from None
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        _remove_empty(created)
+        raise UsageError(f"-o {out_dir}: the directory is not writable", hint="name a directory you can write to")
+    return created
+
+
+@contextlib.contextmanager
+def _output_lock(out_dir: Path) -> Iterator[None]:
+    """One download at a time into `out_dir`: a lock on the directory itself (nothing is written into it). The
+    others wait, then find what the first one placed."""
+    try:
+        fd = os.open(out_dir, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as exc:
+        raise UsageError(f"-o {out_dir}: cannot open the directory: {exc.strerror or exc}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info(f"waiting for another download into {out_dir} to finish ...")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _place_release(location: Location, entry: Entry, wanted: list[tuple[str, str, int]], out_dir: Path, dev: bool,
+                   cache_root: Path) -> None:
+    """Fetch, check and unpack what is missing in a hidden staging directory in `out_dir`, then rename it into place;
+    a failure at any point (Ctrl-C included) takes back what was placed. The caller holds the output lock."""
+    root = out_dir / entry.name
+    have_tree = _existing_tree(root, entry)
+    present = {name: _existing_file(out_dir / name, digest) for name, digest, _ in wanted}
+    _remove_stale_staging(out_dir, entry.name)
+    staging = out_dir / f".{entry.name}.download-{os.getpid()}"
+    cache.remove_tree(staging)
+    try:
+        (staging / "archives").mkdir(parents=True)
+    except OSError as exc:
+        cache.remove_tree(staging)
+        raise UsageError(f"-o {out_dir}: cannot write into the directory: {exc.strerror or exc}",
+                         hint="name a directory you can write to") from None
+    placed: list[tuple[Path, Path]] = []  # (where it is now, where it came from in staging)
+    old = staging / "old"
+    try:
+        archives: list[tuple[Path, bool]] = []  # (path, fetched now)
+        for name, digest, size in wanted:
+            if present[name]:
+                archives.append((out_dir / name, False))
+            else:
+                _fetch(location, name, staging / "archives" / name, digest, size, cache_root)
+                archives.append((staging / "archives" / name, True))
+        for path, _ in archives:
+            check_archive(path, entry, path.name)
+        log.info(f"  ✓ sha256 and size as release.json and {SUMS_NAME} give them; {RECORD_NAME} as the index "
+                 "gives it")
+        tree = staging / "tree"
+        if not have_tree:
+            unpack = [path for path, _ in archives]
+        elif dev and archives[1][1]:  # the -dev archive joins the tree unpacked by an earlier download
+            shutil.copytree(root, tree / entry.name, symlinks=True)
+            unpack = [archives[1][0]]
+        else:
+            unpack = []
+        for path in unpack:
+            _extract(path, tree, path.name)
+        if unpack and {p.name for p in tree.iterdir()} != {entry.name}:  # checked member by member: a last guard
+            raise ArchiveError(f"{entry.file}: expected one top directory {entry.name}/ inside")
+        # Into place: the tree first (an archive in out_dir means its files are in the tree), then the archives.
+        try:
+            if unpack:
+                if have_tree:
+                    root.rename(old)
+                (tree / entry.name).rename(root)
+                placed.append((root, tree / entry.name))
+            for path, fetched in archives:
+                if fetched:
+                    dest = out_dir / path.name
+                    if dest.exists() or dest.is_symlink():  # cannot be (we hold the lock): never overwrite it
+                        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(dest))
+                    path.rename(dest)
+                    placed.append((dest, path))
+        except OSError as exc:
+            raise UsageError(f"cannot put the download in place in {out_dir}: {exc.strerror or exc}"
+                             + (f" ({exc.filename})" if exc.filename else ""),
+                             hint="nothing was left in it; check the directory's permissions and space") from None
+    except BaseException:
+        for now, was in reversed(placed):  # take back what was placed: the directory is left as it was
+            with contextlib.suppress(OSError):
+                now.rename(was)
+        if old.exists() and not root.exists():
+            with contextlib.suppress(OSError):
+                old.rename(root)
+        raise
+    finally:
+        cache.remove_tree(staging)
 
 
 def download_artifact(*, source: str | None, release: str | None, python: str | None, target: str,
@@ -450,8 +564,25 @@ def download_artifact(*, source: str | None, release: str | None, python: str | 
     out_dir = (output or Path.cwd()).expanduser().resolve()
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"-o {out_dir} is a file, not a directory", hint="name a directory (it is created if missing)")
+    _check_output(out_dir)
     return download_release(location, python=python, target=target, out_dir=out_dir, dev=dev,
                             cache_root=cache_root())
+
+
+def _check_output(out_dir: Path) -> None:
+    """Before the network is used: `out_dir`, or the nearest of its parents that exists, is a directory this user
+    can write into (UsageError otherwise)."""
+    nearest = next((d for d in (out_dir, *out_dir.parents) if d.exists() or d.is_symlink()), None)
+    if nearest is None or nearest == out_dir:
+        if nearest is not None and not os.access(out_dir, os.W_OK | os.X_OK):
+            raise UsageError(f"-o {out_dir}: the directory is not writable", hint="name a directory you can write to")
+        return
+    if not nearest.is_dir():
+        raise UsageError(f"-o {out_dir}: cannot create it: {nearest} is a file, not a directory",
+                         hint="name a directory (it is created if missing)")
+    if not os.access(nearest, os.W_OK | os.X_OK):
+        raise UsageError(f"-o {out_dir}: cannot create it: {nearest} is not writable",
+                         hint="name a directory you can create and write to")
 
 
 def how_to_run(installed: Installed, cwd: Path | None = None) -> list[str]:

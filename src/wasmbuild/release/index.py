@@ -8,7 +8,8 @@ read: one entry per artifact that built, passed its smoke test and ended its tes
 
 `build_json_sha256` is the sha256 of the archive's BUILD.json member, the same bytes as `<name>.BUILD.json`
 beside it. The index is deterministic: artifacts sorted by file name, keys in this order. `load_index` reads it
-back, validated (what `wasmbuild download` and `wasmbuild verify` read).
+back, validated (what `wasmbuild download` and `wasmbuild verify` read): every size at most MAX_ARTIFACT_SIZE
+(1 GiB), no archive hidden or named like the directory it unpacks to.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ VERSION_RE = re.compile(r"^(\d+)\.(\d+)\.(\d+)(?:(a|b|rc)(\d+))?$")
 TRIPLE_RE = re.compile(r"^[a-z0-9_]+(?:-[a-z0-9_.]+)+$")
 TARGET_RE = re.compile(r"^[a-z0-9_]+$")
 COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
+# The largest archive an index may list (bytes): a release's archives are tens of MB. A reader never accepts, nor
+# keeps in its cache, more bytes than this for one file, whatever size an index claims.
+MAX_ARTIFACT_SIZE = 1 << 30  # 1 GiB
 
 
 def wasmbuild_commit(root: Path) -> str | None:
@@ -147,6 +151,21 @@ def _check_entry(entry: dict[str, Any]) -> tuple[str, str] | None:
     names = [entry["file"]] + [c["file"] for c in entry.get("companions", [])]
     if len(set(names)) != len(names):
         return "companions", f"an archive is named twice: {', '.join(names)}"
+    # The archives are kept beside the tree they unpack to (cpython-<version>-<triple>/): never named like the tree
+    # itself, never hidden (a downloader's staging directory is).
+    tree = f"cpython-{entry['python']}-{entry['triple']}"
+    for where, name in [("file", entry["file"]),
+                        *((f"companions[{i}].file", c["file"]) for i, c in enumerate(entry.get("companions", [])))]:
+        if name == tree:
+            return where, f"{name!r} is the name of the directory the archive unpacks to"
+        if name.startswith("."):
+            return where, f"expected an archive's file name, not a hidden one, got {name!r}"
+    sizes = [("size", entry["size"])] + [(f"companions[{i}].size", c["size"])
+                                         for i, c in enumerate(entry.get("companions", []))]
+    for where, size in sizes:
+        if size > MAX_ARTIFACT_SIZE:
+            return where, (f"{size} bytes is more than an archive may have ({MAX_ARTIFACT_SIZE} bytes, 1 GiB: "
+                           "MAX_ARTIFACT_SIZE)")
     kinds = [c["kind"] for c in entry.get("companions", [])]
     if len(set(kinds)) != len(kinds):
         return "companions", f"a kind is given twice: {', '.join(kinds)}"

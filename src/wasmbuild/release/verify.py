@@ -1,7 +1,10 @@
 """`wasmbuild verify ARTIFACT [--rebuild]`: check an artifact archive against what is published beside it, and
 optionally rebuild it from its recipe in a fresh cache and compare the bytes.
 
-Checks (each one printed; missing companion files are reported as not checked, never as passed):
+Checks (each one printed; missing companion files are reported as not checked, never as passed). An archive is
+verified only when something independent of it vouched for its bytes: SHA256SUMS, release.json, the SBOM or the
+rebuild. Its own record travels inside it (an altered archive carries an altered record along), so an archive
+with none of these beside it is "not verified" (NotVerified, a non-zero exit), whatever its record says.
   - the archive opens, its first file is BUILD.json, and the record's python.wasm sha256 and size match the member;
   - `<name>.BUILD.json` beside it has the same bytes as the member;
   - `SHA256SUMS` beside it lists the archive (and its -dev / -debuginfo companions present) with their sha256;
@@ -32,6 +35,15 @@ from wasmbuild.recipe import available_recipes, load_recipe, project_root
 from wasmbuild.record import RECORD_NAME
 from wasmbuild.release.index import INDEX_NAME, SBOM_SUFFIX, load_index
 from wasmbuild.release.sums import parse_sums
+from wasmbuild.schema import file_name_problem
+
+
+class NotVerified(VerifyError):
+    """Nothing independent of the archive could be checked: it is neither good nor bad, only unverified."""
+
+    def __init__(self, message: str, report: Report, *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.report = report
 
 
 @dataclass
@@ -39,9 +51,13 @@ class Report:
     passed: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    # The passed checks that compared the archive's bytes with something outside it (sums, index, SBOM, rebuild).
+    independent: list[str] = field(default_factory=list)
 
-    def check(self, ok: bool, what: str, detail: str = "") -> None:
+    def check(self, ok: bool, what: str, detail: str = "", *, independent: bool = False) -> None:
         (self.passed if ok else self.failed).append(what if ok or not detail else f"{what}: {detail}")
+        if ok and independent:
+            self.independent.append(what)
         log.info(f"  {'✓' if ok else '✕'} {what}" + (f": {detail}" if detail and not ok else ""))
 
     def skip(self, what: str) -> None:
@@ -88,10 +104,61 @@ def read_archive(path: Path) -> Contents:
         raise ArchiveError(f"{path}: its first file is not <top>/{RECORD_NAME}: not a wasmbuild artifact",
                            hint="give an archive made by wasmbuild (cpython-<version>-<triple>.tar.gz)")
     try:
-        json.loads(record_bytes)
-    except ValueError:
+        record = json.loads(record_bytes)
+    except (ValueError, RecursionError):
         raise ArchiveError(f"{path}: its {RECORD_NAME} is not valid JSON", hint="download it again") from None
+    if problem := record_problem(record):
+        raise ArchiveError(f"{path}: its {RECORD_NAME} is not a build record: {problem}",
+                           hint="give an archive made by wasmbuild, or download it again") from None
     return Contents(first_file.split("/", 1)[0], record_bytes, members)
+
+
+def record_problem(record: Any) -> str | None:
+    """Why `record` (a parsed BUILD.json) does not have the shape the checks read, None when it has."""
+    def kind(value: Any, types: type | tuple[type, ...], where: str, optional: bool = False) -> str | None:
+        if optional and value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, types):
+            names = " or ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
+            return f"{where}: expected {'a ' + names if names != 'dict' else 'a mapping'}, got {value!r:.60}"
+        return None
+
+    if p := kind(record, dict, "the record"):
+        return p
+    for where, value, types, optional in [
+        ("python", record.get("python"), dict, False),
+        ("target", record.get("target"), dict, False),
+        ("artifact", record.get("artifact"), dict, False),
+        ("inputs", record.get("inputs"), list, True),
+        ("patches", record.get("patches"), list, True),
+        ("toolchain", record.get("toolchain"), dict, True),
+        ("recipe", record.get("recipe"), str, True),
+    ]:
+        if p := kind(value, types, where, optional):
+            return p
+    artifact = record["artifact"]
+    for where, value, types, optional in [
+        ("python.version", record["python"].get("version"), str, False),
+        ("target.name", record["target"].get("name"), str, False),
+        ("target.triple", record["target"].get("triple"), str, False),
+        ("target.variant", record["target"].get("variant"), str, True),
+        ("artifact.python.wasm", artifact.get("python.wasm"), dict, False),
+        ("artifact.dev", artifact.get("dev"), str, True),
+        ("artifact.debuginfo", artifact.get("debuginfo"), str, True),
+        ("toolchain.route", (record.get("toolchain") or {}).get("route"), str, True),
+    ]:
+        if p := kind(value, types, where, optional):
+            return p
+    if p := kind(artifact["python.wasm"].get("sha256"), str, "artifact.python.wasm.sha256"):
+        return p
+    for key in ("inputs", "patches"):
+        for i, item in enumerate(record.get(key) or []):
+            if p := kind(item, dict, f"{key}[{i}]") or kind(item.get("sha256"), str, f"{key}[{i}].sha256", True):
+                return p
+    for key in ("dev", "debuginfo"):  # names of files beside the archive
+        if (name := artifact.get(key)) and file_name_problem(name):
+            return f"artifact.{key}: {file_name_problem(name)}, got {name!r:.60}"
+    return None
 
 
 def check_published(archive: Path, contents: Contents, report: Report) -> None:
@@ -123,9 +190,12 @@ def check_published(archive: Path, contents: Contents, report: Report) -> None:
     except DownloadError as exc:
         report.check(False, "SHA256SUMS is readable", exc.args[0])
         sums = None
+    except OSError as exc:
+        report.check(False, "SHA256SUMS is readable", exc.strerror or str(exc))
+        sums = None
     if sums is not None:
         report.check(sums.get(archive.name) == digest, f"SHA256SUMS lists {archive.name} with its sha256",
-                     f"SHA256SUMS says {sums.get(archive.name, 'nothing')}")
+                     f"SHA256SUMS says {sums.get(archive.name, 'nothing')}", independent=True)
         for comp in companions:
             if (dist / comp).is_file():
                 report.check(sums.get(comp) == cache.sha256_file(dist / comp), f"SHA256SUMS lists {comp} with its "
@@ -140,13 +210,15 @@ def check_published(archive: Path, contents: Contents, report: Report) -> None:
                        if a.file == archive.name]
         except DownloadError as exc:
             report.check(False, f"{INDEX_NAME} lists the archive", exc.args[0])
+        except OSError as exc:
+            report.check(False, f"{INDEX_NAME} lists the archive", f"cannot read it: {exc.strerror or exc}")
         else:
             if not entries:
                 report.check(False, f"{INDEX_NAME} lists the archive", "no entry for it")
             else:
                 e = entries[0]
                 report.check((e.sha256, e.size) == (digest, size), f"{INDEX_NAME} gives the archive's sha256 and "
-                             "size", f"index says {e.sha256}, {e.size} bytes")
+                             "size", f"index says {e.sha256}, {e.size} bytes", independent=True)
                 report.check(e.build_json_sha256 == hashlib.sha256(contents.record_bytes).hexdigest(),
                              f"{INDEX_NAME} gives the sha256 of the archive's {RECORD_NAME}", "it differs")
     else:
@@ -159,20 +231,30 @@ def check_published(archive: Path, contents: Contents, report: Report) -> None:
         report.skip(f"{sbom_file.name}: no SBOM beside the archive (not checked)")
 
 
-def _hashes(component: dict[str, Any]) -> set[str]:
-    return {h.get("content", "") for h in component.get("hashes", []) if h.get("alg") == "SHA-256"}
+def _hashes(component: Any) -> set[str]:
+    """The SHA-256 hashes of a CycloneDX component; ValueError when it is not shaped as one."""
+    hashes = component.get("hashes", []) if isinstance(component, dict) else None
+    if not isinstance(hashes, list) or not all(isinstance(h, dict) for h in hashes):
+        raise ValueError("a component without a list of hashes")
+    found = {h.get("content") for h in hashes if h.get("alg") == "SHA-256"}
+    if not all(isinstance(h, str) for h in found):
+        raise ValueError("a hash that is not a string")
+    return {h for h in found if isinstance(h, str)}
 
 
 def check_sbom(path: Path, digest: str, record: dict[str, Any], report: Report) -> None:
     try:
-        sbom = json.loads(path.read_text())
-        subject = sbom["metadata"]["component"]
-        listed = set().union(*(_hashes(c) for c in sbom.get("components", [])))
-    except (ValueError, KeyError, TypeError, AttributeError):
+        sbom = json.loads(path.read_bytes())
+        subject = _hashes(sbom["metadata"]["component"])
+        components = sbom.get("components", [])
+        if not isinstance(components, list):
+            raise ValueError("components is not a list")
+        listed = set().union(*(_hashes(c) for c in components))
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError, OSError):
         report.check(False, f"{path.name} is a CycloneDX SBOM", "not readable as one")
         return
-    report.check(digest in _hashes(subject), f"{path.name} describes this archive (its sha256)",
-                 f"it describes {', '.join(sorted(_hashes(subject))) or 'no hash'}")
+    report.check(digest in subject, f"{path.name} describes this archive (its sha256)",
+                 f"it describes {', '.join(sorted(subject)) or 'no hash'}", independent=True)
     wanted = {i["sha256"] for i in record.get("inputs", []) if i.get("sha256")}
     wanted |= {p["sha256"] for p in record.get("patches", []) if p.get("sha256")}
     missing = sorted(wanted - listed)
@@ -263,7 +345,7 @@ def rebuild_and_compare(archive: Path, contents: Contents, fetch_args: Sequence[
                 report.skip(f"{name}: not beside the archive (rebuild not compared)")
                 continue
             same = cache.sha256_file(given) == cache.sha256_file(dist / name)
-            report.check(same, f"rebuild: {name} is byte-identical", "it differs")
+            report.check(same, f"rebuild: {name} is byte-identical", "it differs", independent=name == archive.name)
             if not same:
                 differing.append(name)
                 try:
@@ -304,6 +386,16 @@ def verify(archive: Path, *, rebuild: bool, fetch: FetchOptions | None = None, k
         raise VerifyError(f"{archive.name}: {len(report.failed)} check(s) failed:\n"
                           + "\n".join(f"  - {f}" for f in report.failed),
                           hint="do not use this artifact; download it again from the release, or rebuild it")
+    if not report.independent:
+        name = archive.name.removesuffix(".tar.gz")
+        raise NotVerified(
+            f"{archive.name}: not verified: nothing beside it vouches for its bytes (no SHA256SUMS, {INDEX_NAME} or "
+            f"{name}{SBOM_SUFFIX} in {archive.parent}); its own {RECORD_NAME} was checked, but an altered archive "
+            "carries an altered record along",
+            report,
+            hint=f"put SHA256SUMS and {INDEX_NAME} (with {name}.BUILD.json and {name}{SBOM_SUFFIX}) from the release "
+            "it came from beside it, or fetch it with `wasmbuild download`, which checks them; or run `wasmbuild "
+            "verify --rebuild` to rebuild it and compare the bytes")
     log.info(f"✓ {archive.name}: {len(report.passed)} checks passed"
              + (f", {len(report.skipped)} not checked (files missing)" if report.skipped else ""))
     return report

@@ -59,6 +59,10 @@ WEB_LDFLAGS = (
     "-sINVOKE_RUN=0",
     f"-sEXPORTED_RUNTIME_METHODS={','.join(EXPORTED_RUNTIME_METHODS)}",
     f"-sEXPORTED_FUNCTIONS={','.join(EXPORTED_FUNCTIONS)}",
+    # No JavaScript from strings: emscripten_run_script* (reachable from Python through ctypes, as every JS library
+    # function of a MAIN_MODULE is) aborts instead of eval()ing its argument (Emscripten 3.1.69, src/settings.js
+    # DYNAMIC_EXECUTION; docs/platform-notes.md, "What the guest can reach").
+    "-sDYNAMIC_EXECUTION=0",
 )
 # The node link's flags a browser cannot have: the host's file system, the exit of the runtime after main(), the
 # pre-js copying process.env, and the runtime methods given above instead. NODERAWFS must be there: without it
@@ -79,8 +83,26 @@ if (!Module['locateFile']) {
 }
 """
 LOADER_NAME = "python.data.js"
+WEB_JS_LIBRARY_NAME = "wasmbuild-web-lib.js"
+# Emscripten library functions that load or run code, or read a URL, for the caller: a MAIN_MODULE links all of
+# Emscripten's JS library, and Python reaches every function of it through ctypes (ctypes.CDLL(None).name). CPython
+# calls none of them. emscripten_run_script* already abort with -sDYNAMIC_EXECUTION=0; these would add a <script>
+# of any URL to a page (eval() a file under node), run a script later, or fetch any URL (under node: read any host
+# file) into the guest.
+DISABLED_JS_FUNCTIONS = ("emscripten_async_run_script", "emscripten_async_load_script", "emscripten_async_wget",
+                         "emscripten_async_wget_data", "emscripten_async_wget2", "emscripten_async_wget2_data")
+# Linked with --js-library after Emscripten's own libraries, so these replace its definitions (their signatures
+# stay). system() (os.system, or libc's through ctypes) would run a shell command as the host user when the module
+# runs under node: it says "no shell" (ENOSYS), as it does in a browser. The others abort, as emscripten_run_script
+# does with -sDYNAMIC_EXECUTION=0 (the interpreter stops: the JS API rejects with a plain Error).
+WEB_JS_LIBRARY = """// wasmbuild (web variant): no shell; no script, no URL loaded for the guest.
+addToLibrary({
+  _emscripten_system: (command) => command ? -{{{ cDefs.ENOSYS }}} : 0,
+""" + "".join(f"  {name}: () => abort('wasmbuild: {name} is disabled in the web variant'),\n"
+              for name in DISABLED_JS_FUNCTIONS) + """});
+"""
 # Bump when the web link's commands change (invalidates the cached web links only).
-LINK_VERSION = 1
+LINK_VERSION = 2  # 2: -sDYNAMIC_EXECUTION=0 and WEB_JS_LIBRARY
 
 # What a browser cannot use, beyond the recipe's exclusions: the test suite and the tests inside packages (3.11
 # still has ctypes/test, unittest/test, distutils/tests; a path a version lacks excludes nothing), IDLE and Tk,
@@ -99,9 +121,11 @@ STDLIB_FORM = "smaller"
 API_MODULE = Path("web") / "_wasmbuild_web.py"
 
 
-def web_link_argv(node_argv: Sequence[str], output: Path, pre_js: Sequence[Path]) -> list[str]:
+def web_link_argv(node_argv: Sequence[str], output: Path, pre_js: Sequence[Path],
+                  js_libraries: Sequence[Path] = ()) -> list[str]:
     """The web link from CPython's link of python.js (`node_argv`, as its Makefile runs it): the node-only flags
-    and the node pre-js out, `output` (python.mjs) instead of python.js, the web flags and `pre_js` added."""
+    and the node pre-js out, `output` (python.mjs) instead of python.js, the web flags, `pre_js` and
+    `js_libraries` added."""
     argv = list(node_argv)
     if REQUIRED_NODE_FLAG not in argv:
         raise BuildError(f"CPython's link of python.js has no {REQUIRED_NODE_FLAG}: not the node link the web "
@@ -114,7 +138,7 @@ def web_link_argv(node_argv: Sequence[str], output: Path, pre_js: Sequence[Path]
     argv[at + 1] = str(output)
     kept = [a for a in argv if a not in NODE_ONLY_FLAGS
             and not (a.startswith("--pre-js=") and Path(a.removeprefix("--pre-js=")).name == PRE_JS_NAME)]
-    return [*kept, *WEB_LDFLAGS, *(f"--pre-js={p}" for p in pre_js)]
+    return [*kept, *WEB_LDFLAGS, *(f"--pre-js={p}" for p in pre_js), *(f"--js-library={p}" for p in js_libraries)]
 
 
 def node_link_argv(host: HostBuild, make_args: Sequence[str], env: dict[str, str], log_file: Path) -> list[str]:
@@ -133,14 +157,19 @@ def node_link_argv(host: HostBuild, make_args: Sequence[str], env: dict[str, str
     return shlex.split(lines[0])
 
 
+def link_key_inputs() -> dict[str, Any]:
+    """What changes the web link besides the host build and the pre-js files (also part of the stage key: a
+    staged tree holds the link's python.mjs and python.wasm)."""
+    return {"v": LINK_VERSION, "ldflags": WEB_LDFLAGS, "removed": NODE_ONLY_FLAGS, "js_library": WEB_JS_LIBRARY}
+
+
 def link(ctx: Context, host: HostBuild, env: dict[str, str], pre_js: Sequence[Path]) -> Path:
-    """python.mjs + python.wasm relinked from the host build with the web flags, in the host build's environment
-    `env`: a cache entry (links/) keyed by the host build, the flags and the pre-js files, made once."""
+    """python.mjs + python.wasm relinked from the host build with the web flags and WEB_JS_LIBRARY, in the host
+    build's environment `env`: a cache entry (links/) keyed by the host build, the flags, the JS library and the
+    pre-js files, made once."""
     key = cache.hash_key({
-        "v": LINK_VERSION,
+        **link_key_inputs(),
         "host": host.key,
-        "ldflags": WEB_LDFLAGS,
-        "removed": NODE_ONLY_FLAGS,
         "pre_js": [{"name": p.name, "sha256": cache.sha256_file(p)} for p in pre_js],
         "make_args": list(ctx.target.make_args),
     })
@@ -151,7 +180,10 @@ def link(ctx: Context, host: HostBuild, env: dict[str, str], pre_js: Sequence[Pa
     logf = ctx.log_file(f"link-web-{ctx.target.triple}")
     with log.step(f"Link CPython {ctx.recipe.version} for the web from the {ctx.target.triple} build (log: {logf})"), \
             cache.fresh_entry(entry, key):
-        argv = web_link_argv(node_link_argv(host, ctx.target.make_args, env, logf), entry / MODULE, pre_js)
+        js_library = entry / WEB_JS_LIBRARY_NAME
+        js_library.write_text(WEB_JS_LIBRARY)
+        argv = web_link_argv(node_link_argv(host, ctx.target.make_args, env, logf), entry / MODULE, pre_js,
+                             [js_library])
         # A response file: the link names hundreds of objects (the log has them, the console the short form).
         rsp = entry / "link.rsp"
         rsp.write_text(shlex.join(argv[1:]) + "\n")
@@ -218,7 +250,8 @@ class EmscriptenWeb(Emscripten):
 
     def stage_key(self, ctx: Context) -> dict[str, Any]:
         return {"variant": self.variant, "exclude": WEB_EXCLUDE, "form": STDLIB_FORM, "pre_js": WEB_PRE_JS,
-                "web_module": hashlib.sha256(web_module(ctx.root).read_bytes()).hexdigest()}
+                "web_module": hashlib.sha256(web_module(ctx.root).read_bytes()).hexdigest(),
+                "link": link_key_inputs()}
 
     def stdlib_exclude(self, recipe: Recipe) -> tuple[str, ...]:
         return (*recipe.stdlib_exclude, *(e for e in WEB_EXCLUDE if e not in recipe.stdlib_exclude))
@@ -284,7 +317,9 @@ class EmscriptenWeb(Emscripten):
         """The node build's configure record, and what the web link changes in CPython's link of python.js."""
         return {**host.configure, "web_link": {"removed": list(NODE_ONLY_FLAGS), "added": list(WEB_LDFLAGS),
                                                "pre_js": [WEB_PRE_JS_NAME, f"{LOADER_NAME} (file_packager)"],
-                                               "web_pre_js": WEB_PRE_JS}}
+                                               "web_pre_js": WEB_PRE_JS,
+                                               "js_library": [WEB_JS_LIBRARY_NAME],
+                                               "web_js_library": WEB_JS_LIBRARY}}
 
     def record_stdlib(self, recipe: Recipe) -> dict[str, Any]:
         return {"exclude": list(self.stdlib_exclude(recipe)), "pyc": "unchecked-hash", "form": STDLIB_FORM}

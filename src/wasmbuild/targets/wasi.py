@@ -56,6 +56,12 @@ def sdk_tools(sdk: Path, triple: str) -> dict[str, str]:
     return env
 
 
+def sdk_cc(sdk: Path, triple: str) -> list[str]:
+    """The SDK's clang for `triple` as an argv (what sdk_tools' CC says as one string for configure): a path
+    with spaces in it stays one word."""
+    return [str(sdk / "bin" / TOOLS["CC"]), f"--target={triple}", f"--sysroot={sdk / 'share' / 'wasi-sysroot'}"]
+
+
 class Wasi(Target):
     name = "wasi"
     host_outputs = ("python.wasm",)
@@ -125,7 +131,7 @@ class Wasi(Target):
         (python-X.Y-embed.pc), registered with PyImport_AppendInittab before Py_BytesMain, linked against the
         kit's libpython and libraries, stripped like the artifact's own."""
         embed = read_pc(tree / "lib" / "pkgconfig" / f"python-{short}-embed.pc")
-        cc = shlex.split(sdk_tools(tc.path, triple)["CC"])
+        cc = sdk_cc(tc.path, triple)
         cflags = ["-O2", *shlex.split(embed.get("Cflags", "")), f"-ffile-prefix-map={tc.path}=/wasi-sdk",
                   f"-ffile-prefix-map={work}=/build"]
         objects = []
