@@ -3,7 +3,8 @@
 // window.__wasmbuild is for tests and the curious: ready (a prompt is shown), firstPromptMs (performance.now() when
 // the first prompt appeared: milliseconds since navigation start), busy, error, version, runs, frames (a
 // requestAnimationFrame counter: it advances while Python runs, the page is responsive), progress, output().
-// `?index=URL` loads python.mjs/.wasm/.data from another directory.
+// `?index=URL` loads python.mjs/.wasm/.data from another directory of this page's own server (worker.mjs refuses
+// another origin).
 
 const $ = (id) => document.getElementById(id);
 const output = $('output');

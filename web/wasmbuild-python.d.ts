@@ -58,4 +58,17 @@ export class PythonError extends Error {
   pythonMessage: string;
 }
 
+/**
+ * Loads CPython (python.mjs, python.wasm, python.data) and initialises it.
+ *
+ * What Python can reach. This interpreter is contained by the JavaScript realm it runs in, not by a sandbox of its
+ * own: in a browser, by the browser's sandbox — the page's origin (what the worker's or page's own scripts may
+ * fetch or store there), no host files, no processes — so load it in a Web Worker, and give code you do not trust a
+ * worker of an origin that holds nothing else. Python cannot run JavaScript from a string (the module is linked
+ * with -sDYNAMIC_EXECUTION=0: emscripten_run_script* reached through ctypes abort the interpreter), start a shell
+ * command (os.system returns -1) or load a script or a URL through Emscripten's library (aborts). Under node it
+ * runs with the rights of the node process and the user running it; it sees Emscripten's in-memory file system
+ * only, but node is no sandbox: for untrusted code on a server use the WASI artifact under wasmtime
+ * (`wasmbuild run`), which is one.
+ */
 export function loadPython(options?: LoadPythonOptions): Promise<Python>;

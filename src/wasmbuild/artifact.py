@@ -412,5 +412,5 @@ def run_artifact(artifact: Path, args: Sequence[str], cache_root: Path, *,
     with tempfile.TemporaryDirectory(prefix="wasmbuild-lib-", dir=os.environ.get("TMPDIR")) as tmp:
         lib = Path(tmp) / "lib"
         copy_tree(root / "lib", lib)
-        return runtime.run(args, cache_root, mounts, env=env, timeout=timeout, max_memory=max_memory, lib=lib,
-                           exit_when_stuck=True)
+        # A guest stuck past --timeout is left behind (not os._exit) so that its copy is still removed here.
+        return runtime.run(args, cache_root, mounts, env=env, timeout=timeout, max_memory=max_memory, lib=lib)

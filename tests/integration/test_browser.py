@@ -438,6 +438,23 @@ def test_a_failure_below_python_starts_a_new_interpreter(page):
 
 
 @NEEDS_CHROMIUM
+def test_python_cannot_run_javascript_in_the_worker(page):
+    """emscripten_run_script through ctypes aborts the module (-sDYNAMIC_EXECUTION=0) instead of evaluating its
+    JavaScript in the worker: the fetch it asks for never reaches the server, and the page starts a new
+    interpreter."""
+    page.wait(lambda s: s["ready"] and not s["busy"] and s["inputShown"], 60, "the prompt")
+    page.enter("import ctypes")
+    runs = page.hooks()["runs"]
+    page.type("ctypes.CDLL(None).emscripten_run_script(b\"fetch('/guest-ran-javascript')\")")
+    page.wait(lambda s: s["runs"] > runs or not s["ready"], 60, "the abort")
+    page.wait(lambda s: s["ready"] and not s["busy"] and s["inputShown"], 60, "the new interpreter")
+    assert any("the interpreter stopped working" in line for line in page.classes("stderr"))
+    time.sleep(1)
+    assert not [line for line in page.requests if "guest-ran-javascript" in line]
+    assert page.enter("6 * 7")[-1] == "42"
+
+
+@NEEDS_CHROMIUM
 def test_a_failed_download_is_shown_on_the_page(web_root, browser, tmp_path):
     """The page served without python.data (the real serve code, in a thread): an error on the page, no hang."""
     site = serve.assemble(web_root, ROOT / "web", tmp_path / "site")

@@ -12,8 +12,8 @@ import time
 
 import pytest
 import wasmtime
-
 from tests.unit.test_runner import artifact_tar
+
 from wasmbuild import artifact, cache
 from wasmbuild.engines import TIMEOUT_EXIT, wasmtime_api, wasmtime_cli
 
@@ -184,6 +184,19 @@ def test_wasmbuild_run_with_timeout_ends_a_blocked_guest_with_124(tmp_path, gues
     assert elapsed < 2 + wasmtime_api.TIMEOUT_GRACE + 4
     assert "ran longer than --timeout 2 s and was stopped" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_stuck_guest_with_a_private_lib_ends_with_124_and_its_copy_is_removed(tmp_path, monkeypatch):
+    archive = tmp_path / "sleep.tar.gz"
+    artifact_tar(archive, {"python.wasm": wasmtime.wat2wasm(SLEEP), "lib/python3.13/os.py": OS_PY})
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    start = time.monotonic()
+    assert artifact.run_artifact(archive, [], tmp_path / "cache", dirs=[], private_lib=True, timeout=2) \
+        == TIMEOUT_EXIT
+    assert time.monotonic() - start < 60  # a first compilation included
+    assert list(scratch.iterdir()) == []
 
 
 # --- class 3: a bundle sees only what it is given ---------------------------------------------------------------

@@ -10,11 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests.unit.test_targets import BUILD_TRIPLE, fake_host, fake_web_build, make_ctx
 
 from wasmbuild import cli, pipeline
 from wasmbuild.cli import run as cli_run
 from wasmbuild.targets import emscripten_web, get_target
-from tests.unit.test_targets import BUILD_TRIPLE, fake_host, fake_web_build, make_ctx
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -106,9 +106,13 @@ def test_the_web_link_has_no_dynamic_execution_and_replaces_system_and_script_lo
     # The JS library comes after Emscripten's own (user libraries are read last: their definitions win).
     assert argv[-1] == f"--js-library={lib}"
     text = emscripten_web.WEB_JS_LIBRARY
-    assert "_emscripten_system:" in text and "cDefs.ENOSYS" in text
-    assert "emscripten_async_load_script:" in text and "abort(" in text
-    assert "eval" not in text.replace("no dynamic execution", "")
+    assert "_emscripten_system: (command) => command ? -{{{ cDefs.ENOSYS }}} : 0," in text  # system(): no shell
+    assert "_emscripten_system__postset: 'readBinary = undefined;'," in text  # dlopen: the module's files only
+    for name in ("emscripten_async_run_script", "emscripten_async_load_script", "emscripten_async_wget",
+                 "emscripten_async_wget_data", "emscripten_async_wget2", "emscripten_async_wget2_data",
+                 "_emscripten_dlopen_js"):
+        assert f"  {name}: () => abort('wasmbuild: {name} is disabled in the web variant'),\n" in text
+    assert text.startswith("//") and text.rstrip().endswith("});") and "eval" not in text
 
 
 def test_the_web_record_lists_the_flag_and_the_js_library(tmp_path, monkeypatch):

@@ -90,17 +90,25 @@ WEB_JS_LIBRARY_NAME = "wasmbuild-web-lib.js"
 # of any URL to a page (eval() a file under node), run a script later, or fetch any URL (under node: read any host
 # file) into the guest.
 DISABLED_JS_FUNCTIONS = ("emscripten_async_run_script", "emscripten_async_load_script", "emscripten_async_wget",
-                         "emscripten_async_wget_data", "emscripten_async_wget2", "emscripten_async_wget2_data")
+                         "emscripten_async_wget_data", "emscripten_async_wget2", "emscripten_async_wget2_data",
+                         "_emscripten_dlopen_js")
 # Linked with --js-library after Emscripten's own libraries, so these replace its definitions (their signatures
 # stay). system() (os.system, or libc's through ctypes) would run a shell command as the host user when the module
 # runs under node: it says "no shell" (ENOSYS), as it does in a browser. The others abort, as emscripten_run_script
-# does with -sDYNAMIC_EXECUTION=0 (the interpreter stops: the JS API rejects with a plain Error).
-WEB_JS_LIBRARY = """// wasmbuild (web variant): no shell; no script, no URL loaded for the guest.
+# does with -sDYNAMIC_EXECUTION=0 (the interpreter stops: the JS API rejects with a plain Error); the asynchronous
+# dlopen (emscripten_dlopen, which fetches) among them. dlopen() loads only files in the module's file system:
+# otherwise Emscripten reads the name with readBinary, a host path under node (fs.readFileSync) and any URL from a
+# worker (synchronous XMLHttpRequest). The postset runs after the shell has set readBinary, before the module is
+# instantiated (python.wasm comes from wasmBinary or readAsync, never readBinary, when readAsync works).
+WEB_JS_LIBRARY = ("// wasmbuild (web variant): no shell; no script, no URL, no file outside the module's file system "
+                  """loaded for
+// the guest.
 addToLibrary({
   _emscripten_system: (command) => command ? -{{{ cDefs.ENOSYS }}} : 0,
+  _emscripten_system__postset: 'readBinary = undefined;',
 """ + "".join(f"  {name}: () => abort('wasmbuild: {name} is disabled in the web variant'),\n"
               for name in DISABLED_JS_FUNCTIONS) + """});
-"""
+""")
 # Bump when the web link's commands change (invalidates the cached web links only).
 LINK_VERSION = 2  # 2: -sDYNAMIC_EXECUTION=0 and WEB_JS_LIBRARY
 
