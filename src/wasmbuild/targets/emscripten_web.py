@@ -99,7 +99,8 @@ DISABLED_JS_FUNCTIONS = ("emscripten_async_run_script", "emscripten_async_load_s
 # dlopen (emscripten_dlopen, which fetches) among them. dlopen() loads only files in the module's file system:
 # otherwise Emscripten reads the name with readBinary, a host path under node (fs.readFileSync) and any URL from a
 # worker (synchronous XMLHttpRequest). The postset runs after the shell has set readBinary, before the module is
-# instantiated (python.wasm comes from wasmBinary or readAsync, never readBinary, when readAsync works).
+# instantiated (python.wasm comes from wasmBinary or readAsync, never readBinary, when readAsync works). The
+# emptied __deps: Emscripten warns of a user library function depending on its internal $dlSetError.
 WEB_JS_LIBRARY = ("// wasmbuild (web variant): no shell; no script, no URL, no file outside the module's file system "
                   """loaded for
 // the guest.
@@ -107,7 +108,8 @@ addToLibrary({
   _emscripten_system: (command) => command ? -{{{ cDefs.ENOSYS }}} : 0,
   _emscripten_system__postset: 'readBinary = undefined;',
 """ + "".join(f"  {name}: () => abort('wasmbuild: {name} is disabled in the web variant'),\n"
-              for name in DISABLED_JS_FUNCTIONS) + """});
+              for name in DISABLED_JS_FUNCTIONS) + """  _emscripten_dlopen_js__deps: [],
+});
 """)
 # Bump when the web link's commands change (invalidates the cached web links only).
 LINK_VERSION = 2  # 2: -sDYNAMIC_EXECUTION=0 and WEB_JS_LIBRARY
