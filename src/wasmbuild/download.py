@@ -10,9 +10,9 @@ over on a plain `200`. Within one call the retries resume; with `partial=` (a st
 `fetch()` keeps them beside the cache entry (`.<name>.partial`), `wasmbuild download` under the cache's
 `releases/partial/`. Bytes whose final hash does not match are deleted.
 
-Every transfer, small documents (`read_url`) included, is bounded: a size limit, and a throughput guard
-(MIN_RATE bytes/s averaged over RATE_WINDOW, WASMBUILD_MIN_RATE) that ends a server dripping its body a byte at a
-time within the per-read timeout.
+Every transfer, small documents (`read_url`) included, is bounded: a size limit, a deadline for the response's
+status line and headers (HEAD_DEADLINE), and a throughput guard (MIN_RATE bytes/s averaged over RATE_WINDOW,
+WASMBUILD_MIN_RATE) that ends a server dripping its body a byte at a time within the per-read timeout.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import hashlib
 import os
 import re
 import shutil
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -46,6 +47,9 @@ CHUNK = 1 << 16
 TIMEOUT = (15, 60)  # connect, read (seconds): the longest silence tolerated
 MIN_RATE = 16 << 10  # bytes/s averaged over RATE_WINDOW, else the transfer is aborted; WASMBUILD_MIN_RATE, 0 = off
 RATE_WINDOW = 30.0  # seconds
+# The response's status line and headers must arrive within this (seconds): the per-read timeout alone lets a server
+# drip them a byte at a time for ever.
+HEAD_DEADLINE = 60.0
 MAX_UNSIZED = 8 << 30  # bytes: the ceiling for an input pinned without a size or max_size
 RETRIES = 3
 BACKOFF = 1.0  # seconds; doubled after each failed attempt
@@ -238,7 +242,7 @@ def _fetch_once(url: str, tmp: Path, sha256: str, size: int | None, label: str, 
         whole = offset > 0 and offset == size
         headers = {**HEADERS, "Range": f"bytes={offset}-"} if offset and not whole else HEADERS
         try:
-            response = None if whole else requests.get(url, stream=True, timeout=TIMEOUT, headers=headers)
+            response = None if whole else _get(url, headers)
         except requests.exceptions.RequestException as exc:
             raise _request_error(url, exc) from None
         with contextlib.nullcontext() if response is None else response:
@@ -379,12 +383,45 @@ def download(url: str, dest: Path, sha256: str, size: int | None = None, *, max_
             _remove_empty(created_partial)
 
 
+def _get(url: str, headers: dict[str, str]) -> requests.Response:
+    """`requests.get(url, stream=True)` whose response head (status line and headers) must arrive within
+    HEAD_DEADLINE: the request runs on a daemon thread; past the deadline it is abandoned (a response that still
+    arrives is closed) and the attempt fails as a transient DownloadError."""
+    import requests
+
+    result: dict[str, object] = {}
+    abandoned = threading.Event()
+
+    def call() -> None:
+        try:
+            response = requests.get(url, stream=True, timeout=TIMEOUT, headers=headers)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            result["error"] = exc
+            return
+        result["response"] = response
+        if abandoned.is_set():
+            response.close()
+
+    thread = threading.Thread(target=call, name="wasmbuild-http-get", daemon=True)
+    thread.start()
+    thread.join(HEAD_DEADLINE)
+    if thread.is_alive():
+        abandoned.set()
+        raise DownloadError(f"{url}: no complete response head (status line and headers) within "
+                            f"{HEAD_DEADLINE:g} s: the server is stalling or too slow")
+    if "error" in result:
+        raise result["error"]  # type: ignore[misc]
+    response = result["response"]
+    assert isinstance(response, requests.Response)
+    return response
+
+
 def _read_once(url: str, limit: int, rate: int) -> bytes:
     import requests
     import urllib3
 
     try:
-        response = requests.get(url, stream=True, timeout=TIMEOUT, headers=HEADERS)
+        response = _get(url, HEADERS)
     except requests.exceptions.RequestException as exc:
         raise _request_error(url, exc) from None
     with response:

@@ -294,3 +294,64 @@ def test_an_output_directory_that_cannot_be_created_is_one_usage_error(rel, tmp_
     assert code == UsageError.exit_code and "Traceback" not in err
     assert f"error: -o {tmp_path / 'new'}: cannot create the directory: Permission denied" in err
     assert not (tmp_path / "new").exists()
+
+
+class HeadDripper:
+    """A server on 127.0.0.1 that accepts connections and drips its status line a byte at a time (every 0.1 s),
+    never finishing the headers: each read by the client is within the read timeout, the head never ends."""
+
+    def __init__(self) -> None:
+        import socket
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.sock.settimeout(0.2)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}/release.json"
+
+    def _serve(self) -> None:
+        conns = []
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+                conns.append(conn)
+            except OSError:
+                pass
+            for c in list(conns):
+                try:
+                    c.send(b"H")
+                except OSError:
+                    conns.remove(c)
+            time.sleep(0.1)
+        for c in conns:
+            c.close()
+        self.sock.close()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(5)
+
+
+@pytest.mark.parametrize("how", ["read_url", "download"])
+def test_a_server_dripping_its_response_head_is_cut_at_the_head_deadline(tmp_path, monkeypatch, how):
+    """The per-read timeout alone let a server drip its status line and headers for ever (issue 20, class 4)."""
+    monkeypatch.setattr(download, "HEAD_DEADLINE", 0.5)
+    monkeypatch.setattr(download, "BACKOFF", 0.01)
+    server = HeadDripper()
+    try:
+        start = time.monotonic()
+        with pytest.raises(DownloadError, match="no complete response head .* within 0.5 s"):
+            if how == "read_url":
+                download.read_url(server.url, 1 << 20, retries=2)
+            else:
+                download.download(server.url, tmp_path / "f", "0" * 64, 10)
+        assert time.monotonic() - start < 10
+        assert not (tmp_path / "f").exists()
+    finally:
+        server.close()
