@@ -32,10 +32,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--max-memory", type=_size, metavar="SIZE",
                    help="the guest's memory limit in bytes; suffixes K, M, G (KiB, MiB, GiB) e.g. 512M")
     r.add_argument("--private-lib", action="store_true",
-                   help="give a WASI guest its own linked copy of the standard library (for parallel test workers)")
+                   help="give a WASI guest its own writable copy of the standard library (for parallel test "
+                   "workers; without it /lib is read-only)")
     r.add_argument("--engine", choices=("auto", "api"), default="auto",
-                   help="how a WASI guest runs: auto hands a run without --timeout/--max-memory to the pinned "
-                   "wasmtime CLI when it is in the cache (faster start), api always uses wasmtime's Python API")
+                   help="how a bundle runs: auto hands a run without --timeout/--max-memory to the pinned wasmtime "
+                   "CLI when it is in the cache (faster start), api always uses wasmtime's Python API; an artifact "
+                   "always runs with the API (its /lib read-only, which the CLI cannot mount)")
 
     s = sub.add_parser("smoke-test", help="smoke-test a built artifact (archive or directory)")
     s.add_argument("artifact", type=_path)
