@@ -133,6 +133,30 @@ def test_an_unpacked_tree_changed_in_the_cache_is_not_trusted_but_unpacked_again
     assert "was changed" not in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("change", ["touch", "link"])
+def test_a_tree_whose_stat_moved_is_checked_against_its_manifest(write_lib_archive, tmp_path, capsys, monkeypatch,
+                                                                  change):
+    """Only the stat changed (a file touched): the contents are the manifest's, so the tree is trusted again without
+    unpacking; a symbolic link added is a change of content, so the tree is unpacked again."""
+    cache_root = tmp_path / "cache"
+    root = artifact.unpack_artifact(write_lib_archive, cache_root)
+    os_py = root / "lib" / "python3.13" / "os.py"
+    if change == "touch":
+        os.utime(os_py, ns=(0, 0))
+    else:
+        (root / "lib" / "python3.13" / "evil.py").symlink_to("/etc/hostname")
+    inode = os_py.stat().st_ino
+    assert artifact.unpack_artifact(write_lib_archive, cache_root) == root
+    err = capsys.readouterr().err
+    if change == "touch":
+        assert "was changed" not in err and os_py.stat().st_ino == inode  # not unpacked again
+        monkeypatch.setattr(artifact, "_content_unchanged", lambda *a: pytest.fail("checked again"))
+        assert artifact.unpack_artifact(write_lib_archive, cache_root) == root  # the new fingerprint is recorded
+    else:
+        assert "was changed after it was unpacked" in err
+        assert not (root / "lib" / "python3.13" / "evil.py").is_symlink()
+
+
 def test_the_manifest_records_every_files_size_and_sha256(write_lib_archive, tmp_path):
     root = artifact.unpack_artifact(write_lib_archive, tmp_path / "cache")
     manifest = json.loads((root.parent / artifact.MANIFEST_NAME).read_text())
