@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -51,3 +52,16 @@ def web_dist(tmp_path_factory) -> Path:
     dist = tmp_path_factory.mktemp("web-dist")
     wasmbuild("build", "--target", "emscripten", "--variant", "web", "--dist-dir", str(dist))
     return dist
+
+
+@pytest.fixture(scope="session")
+def web_root(web_dist, tmp_path_factory) -> Path:
+    """The web artifact of web_dist unpacked once (the tree the browser, JS API and serve tests read)."""
+    from wasmbuild.archive import safe_extract
+
+    (archive,) = web_dist.glob("cpython-*-wasm32-emscripten-web.tar.gz")
+    dest = tmp_path_factory.mktemp("web-unpacked")
+    with tarfile.open(archive) as tar:
+        safe_extract(tar, dest)
+    (root,) = dest.iterdir()
+    return root

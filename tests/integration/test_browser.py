@@ -45,15 +45,6 @@ def web_archive(web_dist) -> Path:
 
 
 @pytest.fixture(scope="module")
-def web_root(web_archive, tmp_path_factory) -> Path:
-    dest = tmp_path_factory.mktemp("web-unpacked")
-    with tarfile.open(web_archive) as tar:
-        safe_extract(tar, dest)
-    (root,) = dest.iterdir()
-    return root
-
-
-@pytest.fixture(scope="module")
 def npm_tarball(web_dist, web_archive) -> Path:
     """The build's npm package (wasmbuild npm-pack makes it when the build has not)."""
     found = [p for p in web_dist.iterdir() if is_npm_tarball(p.name)]

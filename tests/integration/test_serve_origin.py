@@ -8,7 +8,6 @@ import contextlib
 import functools
 import http.server
 import shutil
-import tarfile
 import threading
 import time
 from collections.abc import Iterator
@@ -18,21 +17,10 @@ import pytest
 
 from tests.integration.conftest import ROOT
 from wasmbuild import serve
-from wasmbuild.archive import safe_extract
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
                                 reason="Debian's chromium and chromium-driver are not installed")
-
-
-@pytest.fixture(scope="module")
-def web_root(web_dist, tmp_path_factory) -> Path:
-    (archive,) = web_dist.glob("cpython-*-wasm32-emscripten-web.tar.gz")
-    dest = tmp_path_factory.mktemp("web-unpacked")
-    with tarfile.open(archive) as tar:
-        safe_extract(tar, dest)
-    (root,) = dest.iterdir()
-    return root
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,7 @@ import subprocess
 import tarfile
 from pathlib import Path
 
-import pytest
-
 from tests.integration.conftest import wasmbuild
-from wasmbuild.archive import safe_extract
 
 VERSION = "3.13.15"
 NAME = f"cpython-{VERSION}-wasm32-emscripten-web"
@@ -25,14 +22,6 @@ py._Py_Initialize();
 const status = py.ccall('PyRun_SimpleString', 'number', ['string'], [process.argv[2]]);
 if (py._Py_FinalizeEx() !== 0 || status !== 0) process.exit(1);
 """
-
-
-@pytest.fixture(scope="session")
-def unpacked(web_dist, tmp_path_factory) -> Path:
-    dest = tmp_path_factory.mktemp("web-unpacked")
-    with tarfile.open(web_dist / f"{NAME}.tar.gz") as tar:
-        safe_extract(tar, dest)
-    return dest / NAME
 
 
 def node() -> str:
@@ -65,16 +54,16 @@ def test_archive_layout_and_record(web_dist):
     assert f"  {NAME}.tar.gz" in sums and f"  {NAME}.BUILD.json" in sums
 
 
-def test_the_js_api_initialises_python_under_node(unpacked, tmp_path):
+def test_the_js_api_initialises_python_under_node(web_root, tmp_path):
     # From another directory: python.wasm and python.data are found beside python.mjs.
-    proc = run_node(unpacked / "python.mjs", "import sys, zlib, sqlite3, json, decimal; print(sys.platform)",
+    proc = run_node(web_root / "python.mjs", "import sys, zlib, sqlite3, json, decimal; print(sys.platform)",
                     tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip() == "emscripten"
     assert proc.stderr == ""
 
 
-def test_the_file_package_holds_what_a_browser_can_use(unpacked, tmp_path):
+def test_the_file_package_holds_what_a_browser_can_use(web_root, tmp_path):
     code = """
 import os, sys, ctypes, lzma, bz2, _wasmbuild_web
 lib = '/lib/python3.13'
@@ -91,15 +80,15 @@ assert sys.prefix == sys.exec_prefix == '/' and os.getcwd() == '/'
 assert not os.path.exists('/etc/passwd')  # no NODERAWFS: the in-memory file system only
 print('ok', len(sourceless))
 """
-    proc = run_node(unpacked / "python.mjs", code, tmp_path)
+    proc = run_node(web_root / "python.mjs", code, tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
     assert proc.stdout.startswith("ok ")
 
 
-def test_no_build_paths_in_the_artifact(unpacked):
+def test_no_build_paths_in_the_artifact(web_root):
     cache_dir = os.environ.get("WASMBUILD_CACHE_DIR", str(Path.home() / ".cache" / "wasmbuild"))
     for name in ("python.mjs", "python.wasm", "python.data"):
-        assert cache_dir.encode() not in (unpacked / name).read_bytes()
+        assert cache_dir.encode() not in (web_root / name).read_bytes()
 
 
 def test_a_web_artifact_is_smoke_tested_but_not_run_as_a_command(web_dist):

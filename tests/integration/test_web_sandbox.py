@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import tarfile
 from pathlib import Path
 
 import pytest
 
 from tests.integration.test_web import NAME, node
-from wasmbuild.archive import safe_extract
 
 pytestmark = pytest.mark.integration
 
@@ -34,11 +32,8 @@ process.stdout.write(JSON.stringify({ status, error, out, err }) + '\\n');
 
 
 @pytest.fixture(scope="module")
-def python_mjs(web_dist, tmp_path_factory) -> Path:
-    dest = tmp_path_factory.mktemp("web-sandbox")
-    with tarfile.open(web_dist / f"{NAME}.tar.gz") as tar:
-        safe_extract(tar, dest)
-    return dest / NAME / "python.mjs"
+def python_mjs(web_root) -> Path:
+    return web_root / "python.mjs"
 
 
 def run(python_mjs: Path, code: str, cwd: Path) -> dict:
