@@ -193,9 +193,9 @@ def parse_wheel_name(filename: str) -> dict[str, Any]:
     version = ".".join(map(str, sys.version_info[:2]))
     if "none" not in abis or "any" not in platforms:
         raise WheelError(f"{filename}: its tag {tag} is a platform wheel's (compiled code for {parts['platform']}, "
-                         f"ABI {parts['abi']}): this interpreter (CPython {version} for wasm32-emscripten, in the "
-                         f"browser) cannot load platform wheels, only pure-Python ones (py3-none-any); install the "
-                         f"project's py3-none-any wheel, if it publishes one")
+                         f"ABI {parts['abi']}): this interpreter (CPython {version} for wasm32-emscripten) cannot "
+                         f"load platform wheels, only pure-Python ones (py3-none-any); install the project's "
+                         f"py3-none-any wheel, if it publishes one")
     if not pythons & _pure_python_tags():
         raise WheelError(f"{filename}: its tag {tag} is not for CPython {version} (a pure-Python wheel for it is "
                          f"tagged py3-none-any or py2.py3-none-any): install a wheel of the project made for "

@@ -36,6 +36,35 @@ export interface EmscriptenFS {
   [name: string]: unknown;
 }
 
+export interface InstallWheelOptions {
+  /** The wheel's SHA-256 as 64 hex digits (sha256sum's, or PyPI's "digests"): other bytes are refused. Checked with
+   * WebCrypto (crypto.subtle), which a browser offers only in secure contexts (https:, localhost, 127.0.0.1). */
+  sha256?: string;
+  /** The wheel's file name (PEP 427: name-version-py3-none-any.whl): required for bytes; for a URL, its last path
+   * segment unless given. */
+  filename?: string;
+  /** The most bytes the wheel's download may have (default: loadPython's maxDownloadBytes). */
+  maxDownloadBytes?: number;
+  /** Milliseconds within which the download must have arrived (default: loadPython's downloadTimeout). */
+  downloadTimeout?: number;
+}
+
+export interface InstalledWheel {
+  /** The project's name, as its METADATA gives it. */
+  name: string;
+  version: string;
+  /** Every file written, absolute paths in the in-memory file system (INSTALLER and RECORD included). */
+  files: string[];
+  /** The site-packages directory it went into, e.g. /lib/python3.13/site-packages. */
+  location: string;
+  /** Its Requires-Dist lines, as written: dependencies are not installed, install each one's wheel. */
+  requires: string[];
+  /** Members of its .data directory that were not installed (scripts, headers, data; also said on stderr). */
+  skipped: string[];
+  /** The version of the same project it replaced, or null. */
+  replaced: string | null;
+}
+
 export interface Python {
   /** Runs code as the REPL does: the repr of its last expression, undefined when there is none (or it is None).
    * Rejects with a PythonError for a Python exception; with a plain Error when the interpreter itself failed (a
@@ -43,6 +72,17 @@ export interface Python {
   runPython(code: string): Promise<string | undefined>;
   /** False while a REPL needs more lines (an open block, bracket or string). */
   complete(code: string): boolean;
+  /** Installs a pure-Python wheel (tag py3-none-any or py2.py3-none-any) into site-packages, as micropip.install or
+   * `pip install --no-deps` would: `import` finds it at once. `source` is a URL (fetched with fetch, within the
+   * loader's bounds; a file: URL under node) or the wheel's bytes. Checked first: the file name (PEP 427) and its
+   * tag (a platform wheel is refused: this interpreter cannot load compiled extensions), the sha256 when given, the
+   * zip, each member's path (no absolute path, no ..) and RECORD hash. Its .data directory's purelib and platlib
+   * are installed too, its other parts left out (`skipped`). An installed version of the project is replaced
+   * (modules already imported stay as they are). Dependencies are NOT resolved or installed: install each wheel.
+   * Rejects with a WheelError naming the cause and the fix (nothing installed; the interpreter goes on), a
+   * TypeError for bad arguments, a PythonError for an unexpected Python exception. */
+  installWheel(source: string | URL | Uint8Array | ArrayBuffer, options?: InstallWheelOptions):
+    Promise<InstalledWheel>;
   FS: EmscriptenFS;
   /** The CPython version, e.g. "3.13.15". */
   version: string;
@@ -57,6 +97,10 @@ export class PythonError extends Error {
   /** str() of the exception. */
   pythonMessage: string;
 }
+
+/** A wheel installWheel does not install (its name or tag, its sha256, not a zip, a member out of site-packages, a
+ * RECORD hash, a failed download): `message` names the cause and the fix. */
+export class WheelError extends Error {}
 
 /**
  * Loads CPython (python.mjs, python.wasm, python.data) and initialises it.

@@ -6,12 +6,14 @@
 //   await py.runPython('1 + 1');               // '2': the repr of the last expression
 //   py.complete('if x:');                      // false: a REPL needs more lines
 //   py.FS.writeFile('/tmp/data.txt', 'hello'); // Emscripten's in-memory file system
+//   await py.installWheel('attrs-25.4.0-py3-none-any.whl', { sha256 });   // a pure-Python wheel into site-packages
 //
 // Runs in browsers (page or worker) and under node. The Python half is `_wasmbuild_web` in the artifact's
 // standard library (web/_wasmbuild_web.py): code and answers pass through two files in the in-memory file system.
 
 const IN = '/tmp/_wb_in.py';
 const OUT = '/tmp/_wb_out.json';
+const WHEEL = '/tmp/_wb_wheel.whl'; // a wheel's bytes while installWheel hands them to Python
 const IS_NODE = typeof process === 'object' && typeof process.versions?.node === 'string';
 
 /** A Python exception: `message` is the text Python prints (the traceback), `type` its class name. */
@@ -22,6 +24,36 @@ export class PythonError extends Error {
     this.type = result.type;
     this.pythonMessage = result.message;
   }
+}
+
+/** A wheel installWheel does not install: `message` names the cause and the fix; the interpreter goes on. */
+export class WheelError extends Error {
+  constructor(message, options) {
+    super(message, options);
+    this.name = 'WheelError';
+  }
+}
+
+// The bytes of installWheel's source when it is bytes (any realm's ArrayBuffer or view), else null.
+function sourceBytes(source) {
+  if (ArrayBuffer.isView(source)) return new Uint8Array(source.buffer, source.byteOffset, source.byteLength);
+  if (source instanceof ArrayBuffer || Object.prototype.toString.call(source) === '[object ArrayBuffer]') {
+    return new Uint8Array(source);
+  }
+  return null;
+}
+
+// WebCrypto's SHA-256 as hex: globalThis.crypto in browsers (secure contexts only) and node >= 19, node:crypto's
+// webcrypto in node 18.
+async function sha256Hex(bytes, what) {
+  const subtle = globalThis.crypto?.subtle ?? (IS_NODE ? (await import('node:crypto')).webcrypto.subtle : undefined);
+  if (!subtle) {
+    throw new WheelError(`cannot check the sha256 of ${what}: WebCrypto (crypto.subtle) exists only in secure ` +
+                         'contexts (https:, http://localhost, http://127.0.0.1); serve the page from one, or leave ' +
+                         'out the sha256 option');
+  }
+  const digest = new Uint8Array(await subtle.digest('SHA-256', bytes));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
 function directoryURL(url) {
@@ -149,8 +181,9 @@ function lineWriter(emit) {
  * options.maxDownloadBytes  the most bytes python.wasm or python.data may have (default 256 MiB each)
  * options.downloadTimeout   milliseconds within which both must have arrived (default 300000: 5 minutes)
  *
- * Resolves to { runPython(code), complete(code), FS, version, module }; rejects with an Error naming the file
- * and the reason when python.mjs, python.wasm or python.data cannot be loaded, or Python does not start.
+ * Resolves to { runPython(code), complete(code), installWheel(source, options), FS, version, module }; rejects
+ * with an Error naming the file and the reason when python.mjs, python.wasm or python.data cannot be loaded, or
+ * Python does not start. The wheels' and the loader's downloads share maxDownloadBytes and downloadTimeout.
  */
 export async function loadPython(options = {}) {
   const indexURL = directoryURL(options.indexURL === undefined
@@ -278,6 +311,75 @@ export async function loadPython(options = {}) {
   progress({ loaded: files['python.wasm'].loaded + files['python.data'].loaded,
              total: files['python.wasm'].loaded + files['python.data'].loaded, stage: 'ready' });
 
+  // installWheel's steps: the file name checked by Python before anything is fetched, the bytes (downloaded within
+  // the loader's bounds, or given), their sha256, then Python's install_wheel (zip, paths, RECORD, site-packages).
+  const wheelCall = (fn, input) => {
+    const result = call(fn, input);
+    if (result.ok) return result;
+    throw result.refused ? new WheelError(result.message) : new PythonError(result);
+  };
+  const installWheel = async (source, opts = {}) => {
+    let bytes = sourceBytes(source);
+    let url = null;
+    if (bytes === null) {
+      if (typeof source !== 'string' && !(source instanceof URL)) {
+        throw new TypeError('installWheel(source): source is a URL (string or URL) or the wheel\'s bytes ' +
+                            '(Uint8Array or ArrayBuffer)');
+      }
+      url = new URL(String(source), await defaultBase());
+    }
+    let filename = opts.filename;
+    if (filename === undefined && url) {
+      const last = url.pathname.split('/').pop();
+      try { filename = decodeURIComponent(last); } catch { filename = last; }
+    }
+    if (!filename) {
+      throw new TypeError(url ? `installWheel(${url.href}): the URL does not end in the wheel's file name; give it ` +
+                                'as the filename option'
+        : 'installWheel(bytes) needs the filename option: the wheel\'s file name (e.g. ' +
+          'attrs-25.4.0-py3-none-any.whl), whose name, version and tags PEP 427 reads');
+    }
+    filename = String(filename);
+    const expected = opts.sha256 === undefined ? null : String(opts.sha256).toLowerCase();
+    if (expected !== null && !/^[0-9a-f]{64}$/.test(expected)) {
+      throw new TypeError(`installWheel: the sha256 option must be 64 hexadecimal digits (the wheel's SHA-256, as ` +
+                          `sha256sum or PyPI's "digests" give it), not ${JSON.stringify(opts.sha256)}`);
+    }
+    wheelCall('wheel_name_file', filename); // a platform wheel is refused before it is downloaded
+    if (url) {
+      const wheelBytes = bound(opts.maxDownloadBytes, maxBytes, 'maxDownloadBytes');
+      const wheelTimeout = bound(opts.downloadTimeout, timeoutMs, 'downloadTimeout');
+      const wheelDeadline = new AbortController();
+      const stop = setTimeout(() => wheelDeadline.abort(`not downloaded within ${wheelTimeout} ms (the ` +
+                                                        'downloadTimeout option)'), wheelTimeout);
+      try {
+        const limits = { maxBytes: wheelBytes, signal: wheelDeadline.signal };
+        bytes = new Uint8Array(await fetchBytes(url, () => {}, limits));
+      } catch (error) {
+        throw new WheelError(`${error.message}; nothing was installed`, { cause: error });
+      } finally {
+        clearTimeout(stop);
+      }
+    }
+    const what = url ? `${filename} from ${url.href}` : filename;
+    if (expected !== null) {
+      const actual = await sha256Hex(bytes, what);
+      if (actual !== expected) {
+        throw new WheelError(`${what}: its sha256 is ${actual}, not the expected ${expected}: these are not ` +
+                             'the bytes the hash names (a changed or damaged file, or the wrong url or hash); ' +
+                             'nothing was installed');
+      }
+    }
+    if (broken) throw new Error(`the interpreter stopped working after an earlier error: ${broken}`);
+    FS.writeFile(WHEEL, bytes);
+    try {
+      const { ok, ...installed } = wheelCall('install_wheel_file', JSON.stringify({ path: WHEEL, filename }));
+      return installed;
+    } finally {
+      try { FS.unlink(WHEEL); } catch { /* the interpreter failed with it */ }
+    }
+  };
+
   return {
     /** Run code as the REPL does: resolves to the repr of its last expression (undefined when there is none or it
      * is None); rejects with a PythonError whose message is the traceback (SyntaxErrors included), or with an
@@ -291,6 +393,11 @@ export async function loadPython(options = {}) {
     complete(code) {
       return call('complete_file', String(code)) === true;
     },
+    /** Install a pure-Python wheel (py3-none-any) from a URL or its bytes into site-packages: importable at once.
+     * options: sha256 (hex, checked with WebCrypto), filename (needed for bytes), maxDownloadBytes and
+     * downloadTimeout (default: loadPython's). Dependencies are not installed. Resolves to {name, version, files,
+     * location, requires, skipped, replaced}; rejects with a WheelError naming the cause and the fix. */
+    installWheel,
     FS,
     version,
     module,

@@ -1,9 +1,12 @@
 // The REPL's interpreter, in a module worker: a long computation blocks this thread, never the page.
 //
-// page -> worker: {type: 'init', indexURL?}, {type: 'run', id, code}, {type: 'complete', id, code}
+// page -> worker: {type: 'init', indexURL?}, {type: 'run', id, code}, {type: 'complete', id, code},
+//                 {type: 'installWheel', id, source, options?} (source: a URL, relative to worker.mjs, or the
+//                 wheel's bytes, an ArrayBuffer or Uint8Array; options as python.installWheel's)
 // worker -> page: {type: 'progress', loaded, total, stage}, {type: 'ready', version, ms},
 //                 {type: 'output', lines: [[stream, text], ...]}, {type: 'result', id, ok, repr | error, fatal},
-//                 {type: 'complete', id, value}, {type: 'failed', message} (Python could not be loaded)
+//                 {type: 'complete', id, value}, {type: 'installed', id, ok, wheel | error, errorType, fatal},
+//                 {type: 'failed', message} (Python could not be loaded)
 
 import { loadPython } from './wasmbuild-python.mjs';
 
@@ -36,6 +39,16 @@ function handle(message) {
         // Not a Python exception: the interpreter itself failed (e.g. the JS engine's stack) and is unusable.
         const fatal = error.name !== 'PythonError';
         postMessage({ type: 'result', id: message.id, ok: false, error: error.message, errorType: error.type, fatal });
+      });
+  } else if (message.type === 'installWheel') {
+    python.installWheel(message.source, message.options ?? {}).then(
+      (wheel) => { flushOutput(); postMessage({ type: 'installed', id: message.id, ok: true, wheel }); },
+      (error) => {
+        flushOutput();
+        // A refused wheel (WheelError), bad arguments (TypeError) or a Python exception leave the interpreter usable.
+        const fatal = !['WheelError', 'TypeError', 'PythonError'].includes(error.name);
+        postMessage({ type: 'installed', id: message.id, ok: false, error: error.message, errorType: error.name,
+                      fatal });
       });
   } else if (message.type === 'complete') {
     let value = true;

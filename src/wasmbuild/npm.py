@@ -6,7 +6,7 @@ deterministic tar writer, not by `npm pack`: npm fixes member mtimes, but the co
 of the node that runs it; ours depend only on the inputs, as the artifacts do.
 
 The npm version is the CPython version with a pre-release tag counting wasmbuild's revisions of the package
-(`3.13.15-wasmbuild.1`): npm versions are semver, the CPython version alone cannot be published twice, and a
+(`3.13.15-wasmbuild.2`): npm versions are semver, the CPython version alone cannot be published twice, and a
 pre-release is never picked by a range such as `^3.13.0` by accident (install it by version or by dist-tag).
 """
 
@@ -23,7 +23,7 @@ from wasmbuild.files import json_text
 
 NPM_NAME = "@wasmbuild/cpython"
 # Bumped whenever the package changes for the same CPython (the JavaScript API, the layout, this metadata).
-NPM_REVISION = 1
+NPM_REVISION = 2  # 2: installWheel
 TARBALL_PREFIX = "wasmbuild-cpython-"
 # The Python half of the JavaScript API: the web variant installs it into the standard library (python.data).
 STDLIB_MODULE = Path("web") / "_wasmbuild_web.py"
@@ -51,7 +51,7 @@ def package_json(python_version: str) -> dict:
         "name": NPM_NAME,
         "version": npm_version(python_version),
         "description": f"CPython {python_version} compiled to WebAssembly (Emscripten) for browsers and node, with a "
-                       "small JavaScript API: loadPython(), runPython(), complete(), FS",
+                       "small JavaScript API: loadPython(), runPython(), complete(), installWheel(), FS",
         "keywords": ["python", "cpython", "webassembly", "wasm", "emscripten", "repl"],
         # CPython and its standard library: PSF-2.0 (LICENSE); the JavaScript API: MIT, as wasmbuild.
         "license": "PSF-2.0 AND MIT",
