@@ -130,6 +130,14 @@ def reproduce(session: nox.Session) -> None:
 
 
 @nox.session
+def install(session: nox.Session) -> None:
+    """Packages from PyPI into an artifact: nox -s install -- ARTIFACT attrs jinja2 -o OUT (-r FILE, --require-hashes
+    ...)."""
+    _install(session)
+    session.run("python", "-m", "wasmbuild", "install", *session.posargs)
+
+
+@nox.session
 def bundle(session: nox.Session) -> None:
     """One pre-initialised WASI module of an app: nox -s bundle -- app.py -o app.wasm (--module, --artifact ...)."""
     _install(session)

@@ -125,3 +125,9 @@ class VerifyError(WasmbuildError):
     """An artifact does not match what is published with it (sums, index, SBOM), or its rebuild differs."""
 
     exit_code = 13
+
+
+class PackageError(WasmbuildError):
+    """`wasmbuild install`: no set of distributions serves the requirements on the artifact's target."""
+
+    exit_code = 14

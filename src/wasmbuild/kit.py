@@ -286,11 +286,23 @@ def missing_kit(root: Path, short: str, *, dev: bool) -> list[str]:
 
 @dataclass(frozen=True)
 class Module:
-    """An extension module: its import name and its C sources (PyInit_<name> in one of them)."""
+    """An extension module: its import name (dotted for a module inside a package: `markupsafe._speedups`),
+    its C sources, and objects already compiled for the target (a package's extension built by
+    `wasmbuild install`, packages/). Its init function is PyInit_<last part of the name>, in one of them."""
 
     name: str
     sources: tuple[Path, ...]
+    objects: tuple[Path, ...] = ()
+
+    @property
+    def base(self) -> str:
+        """The last part of the name: what the init function and a side module's file are named after."""
+        return self.name.rpartition(".")[2]
+
+    @property
+    def init(self) -> str:
+        return f"PyInit_{self.base}"
 
     def record(self) -> dict[str, Any]:
         return {"name": self.name,
-                "sources": [{"file": s.name, "sha256": cache.sha256_file(s)} for s in self.sources]}
+                "sources": [{"file": s.name, "sha256": cache.sha256_file(s)} for s in (*self.sources, *self.objects)]}

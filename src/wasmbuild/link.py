@@ -36,14 +36,14 @@ from wasmbuild.targets import Target, get_target
 from wasmbuild.toolchain import Toolchain
 from wasmbuild.toolchain.node import pinned_node_finder
 
-MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
 def parse_module(spec: str) -> Module:
     """`path/to/name.c`, or `NAME=a.c,b.c` (a module from several files)."""
     name, sep, files = spec.partition("=")
     if not sep:
-        files, name = spec, Path(spec).stem
+        files, name = spec, Path(spec).stem.split(".", 1)[0]
     sources = tuple(Path(f).expanduser().resolve() for f in files.split(",") if f)
     if not MODULE_NAME.match(name):
         raise UsageError(f"--module {spec!r}: {name!r} is not a valid module name",
@@ -104,7 +104,7 @@ def staging_dir(out: Path) -> tempfile.TemporaryDirectory[str]:
                          hint="name an output in a directory you can write to") from None
 
 
-def _prepare_output(out: Path) -> None:
+def prepare_output(out: Path) -> None:
     """An existing output is replaced only when it is an earlier artifact (a directory with BUILD.json, or a
     .tar.gz file); anything else is refused before any work."""
     if out.is_dir():
@@ -155,10 +155,23 @@ def plan_modules(artifact: Path, modules: list[Module], record: dict[str, Any], 
     earlier = {e["name"]: e for e in record["artifact"].get("linked_modules") or []}
     taken = taken_names(root, short)
     for m in modules:
-        if m.name in taken and m.name not in earlier:
-            raise UsageError(f"--module {m.name}: {m.name!r} is {taken[m.name]}: a linked module of that name would "
+        top = m.name.split(".", 1)[0]
+        if top in taken and m.name not in earlier:
+            what = f"{m.name!r} is" if top == m.name else f"{m.name!r} is inside {top!r}, which is"
+            raise UsageError(f"--module {m.name}: {what} {taken[top]}: a linked module of that name would "
                              "replace or shadow CPython's own", hint="give the module another name (NAME=FILE.c "
                                                                      "and PyInit_NAME in its source)")
+    if target.link_needs_dev:
+        inits: dict[str, list[str]] = {}
+        for name in [*(m.name for m in modules), *(n for n in earlier if n not in {m.name for m in modules})]:
+            inits.setdefault(f"PyInit_{name.rpartition('.')[2]}", []).append(name)
+        clash = {init: names for init, names in inits.items() if len(names) > 1}
+        if clash:
+            init, names = sorted(clash.items())[0]
+            raise UsageError(f"modules {' and '.join(names)} both define {init}: linked into one python.wasm as "
+                             "built-in modules their init functions would be one symbol",
+                             hint="link them into separate artifacts, or rename one module's init function "
+                                  "(and its NAME=...)")
     given = {m.name for m in modules}
     missing = [name for name in earlier if name not in given]
     if missing and target.link_needs_dev:
@@ -264,7 +277,7 @@ def link(artifact: Path, modules: list[Module], out: Path, *, options: BuildOpti
     artifact directory already holds it."""
     out = out.expanduser().resolve()
     check_modules(modules)
-    _prepare_output(out)
+    prepare_output(out)
     cache_root = options.cache
     prep = prepare(artifact, options=options, dev=dev, needs_dev=lambda t: t.link_needs_dev, what="linking")
     record, short, target, toolchain, dev_archive = prep.record, prep.short, prep.target, prep.toolchain, prep.dev
@@ -292,7 +305,7 @@ def link(artifact: Path, modules: list[Module], out: Path, *, options: BuildOpti
         if dev_archive:
             extra["dev"] = None  # merged into this tree
         write_json(tree / RECORD_NAME, record)
-        _check_imports(tree, [e["name"] for e in extra["linked_modules"]], cache_root, logf)
+        check_imports(tree, [e["name"] for e in extra["linked_modules"]], cache_root, logf)
         if out.name.endswith(".tar.gz"):
             staged = Path(tmp) / out.name
             write_deterministic_tar_gz(staged, tree, name, record["source_date_epoch"], first=[RECORD_NAME])
@@ -306,7 +319,7 @@ def link(artifact: Path, modules: list[Module], out: Path, *, options: BuildOpti
     return out
 
 
-def _check_imports(tree: Path, names: list[str], cache_root: Path, logf: Path) -> None:
+def check_imports(tree: Path, names: list[str], cache_root: Path, logf: Path) -> None:
     """Every linked module imports in the new artifact (a module whose init fails is not an artifact)."""
     code = f"import {', '.join(names)}"
     with tempfile.TemporaryDirectory(prefix="wasmbuild-link-") as work:

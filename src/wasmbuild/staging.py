@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -52,18 +53,26 @@ def install_stdlib(ctx: Context, src: Path, build_python: Path, lib_root: Path, 
         for old, new in sorted(path_map.items(), key=lambda kv: -len(kv[0])):
             text = text.replace(old, new)
         (libdir / path.name).write_text(artifact_prefix_sysconfig(text))
-    env = {**os.environ, "PYTHONHASHSEED": "0", "SOURCE_DATE_EPOCH": str(ctx.recipe.source_date_epoch)}
-    argv = [str(build_python), "-E", "-Wi", "-m", "compileall", "-q", "-f", f"-j{ctx.jobs}",
-            "--invalidation-mode", "unchecked-hash", "-s", str(lib_root.parent), "-p", "/",
-            "-x", COMPILEALL_EXCLUDE, str(libdir)]
-    log.echo_command(argv)
-    proc = capture(argv, env=env)
+    proc = compile_bytecode(build_python, lib_root.parent, libdir, jobs=ctx.jobs,
+                            source_date_epoch=ctx.recipe.source_date_epoch, exclude=COMPILEALL_EXCLUDE)
     if proc.returncode != 0:
         failed = [line for line in proc.stdout.splitlines() if line.startswith("*** Error compiling")]
         if not failed:
             raise BuildError(f"compileall failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
         # Test data with deliberate errors that the exclusion pattern does not catch: kept as source.
         log.info(f"  {len(failed)} files left as source only (deliberate syntax errors in test data)")
+
+
+def compile_bytecode(build_python: Path, root: Path, directory: Path, *, jobs: int, source_date_epoch: int,
+                     exclude: str | None = None) -> subprocess.CompletedProcess[str]:
+    """compileall over `directory` as the standard library's .pyc are made: unchecked-hash (no timestamps,
+    reproducible), source paths as the guest sees them (`root` is the guest's /)."""
+    env = {**os.environ, "PYTHONHASHSEED": "0", "SOURCE_DATE_EPOCH": str(source_date_epoch)}
+    argv = [str(build_python), "-E", "-Wi", "-m", "compileall", "-q", "-f", f"-j{jobs}",
+            "--invalidation-mode", "unchecked-hash", "-s", str(root), "-p", "/",
+            *(["-x", exclude] if exclude else []), str(directory)]
+    log.echo_command(argv)
+    return capture(argv, env=env)
 
 
 def check_no_build_paths(tree: Path, needles: list[str]) -> None:

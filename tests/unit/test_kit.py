@@ -300,7 +300,7 @@ def linked_artifact(tmp_path: Path, monkeypatch, *, needs_dev: bool, earlier: li
 
     monkeypatch.setattr(link, "provision_for_record", lambda record, short, options: (target, FakeToolchain()))
     checked: list[list[str]] = []
-    monkeypatch.setattr(link, "_check_imports", lambda tree, names, cache_root, logf: checked.append(names))
+    monkeypatch.setattr(link, "check_imports", lambda tree, names, cache_root, logf: checked.append(names))
     target.checked = checked  # type: ignore[attr-defined]
     return art, target
 

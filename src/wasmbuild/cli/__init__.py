@@ -13,12 +13,12 @@ import signal
 import sys
 
 from wasmbuild import cache, log
-from wasmbuild.cli import browser, build, linking, release, run
+from wasmbuild.cli import browser, build, linking, packages, release, run
 from wasmbuild.cli.options import _sources, parse_size
 from wasmbuild.errors import UsageError, WasmbuildError, describe
 
 __all__ = ["cache", "main", "parse_size", "_parser", "_sources"]
-FAMILIES = (build, run, linking, release, browser)
+FAMILIES = (build, run, linking, packages, release, browser)
 COMMANDS = {name: command for family in FAMILIES for name, command in family.COMMANDS.items()}
 
 

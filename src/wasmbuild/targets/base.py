@@ -27,6 +27,21 @@ from wasmbuild.toolchain import Toolchain
 
 
 @dataclass(frozen=True)
+class ExtensionTools:
+    """How a target's toolchain compiles a package's extension modules (`wasmbuild install`, packages/cross.py):
+    the C and C++ compilers and the shared-module link as argv, flags every compile adds, the environment they
+    run in. `linked_into_interpreter`: the module a package build makes is a relocatable object that is then
+    linked into a new interpreter module (link_modules), not a module loaded at run time."""
+
+    cc: list[str]
+    cxx: list[str]
+    ldshared: list[str]
+    cflags: list[str]
+    env: dict[str, str]
+    linked_into_interpreter: bool
+
+
+@dataclass(frozen=True)
 class PathMap:
     """Build paths and the neutral names they get in the output (-ffile-prefix-map, generated files).
 
@@ -239,6 +254,10 @@ class Target(ABC):
     # --- building against the artifact (wasmbuild link) ------------------------------------------------------
     # Whether link_modules links against libpython (the -dev archive's static libraries) or needs headers only.
     link_needs_dev: ClassVar[bool]
+
+    @abstractmethod
+    def extension_tools(self, tc: Toolchain, triple: str) -> ExtensionTools:
+        """The compilers and link that build a package's extension modules for this target (ExtensionTools)."""
 
     @abstractmethod
     def link_modules(self, tc: Toolchain, tree: Path, modules: Sequence[Module], work: Path, log_file: Path,

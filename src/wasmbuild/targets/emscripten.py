@@ -18,7 +18,7 @@ from wasmbuild.kit import Module, read_pc, read_sysconfig_vars, sysconfig_module
 from wasmbuild.process import run
 from wasmbuild.recipe import ToolchainManifest
 from wasmbuild.steps import BuildPython, Context, HostBuild, SourceTree
-from wasmbuild.targets.base import HostSettings, PathMap, Target, build_triple
+from wasmbuild.targets.base import ExtensionTools, HostSettings, PathMap, Target, build_triple
 from wasmbuild.toolchain import Toolchain, emsdk
 
 HOST = "wasm32-unknown-emscripten"
@@ -130,10 +130,18 @@ class Emscripten(Target):
         _ctypes_test, _testmultiphase): loaded with dlopen from lib-dynload/, as `make install` would place them."""
         return sorted((build / "build").glob("lib.*/*.so"))
 
+    def extension_tools(self, tc: Toolchain, triple: str) -> ExtensionTools:
+        """A package's extension module is a side module (-sSIDE_MODULE=1, -fPIC as CPython's own shared
+        modules), loaded by the MAIN_MODULE interpreter with dlopen from its package's directory."""
+        return ExtensionTools(cc=["emcc"], cxx=["em++"], ldshared=["emcc", "-sSIDE_MODULE=1"],
+                              cflags=["-O2", "-fPIC", f"-ffile-prefix-map={tc.path}=/emsdk"],
+                              env=emsdk.tool_env(tc.path), linked_into_interpreter=False)
+
     def link_modules(self, tc: Toolchain, tree: Path, modules: Sequence[Module], work: Path, log_file: Path,
                      short: str, triple: str) -> dict[str, str]:
         """Each module a side module (emcc -sSIDE_MODULE=1, -fPIC as CPython's own shared modules) with the
-        kit's extension flags (python-X.Y.pc), named with the artifact's EXT_SUFFIX, in lib-dynload/."""
+        kit's extension flags (python-X.Y.pc), named with the artifact's EXT_SUFFIX, in lib-dynload/ (a dotted name: beside
+        its package in site-packages/)."""
         stdlib = tree / "lib" / f"python{short}"
         suffix = str(read_sysconfig_vars(sysconfig_module(stdlib)).get("EXT_SUFFIX") or ".so")
         cflags = ["-O2", "-fPIC", *shlex.split(read_pc(tree / "lib" / "pkgconfig" / f"python-{short}.pc")
@@ -148,7 +156,12 @@ class Emscripten(Target):
                 run(["emcc", *cflags, f"-ffile-prefix-map={src.parent}=/src/{m.name}", "-c", src, "-o", obj],
                     env=env, log_file=log_file, what=f"compiling {src} (module {m.name})")
                 objects.append(obj)
-            rel = f"lib/python{short}/lib-dynload/{m.name}{suffix}"
+            objects.extend(m.objects)
+            # A module of a package sits beside it (site-packages/<package path>/), a top-level one in lib-dynload/.
+            package = m.name.rpartition(".")[0]
+            where = f"site-packages/{package.replace('.', '/')}" if package else "lib-dynload"
+            rel = f"lib/python{short}/{where}/{m.base}{suffix}"
+            (tree / rel).parent.mkdir(parents=True, exist_ok=True)
             run(["emcc", "-O2", "-sSIDE_MODULE=1", "-o", tree / rel, *objects], env=env, log_file=log_file,
                 what=f"linking the side module {m.name}{suffix}")
             files[m.name] = rel

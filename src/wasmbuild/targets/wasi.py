@@ -15,7 +15,7 @@ from wasmbuild.libs import Built
 from wasmbuild.process import run
 from wasmbuild.recipe import ToolchainManifest
 from wasmbuild.steps import BuildPython, Context, HostBuild, SourceTree
-from wasmbuild.targets.base import HostSettings, PathMap, Target, build_triple
+from wasmbuild.targets.base import ExtensionTools, HostSettings, PathMap, Target, build_triple
 from wasmbuild.toolchain import Toolchain, wasi_sdk
 
 LAUNCHER = """#!/bin/sh
@@ -125,6 +125,18 @@ class Wasi(Target):
             extra["libraries"] = [b.record for b in host.libraries]
         return extra
 
+    def extension_tools(self, tc: Toolchain, triple: str) -> ExtensionTools:
+        """No dynamic loading on WASI: a package's extension module is linked as a relocatable object
+        (`wasm-ld -r`), then into a new python.wasm as a built-in module (link_modules)."""
+        sysroot = f"--sysroot={tc.path / 'share' / 'wasi-sysroot'}"
+        return ExtensionTools(
+            cc=sdk_cc(tc.path, triple),
+            cxx=[str(tc.path / "bin" / TOOLS["CXX"]), f"--target={triple}", sysroot],
+            ldshared=[str(tc.path / "bin" / "wasm-ld"), "-r"],
+            cflags=["-O2", f"-ffile-prefix-map={tc.path}=/wasi-sdk"],
+            env={"PATH": f"{tc.path / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"},
+            linked_into_interpreter=True)
+
     def link_modules(self, tc: Toolchain, tree: Path, modules: Sequence[Module], work: Path, log_file: Path,
                      short: str, triple: str) -> dict[str, str]:
         """A new python.wasm: each module's sources compiled with the SDK and the kit's embed flags
@@ -141,11 +153,12 @@ class Wasi(Target):
                 run([*cc, *cflags, f"-ffile-prefix-map={src.parent}=/src/{m.name}", "-c", src, "-o", obj],
                     log_file=log_file, what=f"compiling {src} (module {m.name})")
                 objects.append(obj)
+            objects.extend(m.objects)
         main = work / "main.c"
         main.write_text(LINKED_MAIN.format(
-            declarations="\n".join(f"extern PyObject *PyInit_{m.name}(void);" for m in modules),
+            declarations="\n".join(f"extern PyObject *{m.init}(void);" for m in modules),
             registrations="\n".join(
-                f'    if (PyImport_AppendInittab("{m.name}", PyInit_{m.name}) == -1) {{ return 120; }}'
+                f'    if (PyImport_AppendInittab("{m.name}", {m.init}) == -1) {{ return 120; }}'
                 for m in modules)))
         run([*cc, *cflags, "-c", main, "-o", work / "main.o"], log_file=log_file, what="compiling the entry point")
         linked = work / "python.wasm"
