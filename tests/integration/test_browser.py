@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import ROOT, wasmbuild
+from tests.wheels import make_wheel, sha256_hex
 from wasmbuild import serve
 from wasmbuild.archive import safe_extract
 from wasmbuild.npm import NPM_NAME, is_npm_tarball
@@ -165,6 +166,95 @@ try {{
     result = run_node(script, installed, "missing.mjs")
     assert result["ok"] is False
     assert "python.data" in result["message"] and "cannot read" in result["message"]
+
+
+# --- installWheel: pure-Python wheels made in the test ------------------------------------------------------
+
+
+def make_test_wheels(directory: Path) -> dict[str, Path]:
+    """A small pure-Python package (a subpackage, a .data/purelib part, a script left out, a dependency named), and
+    a wheel of it tagged for a platform."""
+    files = {"wbtiny/__init__.py": "from wbtiny.core import answer\n__version__ = '1.0'\n",
+             "wbtiny/core.py": "def answer():\n    return 42\n",
+             "wbtiny/sub/__init__.py": "NAME = 'sub'\n",
+             "wbtiny-1.0.data/purelib/wbtiny_extra.py": "EXTRA = True\n",
+             "wbtiny-1.0.data/scripts/wbtiny": "#!python\n"}
+    return {"pure": make_wheel(directory, "wbtiny", "1.0", files, requires=("attrs>=22",)),
+            "platform": make_wheel(directory, "wbfast", "1.0", {"wbfast.py": ""},
+                                   tag="cp313-cp313-manylinux_2_17_x86_64")}
+
+
+def check_installed(result: dict, module_check: str) -> None:
+    installed = result["installed"]
+    assert installed["name"] == "wbtiny" and installed["version"] == "1.0"
+    assert installed["location"] == f"/lib/python{result['short']}/site-packages"
+    assert f"{installed['location']}/wbtiny/core.py" in installed["files"]
+    assert f"{installed['location']}/wbtiny_extra.py" in installed["files"]
+    assert f"{installed['location']}/wbtiny-1.0.dist-info/INSTALLER" in installed["files"]
+    assert installed["requires"] == ["attrs>=22"] and installed["skipped"] == ["wbtiny-1.0.data/scripts/wbtiny"]
+    assert installed["replaced"] is None
+    assert module_check == "(42, 'sub', True, '1.0', 'wasmbuild\\n')"
+
+
+WHEEL_NODE_SCRIPT = """
+import { loadPython, WheelError } from '@wasmbuild/cpython';
+import { readFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+const [pure, platform, sha256] = JSON.parse(process.argv[2]);
+const err = [];
+const py = await loadPython({ stdout: () => {}, stderr: (l) => err.push(l) });
+const r = { short: py.version.split('.').slice(0, 2).join('.') };
+const refusal = async (source, options) => {
+  try {
+    await py.installWheel(source, options);
+    return 'installed';
+  } catch (e) {
+    return { name: e.name, isWheelError: e instanceof WheelError, message: e.message };
+  }
+};
+r.mismatch = await refusal(pathToFileURL(pure).href, { sha256: '0'.repeat(64) });
+r.platform = await refusal(pathToFileURL(platform).href, {});
+r.noName = await refusal(readFileSync(platform), {});
+r.notZip = await refusal(new TextEncoder().encode('<html>not found</html>'), { filename: 'x-1-py3-none-any.whl' });
+r.importBefore = await py.runPython("import importlib.util; importlib.util.find_spec('wbtiny') is None");
+r.installed = await py.installWheel(pathToFileURL(pure).href, { sha256 });
+r.module = await py.runPython("import wbtiny, wbtiny.sub, wbtiny_extra, importlib.metadata as md\\n"
+  + "(wbtiny.answer(), wbtiny.sub.NAME, wbtiny_extra.EXTRA, md.version('wbtiny'), "
+  + "md.distribution('wbtiny').read_text('INSTALLER'))");
+const bytes = readFileSync(pure);
+r.again = await py.installWheel(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength),
+                                { filename: pure.split('/').pop(), sha256 });
+r.after = await py.runPython('6 * 7');
+console.log(JSON.stringify({ r, err }));
+"""
+
+
+def test_install_wheel_under_node(installed, tmp_path):
+    """installWheel from a file: URL (with its sha256) and from bytes: imported at once; a wrong sha256, a platform
+    wheel, bytes without a name and not a zip are refused with a WheelError, and the interpreter goes on."""
+    wheels = make_test_wheels(tmp_path)
+    args = json.dumps([str(wheels["pure"]), str(wheels["platform"]), sha256_hex(wheels["pure"])])
+    (installed / "wheel.mjs").write_text(WHEEL_NODE_SCRIPT)
+    proc = subprocess.run([node(), "wheel.mjs", args], cwd=installed, capture_output=True, text=True, timeout=300,
+                          stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, f"node exited {proc.returncode}:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    r = result["r"]
+    assert r["importBefore"] == "True"
+    check_installed(r, r["module"])
+    mismatch = r["mismatch"]
+    assert mismatch["isWheelError"] and mismatch["name"] == "WheelError"
+    assert f"its sha256 is {sha256_hex(wheels['pure'])}, not the expected {'0' * 64}" in mismatch["message"]
+    assert "nothing was installed" in mismatch["message"]
+    platform = r["platform"]
+    assert platform["isWheelError"] and "its tag cp313-cp313-manylinux_2_17_x86_64" in platform["message"]
+    assert "cannot load platform wheels" in platform["message"]
+    assert r["noName"]["name"] == "TypeError" and "needs the filename option" in r["noName"]["message"]
+    assert r["notZip"]["isWheelError"] and "is not a zip archive" in r["notZip"]["message"]
+    assert r["again"]["replaced"] == "1.0" and r["again"]["version"] == "1.0"
+    assert r["after"] == "42"
+    assert result["err"] == ["installWheel: wbtiny-1.0-py3-none-any.whl: left out wbtiny-1.0.data/scripts/ (1 file): "
+                             "only purelib and platlib are installed"] * 2
 
 
 # --- the REPL page in headless chromium ----------------------------------------------------------------------
@@ -460,3 +550,70 @@ def test_a_failed_download_is_shown_on_the_page(web_root, browser, tmp_path):
     shown = page.js("return document.getElementById('error').textContent")
     assert "python.data" in str(shown) and "404" in str(shown)
     assert page.js("return document.getElementById('error').hidden") is False
+
+
+# A module worker of the page's own origin (worker.mjs, as the REPL starts it), driven through its messages: the
+# wheels come from the page's server, sha256 checked with the worker's WebCrypto.
+WORKER_WHEEL_SCRIPT = """
+const [pure, platform, sha256, done] = [arguments[0], arguments[1], arguments[2], arguments[arguments.length - 1]];
+const worker = new Worker('/worker.mjs', { type: 'module' });
+const pending = new Map();
+let ready;
+const started = new Promise((resolve) => { ready = resolve; });
+let next = 0;
+const stderr = [];
+worker.onmessage = ({ data }) => {
+  if (data.type === 'ready' || data.type === 'failed') ready(data);
+  else if (data.type === 'output') stderr.push(...data.lines.filter(([s]) => s === 'stderr').map(([, t]) => t));
+  else if (pending.has(data.id)) { pending.get(data.id)(data); pending.delete(data.id); }
+};
+const ask = (message) => new Promise((resolve) => {
+  const id = ++next;
+  pending.set(id, resolve);
+  worker.postMessage({ ...message, id });
+});
+(async () => {
+  worker.postMessage({ type: 'init' });
+  const r = { start: await started };
+  r.short = r.start.version.split('.').slice(0, 2).join('.');
+  r.mismatch = await ask({ type: 'installWheel', source: pure, options: { sha256: '0'.repeat(64) } });
+  r.platform = await ask({ type: 'installWheel', source: platform });
+  r.missing = await ask({ type: 'installWheel', source: '/nothing-1.0-py3-none-any.whl' });
+  r.installed = (await ask({ type: 'installWheel', source: pure, options: { sha256 } })).wheel;
+  r.module = (await ask({ type: 'run', code: "import wbtiny, wbtiny.sub, wbtiny_extra, importlib.metadata as md\\n"
+    + "(wbtiny.answer(), wbtiny.sub.NAME, wbtiny_extra.EXTRA, md.version('wbtiny'), "
+    + "md.distribution('wbtiny').read_text('INSTALLER'))" })).repr;
+  const bytes = await (await fetch(pure)).arrayBuffer();
+  r.bytes = await ask({ type: 'installWheel', source: bytes, options: { filename: pure.slice(1), sha256 } });
+  r.stderr = stderr;
+  worker.terminate();
+  done(r);
+})().catch((e) => { worker.terminate(); done({ error: String(e) }); });
+"""
+
+
+@NEEDS_CHROMIUM
+def test_install_wheel_in_a_worker_in_chromium(web_root, browser, tmp_path):
+    """The page's server gives the wheels; a module worker (worker.mjs) installs the pure one by URL and sha256 and
+    imports it; a wrong sha256, a platform wheel and a missing URL are refused (WheelError), the worker goes on."""
+    site = serve.assemble(web_root, ROOT / "web", tmp_path / "site")
+    wheels = make_test_wheels(tmp_path)
+    for wheel in wheels.values():
+        shutil.copyfile(wheel, site / wheel.name)
+    with serve.serving(site, port=0, quiet=True) as server:
+        browser.get(server.url)
+        browser.set_script_timeout(120)
+        r = browser.execute_async_script(WORKER_WHEEL_SCRIPT, f"/{wheels['pure'].name}",
+                                         f"/{wheels['platform'].name}", sha256_hex(wheels["pure"]))
+        browser.set_script_timeout(30)
+    assert "error" not in r, r
+    assert r["start"]["type"] == "ready", r["start"]
+    check_installed(r, r["module"])
+    for key in ("mismatch", "platform", "missing"):
+        assert r[key]["ok"] is False and r[key]["errorType"] == "WheelError" and r[key]["fatal"] is False, r[key]
+    assert "its sha256 is" in r["mismatch"]["error"] and "not the expected" in r["mismatch"]["error"]
+    assert "its tag cp313-cp313-manylinux_2_17_x86_64" in r["platform"]["error"]
+    assert "cannot load platform wheels" in r["platform"]["error"]
+    assert "cannot fetch nothing-1.0-py3-none-any.whl" in r["missing"]["error"] and "HTTP 404" in r["missing"]["error"]
+    assert r["bytes"]["ok"] is True and r["bytes"]["wheel"]["replaced"] == "1.0"
+    assert any("left out wbtiny-1.0.data/scripts/" in line for line in r["stderr"])
