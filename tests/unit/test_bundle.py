@@ -223,3 +223,238 @@ def test_bundle_argv_keeps_paths_with_spaces_whole(tmp_path, monkeypatch):
     assert f"-L{root}/lib/pkgconfig/../../lib" in link_argv
     assert wizer_argv[0] == f"{space}/tools/wasmtime"
     assert (out_dir / "app.wasm").is_file() and (out_dir / "app.BUNDLE.json").is_file()
+
+
+# --- site-packages and package data ------------------------------------------------------------------------------
+
+SITE_FILES = {
+    "README.txt": "CPython's placeholder",
+    "wbsite_pkg/__init__.py": "from importlib.metadata import version\nVALUE = 'pkg'\n",
+    "wbsite_pkg/data.txt": "hello from the data file\n",
+    "wbsite_pkg/py.typed": "",
+    "wbsite_pkg/templates/page.html": "<p>{{ name }}</p>\n",
+    "wbsite_pkg/templates/sub/part.html": "<b/>\n",
+    "wbsite_pkg/sub/__init__.py": "",
+    "wbsite_pkg/sub/mod.py": "X = 1\n",
+    "wbsite_pkg/broken.py": "def broken(:\n",
+    "wbsite_pkg/not-a-module.py": "x = 1\n",
+    "wbsite_pkg/__pycache__/__init__.cpython-313.pyc": "stale",
+    "wbsite_single.py": "ONE = 1\n",
+    "wbsite_ns/part.py": "PART = 'namespace'\n",
+    "json/__init__.py": "SHADOWED = True\n",  # the standard library's json comes first on sys.path
+    "wbsite_pkg-1.2.3.dist-info/METADATA": "Metadata-Version: 2.1\nName: WBSite.Pkg\nVersion: 1.2.3\n\nBody\n",
+    "wbsite_pkg-1.2.3.dist-info/RECORD": "wbsite_pkg/__init__.py,,\nwbsite_pkg/data.txt,,\n"
+                                         "wbsite_pkg-1.2.3.dist-info/METADATA,,\n",
+    "wbsite_pkg-1.2.3.dist-info/entry_points.txt": "[console_scripts]\nwbsite = wbsite_pkg:main\n\n"
+                                                   "[wbsite.plugins]\nfirst = wbsite_pkg.sub.mod:X\n",
+    "wbsite_pkg-1.2.3.dist-info/top_level.txt": "wbsite_pkg\n",
+    "old_dist-0.1-py3.13.egg-info/PKG-INFO": "Metadata-Version: 1.0\nName: old-dist\nVersion: 0.1\n",
+    "extras.pth": "import os\n",
+}
+SITE = "/lib/python3.13/site-packages"
+
+
+def make_site(tmp_path: Path) -> Path:
+    lib = tmp_path / "lib" / "python3.13"
+    for rel, text in SITE_FILES.items():
+        path = lib / "site-packages" / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return lib
+
+
+def test_site_packages_are_modules_data_and_distributions(tmp_path):
+    site = bundle.site_packages(make_site(tmp_path))
+    assert site.guest == SITE
+    modules = {name: (package, source is not None, filename) for name, package, source, filename in site.modules}
+    assert modules == {
+        "json": (True, True, f"{SITE}/json/__init__.py"),
+        "wbsite_ns": (True, False, f"{SITE}/wbsite_ns"),  # a namespace package: its directory
+        "wbsite_ns.part": (False, True, f"{SITE}/wbsite_ns/part.py"),
+        "wbsite_pkg": (True, True, f"{SITE}/wbsite_pkg/__init__.py"),
+        "wbsite_pkg.broken": (False, True, f"{SITE}/wbsite_pkg/broken.py"),
+        "wbsite_pkg.sub": (True, True, f"{SITE}/wbsite_pkg/sub/__init__.py"),
+        "wbsite_pkg.sub.mod": (False, True, f"{SITE}/wbsite_pkg/sub/mod.py"),
+        "wbsite_pkg.templates": (True, False, f"{SITE}/wbsite_pkg/templates"),
+        "wbsite_pkg.templates.sub": (True, False, f"{SITE}/wbsite_pkg/templates/sub"),
+        "wbsite_single": (False, True, f"{SITE}/wbsite_single.py"),
+    }
+    # Everything else is data, the metadata directories too; no bytecode, no placeholder README.
+    assert sorted(site.data) == sorted([f"{SITE}/{rel}" for rel in SITE_FILES if not rel.endswith((".py", ".pyc"))
+                                        and rel != "README.txt"] + [f"{SITE}/wbsite_pkg/not-a-module.py"])
+    assert [(d.name, d.version, d.normalized, d.path) for d in site.distributions] == [
+        ("old-dist", "0.1", "old_dist", f"{SITE}/old_dist-0.1-py3.13.egg-info"),
+        ("WBSite.Pkg", "1.2.3", "wbsite_pkg", f"{SITE}/wbsite_pkg-1.2.3.dist-info")]
+    assert not bundle.site_packages(tmp_path / "nothing")  # no site-packages: nothing to carry
+    (tmp_path / "empty" / "site-packages").mkdir(parents=True)
+    (tmp_path / "empty" / "site-packages" / "README.txt").write_text("")
+    assert not bundle.site_packages(tmp_path / "empty")
+
+
+def test_compile_py_compiles_each_source_or_marks_it(tmp_path):
+    import subprocess
+    import sys
+
+    good, bad = tmp_path / "good.py", tmp_path / "bad.py"
+    good.write_text("X = {'a', 'b'}\n")
+    bad.write_text("def broken(:\n")
+    (tmp_path / "compile.py").write_text(bundle._guest_source("compile.py"))
+    (tmp_path / "list").write_text(f"{good}\n{bad}\n")
+    proc = subprocess.run([sys.executable, "-S", "-s", "-B", str(tmp_path / "compile.py"), str(tmp_path / "list"),
+                           str(tmp_path / "out")], capture_output=True, text=True,
+                          env={"PYTHONHASHSEED": "0", "PATH": ""})
+    assert proc.returncode == 0 and "bad.py: does not compile" in proc.stderr
+    compiled = bundle.read_compiled((tmp_path / "out").read_bytes(), [str(good), str(bad)])
+    namespace: dict = {}
+    exec(marshal.loads(compiled[str(good)]), namespace)
+    assert namespace["X"] == {"a", "b"} and compiled[str(bad)] is None
+    with pytest.raises(bundle.BuildError, match="does not match its 1 sources"):
+        bundle.read_compiled((tmp_path / "out").read_bytes(), [str(good)])
+
+
+def test_an_apps_packages_bring_their_data(tmp_path):
+    (tmp_path / "app.py").write_text("import mypkg\n")
+    (tmp_path / "mypkg" / "templates").mkdir(parents=True)
+    (tmp_path / "mypkg" / "__init__.py").write_text("")
+    (tmp_path / "mypkg" / "res.json").write_text("{}")
+    (tmp_path / "mypkg" / "templates" / "a.html").write_text("<a/>")
+    (tmp_path / "mypkg" / "__pycache__").mkdir()
+    (tmp_path / "mypkg" / "__pycache__" / "x.pyc").write_text("")
+    (tmp_path / "mypkg" / ".hidden").write_text("")
+    (tmp_path / "notes.txt").write_text("beside the script: not the app's data")
+    app = bundle.load_app(tmp_path / "app.py", None)
+    assert list(app.files) == ["app.py", "mypkg/__init__.py"]
+    assert list(app.data) == ["mypkg/res.json", "mypkg/templates/a.html"]
+    assert list(bundle.load_app(tmp_path / "mypkg", None).data) == ["mypkg/res.json", "mypkg/templates/a.html"]
+    assert list(bundle.load_app(tmp_path, "app").data) == ["mypkg/res.json", "mypkg/templates/a.html"]
+
+
+def blob_index(blob: bytes) -> tuple[dict, int]:
+    size = int.from_bytes(blob[4:8], "little")
+    return marshal.loads(blob[8:8 + size]), 8 + size
+
+
+def site_blob(tmp_path: Path) -> bytes:
+    """A bundle.bin with the site-packages of make_site (compiled by this Python), an app with package data."""
+    site = bundle.site_packages(make_site(tmp_path))
+    compiled = {}
+    for filename, path in site.sources.items():
+        try:
+            compiled[filename] = marshal.dumps(compile(path.read_bytes(), filename, "exec", dont_inherit=True))
+        except SyntaxError:
+            compiled[filename] = None
+    app_dir = tmp_path / "app"
+    (app_dir / "wbapp_pkg").mkdir(parents=True, exist_ok=True)
+    (app_dir / "app.py").write_text("import wbapp_pkg\n")
+    (app_dir / "wbapp_pkg" / "__init__.py").write_text("")
+    (app_dir / "wbapp_pkg" / "res.json").write_text('{"app": true}')
+    stdlib_pyc = tmp_path / "json.pyc"
+    stdlib_pyc.write_bytes(b"\0" * 16 + marshal.dumps(compile("", "/lib/python3.13/json/__init__.py", "exec")))
+    return bundle.make_blob(bundle.load_app(app_dir / "app.py", None),
+                            [("json", True, stdlib_pyc, "/lib/python3.13/json/__init__.py")], preinit=True,
+                            site=site, compiled=compiled)
+
+
+def test_the_blob_carries_site_packages_and_data(tmp_path):
+    blob = site_blob(tmp_path)
+    assert site_blob(tmp_path) == blob  # deterministic
+    index, base = blob_index(blob)
+    description = index.pop("")
+    assert index["json"][4] == "/lib/python3.13/json/__init__.py"  # not site-packages' json
+    assert index["wbsite_pkg"][:2] == ("c", True) and index["wbsite_ns"] == ("n", True, 0, 0, f"{SITE}/wbsite_ns")
+    kind, _, offset, size, _ = index["wbsite_pkg.broken"]
+    assert kind == "s" and blob[base + offset:base + offset + size] == b"def broken(:\n"  # raises when imported
+    offset, size = description["files"][f"{SITE}/wbsite_pkg/data.txt"]
+    assert blob[base + offset:base + offset + size] == b"hello from the data file\n"
+    assert "/app/wbapp_pkg/res.json" in description["files"]
+    assert description["distributions"] == [("old_dist", f"{SITE}/old_dist-0.1-py3.13.egg-info"),
+                                            ("wbsite_pkg", f"{SITE}/wbsite_pkg-1.2.3.dist-info")]
+
+
+@pytest.fixture
+def guest_importer(tmp_path, monkeypatch):
+    """boot.py's importer running in this Python on site_blob (a stand-in for entry.c's _wasmbuild_bundle): its
+    modules, package data and distributions, and nothing of it left behind."""
+    import sys
+    import types
+
+    blob = site_blob(tmp_path)
+    fake = types.ModuleType("_wasmbuild_bundle")
+    fake.data = lambda: memoryview(blob)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "_wasmbuild_bundle", fake)
+    monkeypatch.setattr(sys, "meta_path", list(sys.meta_path))
+    before = set(sys.modules)
+    namespace: dict = {"__name__": "_wasmbuild_boot"}
+    exec(compile(bundle._guest_source("boot.py"), "boot.py", "exec"), namespace)
+    yield namespace
+    for name in set(sys.modules) - before:
+        if name.startswith(("wbsite_", "wbapp_")):
+            del sys.modules[name]
+
+
+def test_the_guest_importer_serves_modules_and_package_data(guest_importer):
+    import importlib
+    import importlib.resources
+    import importlib.util
+    import pkgutil
+    import warnings
+    import zipimport
+
+    pkg = importlib.import_module("wbsite_pkg")
+    assert pkg.VALUE == "pkg" and pkg.__file__ == f"{SITE}/wbsite_pkg/__init__.py"
+    assert importlib.import_module("wbsite_pkg.sub.mod").X == 1
+    assert importlib.import_module("wbsite_single").ONE == 1
+    assert importlib.import_module("wbsite_ns.part").PART == "namespace"
+    with pytest.raises(SyntaxError):
+        importlib.import_module("wbsite_pkg.broken")
+    # importlib.resources
+    files = importlib.resources.files("wbsite_pkg")
+    assert files.joinpath("data.txt").read_text() == "hello from the data file\n"
+    assert (files / "templates" / "sub" / "part.html").read_bytes() == b"<b/>\n"
+    assert files.joinpath("templates", "page.html").is_file() and files.joinpath("templates").is_dir()
+    assert {p.name for p in files.iterdir()} >= {"__init__.py", "data.txt", "py.typed", "templates", "sub"}
+    assert not files.joinpath("nope.txt").exists()
+    with pytest.raises(FileNotFoundError):
+        files.joinpath("nope.txt").read_bytes()
+    with files.joinpath("data.txt").open("rb") as f:
+        assert f.read(5) == b"hello"
+    with warnings.catch_warnings():  # the older functions (deprecated in 3.11 and 3.12, not in 3.13)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        with importlib.resources.open_text("wbsite_pkg", "data.txt") as f:
+            text = f.read()
+    assert text.startswith("hello")
+    assert importlib.resources.files("wbapp_pkg").joinpath("res.json").read_text() == '{"app": true}'
+    # get_data, as pkgutil and __file__-relative code use it
+    assert pkgutil.get_data("wbsite_pkg", "templates/page.html") == b"<p>{{ name }}</p>\n"
+    assert pkg.__loader__.get_data(pkg.__file__.rpartition("/")[0] + "/data.txt").startswith(b"hello")
+    with pytest.raises(OSError):
+        pkg.__loader__.get_data(f"{SITE}/wbsite_pkg/nope.txt")
+    # what Jinja's PackageLoader needs: a zipimporter with the bundle as its archive, the files listed in it
+    spec = importlib.util.find_spec("wbsite_pkg")
+    assert isinstance(spec.loader, zipimport.zipimporter)
+    root = next(iter(spec.submodule_search_locations)) + "/templates"
+    prefix = root[len(spec.loader.archive):].lstrip("/") + "/"
+    assert sorted(n[len(prefix):] for n in spec.loader._get_files() if n.startswith(prefix)) == [
+        "page.html", "sub/part.html"]
+    assert spec.loader._files.keys() == spec.loader._get_files().keys()
+    assert spec.loader.get_data(f"{root}/page.html") == b"<p>{{ name }}</p>\n"
+
+
+def test_the_guest_importer_serves_distributions(guest_importer):
+    import importlib.metadata as md
+
+    assert md.version("wbsite-pkg") == md.version("WBSite.Pkg") == "1.2.3"
+    assert md.metadata("wbsite_pkg")["Name"] == "WBSite.Pkg" and md.version("old-dist") == "0.1"
+    names = {d.metadata["Name"] for d in md.distributions()}
+    assert {"WBSite.Pkg", "old-dist"} <= names
+    (plugin,) = md.entry_points(group="wbsite.plugins")
+    assert (plugin.name, plugin.value, plugin.dist.version) == ("first", "wbsite_pkg.sub.mod:X", "1.2.3")
+    assert plugin.load() == 1
+    assert [ep.name for ep in md.entry_points(group="console_scripts", name="wbsite")] == ["wbsite"]
+    files = md.files("wbsite_pkg")
+    assert [str(f) for f in files] == ["wbsite_pkg/__init__.py", "wbsite_pkg/data.txt",
+                                       "wbsite_pkg-1.2.3.dist-info/METADATA"]
+    assert files[1].read_text() == "hello from the data file\n"
+    assert md.packages_distributions()["wbsite_pkg"] == ["WBSite.Pkg"]
+    with pytest.raises(md.PackageNotFoundError):
+        md.version("wbsite-absent")

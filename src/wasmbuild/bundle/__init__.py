@@ -3,7 +3,9 @@ pre-initialised with `wasmtime wizer` so that a run starts with Python up and th
 
     APP (script or package directory) + the WASI artifact (+ its -dev archive)
       -> bundle.bin: the standard library's code objects (the artifact's .pyc without their headers, minus tests
-         and what no bundle can use) and the app's sources, indexed for boot.py's importer
+         and what no bundle can use), the artifact's site-packages (its modules compiled by the artifact's own
+         python.wasm, compile.py; its other files and .dist-info directories as data) and the app's sources and
+         package data, indexed for boot.py's importer
       -> entry.c + boot.py + bundle.bin compiled with the provisioned WASI SDK against the artifact's libpython
       -> `wasmtime wizer` (the pinned wasmtime CLI, toolchains/host-tools.yaml) runs `wizer-initialize` and
          snapshots the memory (skipped with --no-preinit: then every start initialises)
@@ -17,18 +19,21 @@ boot.run sets at every start. docs/platform-notes.md#pre-initialised-bundles has
 from __future__ import annotations
 
 import ast
+import email.parser
 import hashlib
 import marshal
 import os
+import re
 import shlex
 import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from wasmbuild import __version__, cache, log, pipeline
+from wasmbuild.artifact import run_python
 from wasmbuild.engines.wasmtime_api import MAX_WASM_STACK
 from wasmbuild.errors import BuildError, UsageError
 from wasmbuild.files import json_text
@@ -41,7 +46,7 @@ from wasmbuild.targets import get_target
 from wasmbuild.targets.wasi import sdk_cc
 from wasmbuild.toolchain import Toolchain, hosttools
 
-BUNDLE_FORMAT = 1
+BUNDLE_FORMAT = 2  # 2: site-packages, package data and `packages`
 MAGIC = b"WBB1"
 SECTION = "wasmbuild.bundle"
 GUEST_APP_ROOT = "/app"
@@ -54,26 +59,48 @@ WRAPPED = ("__wasi_clock_time_get", "__wasi_random_get")
 
 @dataclass(frozen=True)
 class App:
-    """What is bundled: the main script (or the module run with -m) and the app's Python files."""
+    """What is bundled: the main script (or the module run with -m), the app's Python files and the other files
+    of its packages (data: templates, JSON, py.typed...)."""
 
     kind: str  # "script" or "module"
     main: str  # the script's guest path, or the module's name
     files: dict[str, Path]  # guest-relative path (pkg/mod.py) -> host file
+    data: dict[str, Path] = field(default_factory=dict)  # guest-relative path (pkg/x.txt) -> host file
 
     @property
     def script_rel(self) -> str | None:
         return self.main[len(GUEST_APP_ROOT) + 1:] if self.kind == "script" else None
 
 
-def _python_files(root: Path, rel: Path, files: dict[str, Path]) -> None:
-    """The package under root/rel (a directory with __init__.py), every .py in it, recursively."""
+def _skipped(path: Path) -> bool:
+    """What no bundle carries of an app's tree: hidden files, bytecode caches, bytecode."""
+    return path.name.startswith(".") or path.name == "__pycache__" or path.suffix in (".pyc", ".pyo")
+
+
+def _python_files(root: Path, rel: Path, files: dict[str, Path], data: dict[str, Path] | None = None) -> None:
+    """The package under root/rel (a directory with __init__.py), every .py in it, recursively; with `data`,
+    its other files too (any directory of a package counts: templates/, static/ ...). root/rel itself may be a
+    directory of modules (no __init__.py): its own other files are not the app's data."""
+    package = (root / rel / "__init__.py").is_file()
     for path in sorted((root / rel).iterdir()):
-        if path.name.startswith(".") or path.name == "__pycache__":
+        if _skipped(path):
             continue
         if path.is_dir() and (path / "__init__.py").is_file():
-            _python_files(root, rel / path.name, files)
+            _python_files(root, rel / path.name, files, data)
         elif path.is_file() and path.suffix == ".py":
             files[(rel / path.name).as_posix()] = path
+        elif package and data is not None:
+            _data_files(path, (rel / path.name).as_posix(), data)
+
+
+def _data_files(path: Path, rel: str, data: dict[str, Path]) -> None:
+    """The file at `path`, or every file under the directory `path`, as data at `rel`."""
+    if path.is_file():
+        data[rel] = path
+    elif path.is_dir():
+        for child in sorted(path.iterdir()):
+            if not _skipped(child):
+                _data_files(child, f"{rel}/{child.name}", data)
 
 
 def _top_imports(path: Path) -> set[str]:
@@ -91,11 +118,13 @@ def _top_imports(path: Path) -> set[str]:
     return names
 
 
-def _script_files(script: Path) -> dict[str, Path]:
+def _script_files(script: Path) -> tuple[dict[str, Path], dict[str, Path]]:
     """A script and the modules and packages beside it that it imports (`import x`, `from x import y`, found in
-    its source; then, in turn, what those import): nothing else of its directory. A package comes whole."""
+    its source; then, in turn, what those import): nothing else of its directory. A package comes whole, its
+    data too. (Python files, data files.)"""
     directory = script.parent
     files: dict[str, Path] = {script.name: script}
+    data: dict[str, Path] = {}
     todo = [script]
     seen: set[str] = {script.stem}
     while todo:
@@ -103,12 +132,12 @@ def _script_files(script: Path) -> dict[str, Path]:
             seen.add(name)
             found: dict[str, Path] = {}
             if (directory / name / "__init__.py").is_file():
-                _python_files(directory, Path(name), found)
+                _python_files(directory, Path(name), found, data)
             elif (directory / f"{name}.py").is_file():
                 found[f"{name}.py"] = directory / f"{name}.py"
             files.update(found)
             todo.extend(found.values())
-    return dict(sorted(files.items()))
+    return dict(sorted(files.items())), dict(sorted(data.items()))
 
 
 # The largest app file a bundle takes: its bytes sit in the bundle's data, and what the snapshot does with them
@@ -121,7 +150,7 @@ def load_app(path: Path, module: str | None) -> App:
     package (run as `python -m NAME`, its __main__.py) or a directory of modules (--module NAME, or its
     __main__.py run as a script), every Python file of it."""
     app = _load_app(path, module)
-    for file in app.files.values():
+    for file in [*app.files.values(), *app.data.values()]:
         size = file.stat().st_size
         if size > APP_FILE_LIMIT:
             raise UsageError(f"{file}: {size / 2**20:.1f} MiB; a bundle takes app files up to "
@@ -136,21 +165,23 @@ def _load_app(path: Path, module: str | None) -> App:
     if not path.exists():
         raise UsageError(f"app not found: {path}", hint="give a script (app.py) or a package directory")
     files: dict[str, Path] = {}
+    data: dict[str, Path] = {}
     if path.is_file():
         if module:
             raise UsageError("--module applies to a package directory, not to a script",
                              hint=f"wasmbuild bundle {path.parent} --module NAME")
         if path.suffix != ".py":
             raise UsageError(f"{path}: not a Python script (.py)")
-        return App("script", f"{GUEST_APP_ROOT}/{path.name}", _script_files(path))
+        return App("script", f"{GUEST_APP_ROOT}/{path.name}", *_script_files(path))
     if (path / "__init__.py").is_file():  # a package: its parent is the import root
-        _python_files(path.parent, Path(path.name), files)
+        _python_files(path.parent, Path(path.name), files, data)
         name = module or path.name
     else:
-        _python_files(path, Path("."), files)
+        _python_files(path, Path("."), files, data)
+        data = {k.removeprefix("./"): v for k, v in sorted(data.items())}
         if (path / "__main__.py").is_file() and not module:
             files["__main__.py"] = path / "__main__.py"
-            return App("script", f"{GUEST_APP_ROOT}/__main__.py", dict(sorted(files.items())))
+            return App("script", f"{GUEST_APP_ROOT}/__main__.py", dict(sorted(files.items())), data)
         if not module:
             raise UsageError(f"{path}: a directory without __init__.py or __main__.py",
                              hint="name the module to run with --module NAME")
@@ -160,7 +191,7 @@ def _load_app(path: Path, module: str | None) -> App:
     if name not in modules and f"{name}.__main__" not in modules:
         raise UsageError(f"--module {name}: no such module in {path}",
                          hint=f"modules found: {', '.join(sorted(modules)[:10]) or 'none'}")
-    return App("module", name, dict(sorted(files.items())))
+    return App("module", name, dict(sorted(files.items())), dict(sorted(data.items())))
 
 
 def _module_name(rel: str) -> tuple[str, bool]:
@@ -197,8 +228,141 @@ def stdlib_modules(libdir: Path, cache_tag: str) -> list[tuple[str, bool, Path, 
     return out
 
 
-def make_blob(app: App, stdlib: list[tuple[str, bool, Path, str]], *, preinit: bool) -> bytes:
-    """bundle.bin: MAGIC, the index's length, the index (marshal), the files (boot.py reads it)."""
+@dataclass(frozen=True)
+class Distribution:
+    """An installed distribution in site-packages: its metadata directory (NAME-VERSION.dist-info)."""
+
+    name: str  # as its METADATA says
+    version: str
+    path: str  # the .dist-info (or .egg-info) directory's guest path
+
+    @property
+    def normalized(self) -> str:
+        """The name as importlib.metadata compares names (PEP 503, `-` as `_`)."""
+        return normalize_name(self.name)
+
+
+def normalize_name(name: str) -> str:
+    return re.sub(r"[-_.]+", "_", name).lower()
+
+
+@dataclass(frozen=True)
+class SitePackages:
+    """What a bundle carries of the artifact's lib/pythonX.Y/site-packages/: the modules and packages (compiled
+    into the blob), every other file as data (package data, .dist-info directories), the distributions."""
+
+    guest: str  # /lib/pythonX.Y/site-packages
+    modules: list[tuple[str, bool, Path | None, str]]  # (module, is_package, .py or None, guest filename or dir)
+    data: dict[str, Path]  # guest path -> host file
+    distributions: list[Distribution]
+
+    @property
+    def sources(self) -> dict[str, Path]:
+        """Guest filename -> host .py of every module to compile (namespace packages have none)."""
+        return {filename: path for _, _, path, filename in self.modules if path is not None}
+
+    def __bool__(self) -> bool:
+        return bool(self.modules or self.data)
+
+
+# The one file CPython itself puts into site-packages: not a package's.
+SITE_PLACEHOLDER = "README.txt"
+METADATA_DIRS = (".dist-info", ".egg-info")
+
+
+def site_packages(libdir: Path) -> SitePackages:
+    """The artifact's site-packages (libdir/site-packages), as a bundle carries it: every importable module and
+    package (a directory with an identifier name: regular with __init__.py, else a namespace package), every
+    other file as data; __pycache__ and bytecode left out (the modules are compiled from their .py)."""
+    root = libdir / "site-packages"
+    guest = f"/lib/{libdir.name}/site-packages"
+    modules: list[tuple[str, bool, Path | None, str]] = []
+    data: dict[str, Path] = {}
+
+    def walk(directory: Path, rel: str, package: str | None) -> None:
+        """`package`: the dotted name of `directory` ("" for site-packages itself), None where nothing can be
+        imported (a .dist-info directory, a directory whose name is no identifier)."""
+        for path in sorted(directory.iterdir()):
+            name = path.name
+            child = f"{rel}/{name}" if rel else name
+            if name == "__pycache__" or path.suffix in (".pyc", ".pyo") or (not rel and name == SITE_PLACEHOLDER):
+                continue
+            if path.is_dir():
+                if package is not None and name.isidentifier():
+                    dotted = f"{package}.{name}" if package else name
+                    if not (path / "__init__.py").is_file():
+                        modules.append((dotted, True, None, f"{guest}/{child}"))
+                    walk(path, child, dotted)
+                else:
+                    walk(path, child, None)
+            elif path.suffix == ".py" and package is not None and path.stem.isidentifier() and (
+                    package or path.stem != "__init__"):
+                dotted = package if path.stem == "__init__" else f"{package}.{path.stem}" if package else path.stem
+                modules.append((dotted, path.stem == "__init__", path, f"{guest}/{child}"))
+            elif path.is_file():
+                data[f"{guest}/{child}"] = path
+
+    if root.is_dir():
+        walk(root, "", "")
+    distributions = []
+    for path in sorted(root.iterdir()) if root.is_dir() else ():
+        if path.is_dir() and path.name.endswith(METADATA_DIRS):
+            meta = next((path / n for n in ("METADATA", "PKG-INFO") if (path / n).is_file()), None)
+            if meta is None:
+                continue
+            headers = email.parser.HeaderParser().parsestr(meta.read_text(encoding="utf-8", errors="replace"))
+            stem = path.name.rpartition(".")[0]
+            distributions.append(Distribution(headers.get("Name") or stem.partition("-")[0],
+                                              headers.get("Version") or stem.partition("-")[2] or "unknown",
+                                              f"{guest}/{path.name}"))
+    distributions.sort(key=lambda d: (d.normalized, d.version))
+    return SitePackages(guest, modules, data, distributions)
+
+
+def compile_sources(root: Path, sources: Mapping[str, Path], cache_root: Path, logf: Path) -> dict[str, bytes | None]:
+    """The code objects (marshal data) of `sources` (guest filename -> host .py, all under the artifact's lib/),
+    compiled by the unpacked artifact at `root` itself, the interpreter the bundle links: its bytecode, its
+    marshal format, PYTHONHASHSEED=0 (deterministic). None for a file that does not compile: the bundle carries
+    its source, and importing it raises the SyntaxError, as an installed copy would."""
+    filenames = list(sources)
+    with tempfile.TemporaryDirectory(prefix="wasmbuild-bundle-compile-") as tmp:
+        work = Path(tmp)
+        (work / "compile.py").write_text(_guest_source("compile.py"))
+        (work / "sources.txt").write_text("".join(f"{name}\n" for name in filenames))
+        out, err = work / "stdout", work / "stderr"
+        status = run_python(root, ["-S", "-s", "-B", "/work/compile.py", "/work/sources.txt", "/work/code.bin"],
+                            cache_root, [(work, "/work")], env={"PYTHONHASHSEED": "0"}, stdout=out, stderr=err)
+        output = out.read_text(errors="replace") + err.read_text(errors="replace")
+        with open(logf, "a") as f:
+            f.write(f"\n$ python.wasm compile.py ({len(filenames)} files): exit {status}\n{output}")
+        if status != 0 or not (work / "code.bin").is_file():
+            raise BuildError(f"compiling site-packages with the artifact's python.wasm failed (exit {status}):\n"
+                             + "\n".join(output.strip().splitlines()[-15:]), hint=f"full output: {logf}")
+        return read_compiled((work / "code.bin").read_bytes(), filenames)
+
+
+def read_compiled(blob: bytes, filenames: list[str]) -> dict[str, bytes | None]:
+    """compile.py's output: for each file in order, a u32 length (0xFFFFFFFF: it does not compile) and the
+    marshal data of its code object."""
+    out: dict[str, bytes | None] = {}
+    pos = 0
+    for name in filenames:
+        size = int.from_bytes(blob[pos:pos + 4], "little")
+        pos += 4
+        if size == 0xFFFFFFFF:
+            out[name] = None
+            continue
+        out[name] = blob[pos:pos + size]
+        pos += size
+    if pos != len(blob) or len(out) != len(filenames):
+        raise BuildError(f"compile.py's output does not match its {len(filenames)} sources ({len(blob)} bytes)")
+    return out
+
+
+def make_blob(app: App, stdlib: list[tuple[str, bool, Path, str]], *, preinit: bool,
+              site: SitePackages | None = None, compiled: Mapping[str, bytes | None] | None = None) -> bytes:
+    """bundle.bin: MAGIC, the index's length, the index (marshal), the files (boot.py reads it). `compiled`:
+    the code objects of site-packages' modules by guest filename (compile_sources)."""
     index: dict[str, Any] = {}
     chunks: list[bytes] = []
     offset = 0
@@ -213,6 +377,21 @@ def make_blob(app: App, stdlib: list[tuple[str, bool, Path, str]], *, preinit: b
         code = pyc.read_bytes()[16:]  # magic, flags, source hash
         index[name] = ("c", package, *add(code), filename)
     description: dict[str, Any] = {"preinit": preinit}
+    files: dict[str, tuple[int, int]] = {}
+    if site:
+        stdlib_names = {name.partition(".")[0] for name in index}
+        for module, is_package, py, filename in site.modules:
+            if module.partition(".")[0] in stdlib_names:
+                continue  # the standard library comes first on sys.path: this one could never be imported
+            if py is None:  # a namespace package: its directory
+                index[module] = ("n", True, 0, 0, filename)
+            elif (marshalled := (compiled or {}).get(filename)) is not None:
+                index[module] = ("c", is_package, *add(marshalled), filename)
+            else:  # does not compile: importing it raises the SyntaxError
+                index[module] = ("s", is_package, *add(py.read_bytes()), filename)
+        for guest_path, host in site.data.items():
+            files[guest_path] = add(host.read_bytes())
+        description["distributions"] = [(d.normalized, d.path) for d in site.distributions]
     for rel, path in app.files.items():
         source = path.read_bytes()
         if app.kind == "script" and rel == app.script_rel:
@@ -221,6 +400,9 @@ def make_blob(app: App, stdlib: list[tuple[str, bool, Path, str]], *, preinit: b
         name, package = _module_name(rel)
         if name and name != "__main__":
             index[name] = ("s", package, *add(source), f"{GUEST_APP_ROOT}/{rel}")
+    for rel, path in app.data.items():
+        files[f"{GUEST_APP_ROOT}/{rel}"] = add(path.read_bytes())
+    description["files"] = files
     if app.kind == "script":
         description["main"] = ("script", "__main__", app.main)
     else:
@@ -308,13 +490,26 @@ def bundle(app: App, out: Path, *, root: Path, record: dict[str, Any], short: st
     record. `wasmtime()` provisions the pinned wasmtime CLI (wizer, or the start-up check of --no-preinit)."""
     triple = record["target"]["triple"]
     major, minor = short.split(".")
-    stdlib = stdlib_modules(root / "lib" / f"python{short}", f"cpython-{major}{minor}")
+    libdir = root / "lib" / f"python{short}"
+    stdlib = stdlib_modules(libdir, f"cpython-{major}{minor}")
+    site = site_packages(libdir)
     logf = cache_root / "logs" / f"bundle-{out.stem}.log"
     logf.parent.mkdir(parents=True, exist_ok=True)
     logf.write_text(f"# wasmbuild bundle {app.main} on {root.name}\n")
+    c_modules = [m["name"] for m in record.get("artifact", {}).get("linked_modules") or []]
+    if c_modules:
+        log.warn(f"the artifact's linked C modules ({', '.join(c_modules)}) are not in the bundle: it links its own "
+                 "python from the artifact's libpython; an import of them fails in the bundle (a package with a "
+                 "pure-Python fallback uses it)")
+    compiled: dict[str, bytes | None] = {}
+    if site.sources:
+        with log.step(f"Compile site-packages ({len(site.sources)} modules; "
+                      f"{', '.join(f'{d.name} {d.version}' for d in site.distributions) or 'no distributions'}) "
+                      "with the artifact's python.wasm"):
+            compiled = compile_sources(root, site.sources, cache_root, logf)
     with staging_dir(out) as tmp:
         work = Path(tmp)
-        (work / "bundle.bin").write_bytes(make_blob(app, stdlib, preinit=preinit))
+        (work / "bundle.bin").write_bytes(make_blob(app, stdlib, preinit=preinit, site=site, compiled=compiled))
         (work / "entry.c").write_text(_guest_source("entry.c"))
         (work / "boot.py").write_text(_guest_source("boot.py"))
         embed = read_pc(root / "lib" / "pkgconfig" / f"python-{short}-embed.pc")
@@ -323,7 +518,8 @@ def bundle(app: App, out: Path, *, root: Path, record: dict[str, Any], short: st
                   *shlex.split(embed.get("Cflags", "")), f"-ffile-prefix-map={work}=/bundle",
                   f"-ffile-prefix-map={sdk.path}=/wasi-sdk"]
         with log.step(f"Compile the bundle's entry point ({len(stdlib)} standard library modules, "
-                      f"{len(app.files)} app files; log: {logf})"):
+                      + (f"{len(site.modules)} site-packages modules and {len(site.data)} files, " if site else "")
+                      + f"{len(app.files) + len(app.data)} app files; log: {logf})"):
             run([*cc, *cflags, "-c", work / "entry.c", "-o", work / "entry.o"], log_file=logf,
                 what="compiling the bundle's entry point")
             linked = work / "linked.wasm"
@@ -362,7 +558,7 @@ def bundle(app: App, out: Path, *, root: Path, record: dict[str, Any], short: st
             log.warn(f"the app's imports drew {frozen[0]} bytes of entropy at bundle time ({frozen[1]}): the same "
                      "in every run of this bundle (--allow-frozen-entropy)")
         files = [{"path": f"{GUEST_APP_ROOT}/{rel}", "sha256": cache.sha256_file(p), "size": p.stat().st_size}
-                 for rel, p in app.files.items()]
+                 for rel, p in sorted({**app.files, **app.data}.items())]
         build_json = root / "BUILD.json"
         bundle_record = {
             "format": BUNDLE_FORMAT,
@@ -373,6 +569,9 @@ def bundle(app: App, out: Path, *, root: Path, record: dict[str, Any], short: st
             "preinit": preinit,
             **({"frozen_entropy": {"bytes": frozen[0], "where": frozen[1]}} if frozen else {}),
             "stdlib": {"modules": len(stdlib), "excluded": sorted(STDLIB_EXCLUDE)},
+            "packages": [{"name": d.name, "version": d.version} for d in site.distributions],
+            "site_packages": {"modules": len(site.modules), "files": len(site.data),
+                              "compiled": sum(code is not None for code in compiled.values())},
             "tools": tools,
         }
         text = json_text(bundle_record)
