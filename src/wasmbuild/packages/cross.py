@@ -94,7 +94,8 @@ def make_cross_env(dest: Path, *, tree: Path, short: str, tools: ExtensionTools,
                                                                               "CONFINCLUDEPY": ""}),
            "headers": cache.hash_key({str(p.relative_to(include)): cache.sha256_file(p)
                                       for p in sorted(include.rglob("*.h"))}),
-           "tools": [tools.cc[0].rsplit("/", 1)[-1], tools.ldshared[0].rsplit("/", 1)[-1]],
+           "tools": [[a.rsplit("/", 1)[-1] for a in argv if not a.startswith("--sysroot")]
+                     for argv in (tools.cc, tools.cxx, tools.ldshared)],
            "cflags": [f for f in tools.cflags if not f.startswith("-ffile-prefix-map")],
            "wrapper": cache.sha256_file(wrapper)}
     return CrossEnv(dest, env, platform.replace("-", "_").replace(".", "_"), ext_suffix,

@@ -46,6 +46,12 @@ PYTHONHOME="$here" exec "${{NODE:-node}}" --stack-size={stack} "$here/python.js"
 EXTRA_LDFLAGS = ("-sEXPORTED_RUNTIME_METHODS=ENV",)
 
 
+# A side module's link: the interpreter is linked with -sWASM_BIGINT, so 64-bit integers cross the module boundary
+# as BigInt; a side module linked without it imports int64_t functions (PyInterpreterState_GetID) with another type
+# ("imported function does not match the expected type") and cannot be loaded.
+SIDE_MODULE_LINK = ("-sSIDE_MODULE=1", "-sWASM_BIGINT")
+
+
 class Emscripten(Target):
     name = "emscripten"
     host_outputs = ("python.js", "python.wasm")
@@ -133,7 +139,7 @@ class Emscripten(Target):
     def extension_tools(self, tc: Toolchain, triple: str) -> ExtensionTools:
         """A package's extension module is a side module (-sSIDE_MODULE=1, -fPIC as CPython's own shared
         modules), loaded by the MAIN_MODULE interpreter with dlopen from its package's directory."""
-        return ExtensionTools(cc=["emcc"], cxx=["em++"], ldshared=["emcc", "-sSIDE_MODULE=1"],
+        return ExtensionTools(cc=["emcc"], cxx=["em++"], ldshared=["emcc", *SIDE_MODULE_LINK],
                               cflags=["-O2", "-fPIC", f"-ffile-prefix-map={tc.path}=/emsdk"],
                               env=emsdk.tool_env(tc.path), linked_into_interpreter=False)
 
@@ -162,7 +168,7 @@ class Emscripten(Target):
             where = f"site-packages/{package.replace('.', '/')}" if package else "lib-dynload"
             rel = f"lib/python{short}/{where}/{m.base}{suffix}"
             (tree / rel).parent.mkdir(parents=True, exist_ok=True)
-            run(["emcc", "-O2", "-sSIDE_MODULE=1", "-o", tree / rel, *objects], env=env, log_file=log_file,
+            run(["emcc", "-O2", *SIDE_MODULE_LINK, "-o", tree / rel, *objects], env=env, log_file=log_file,
                 what=f"linking the side module {m.name}{suffix}")
             files[m.name] = rel
         return files
