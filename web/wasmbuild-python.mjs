@@ -319,7 +319,8 @@ export async function loadPython(options = {}) {
     throw result.refused ? new WheelError(result.message) : new PythonError(result);
   };
   const installWheel = async (source, opts = {}) => {
-    let bytes = sourceBytes(source);
+    // A copy: the caller's buffer may change while its hash is computed; the bytes checked are the ones written.
+    let bytes = sourceBytes(source)?.slice() ?? null;
     let url = null;
     if (bytes === null) {
       if (typeof source !== 'string' && !(source instanceof URL)) {
