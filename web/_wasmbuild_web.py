@@ -376,7 +376,7 @@ def install_wheel(path: str, filename: str | None = None, *, site_packages: str 
         planned: dict[str, str] = {}
         skipped: list[str] = []
         for info in infos:
-            parts = members.get(info.filename)
+            parts = members.get(info.filename, ())
             if not parts or parts[0] == dist_info and parts[1:] in (("RECORD",), ("RECORD.jws",), ("RECORD.p7s",),
                                                                      ("INSTALLER",)):
                 continue  # RECORD and INSTALLER are written below
