@@ -164,3 +164,122 @@ def test_import_time_entropy_is_redrawn_or_refused_and_paths_may_have_spaces(was
     assert "--allow-frozen-entropy" in proc.stderr and not (out_dir / "bad.wasm").exists()
     make_bundle(wasi_dist, out_dir / "bad.wasm", *cache_dir, "--allow-frozen-entropy", app=app_dir / "bad.py")
     assert json.loads((out_dir / "bad.BUNDLE.json").read_text())["frozen_entropy"]["bytes"] == 16
+
+
+# --- third-party packages: the artifact's site-packages in the bundle -------------------------------------------
+
+SITE_PACKAGE = {  # a hand-written installed distribution, as `wasmbuild install` leaves one
+    "wbdemo/__init__.py": "import importlib.metadata\n\nVERSION = importlib.metadata.version('wb-demo')  # at import\n"
+                          "\n\ndef upper(text):\n    return text.upper()\n",
+    "wbdemo/late.py": "LATE = 'imported at run time'\n",
+    "wbdemo/hello.txt": "hello from wbdemo\n",
+    "wbdemo/data/greeting.txt": "greetings, data\n",
+    "wbdemo/templates/page.html": "<p>{name}</p>\n",
+    "wbdemo/py.typed": "",
+    "wb_demo-0.3.dist-info/METADATA": "Metadata-Version: 2.1\nName: wb-demo\nVersion: 0.3\n"
+                                      "Summary: wasmbuild's bundle test distribution\n",
+    "wb_demo-0.3.dist-info/entry_points.txt": "[wbdemo.plugins]\nupper = wbdemo:upper\n",
+    "wb_demo-0.3.dist-info/RECORD": "wbdemo/__init__.py,,\nwbdemo/hello.txt,,\nwb_demo-0.3.dist-info/METADATA,,\n",
+}
+SITE_APP = '''\
+import importlib.metadata
+import importlib.resources
+import importlib.util
+import json
+import os
+import pkgutil
+import sys
+import zipimport
+
+import wbdemo
+import apppkg
+
+
+def main():
+    from wbdemo import late  # not imported at bundle time: a code object served at run time
+
+    spec = importlib.util.find_spec("wbdemo")
+    root = next(iter(spec.submodule_search_locations)) + "/templates"  # as Jinja's PackageLoader does
+    prefix = root[len(spec.loader.archive):].lstrip("/") + "/"
+    plugins = importlib.metadata.entry_points(group="wbdemo.plugins")
+    print(json.dumps({
+        "files": importlib.resources.files("wbdemo").joinpath("data/greeting.txt").read_text(),
+        "read_text": importlib.resources.read_text("wbdemo", "hello.txt"),
+        "pkgutil": pkgutil.get_data("wbdemo", "data/greeting.txt").decode(),
+        "get_data": wbdemo.__loader__.get_data(os.path.join(os.path.dirname(wbdemo.__file__), "hello.txt")).decode(),
+        "templates": sorted(n[len(prefix):] for n in spec.loader._get_files() if n.startswith(prefix)),
+        "template": spec.loader.get_data(root + "/page.html").decode(),
+        "zipimporter": isinstance(spec.loader, zipimport.zipimporter),
+        "version": importlib.metadata.version("wb-demo"),
+        "version_at_import": wbdemo.VERSION,
+        "summary": importlib.metadata.metadata("wb_demo")["Summary"],
+        "distributions": sorted(d.metadata["Name"] for d in importlib.metadata.distributions()),
+        "entry_points": [ep.name for ep in plugins],
+        "plugin": plugins["upper"].load()("x"),
+        "late": late.LATE,
+        "app_data": importlib.resources.files("apppkg").joinpath("config.json").read_text(),
+        "file": wbdemo.__file__,
+    }))
+
+
+main()
+'''
+
+
+@pytest.fixture(scope="module")
+def site_artifact(wasi_dist: Path, tmp_path_factory) -> Path:
+    """A copy of the WASI artifact (unpacked, as the cache holds it) with SITE_PACKAGE in its site-packages."""
+    import shutil
+
+    from wasmbuild import cache
+    from wasmbuild.artifact import unpack_artifact
+
+    cached = unpack_artifact(wasi_dist / f"{NAME}.tar.gz", cache.default_cache_dir())
+    root = tmp_path_factory.mktemp("site-artifact") / NAME
+    shutil.copytree(cached, root, symlinks=True)
+    for path in (root, *root.rglob("*")):  # the cached tree is read-only
+        if not path.is_symlink():
+            path.chmod(path.stat().st_mode | 0o200)
+    site = root / "lib" / "python3.13" / "site-packages"
+    for rel, text in SITE_PACKAGE.items():
+        (site / rel).parent.mkdir(parents=True, exist_ok=True)
+        (site / rel).write_text(text)
+    return root
+
+
+def test_a_bundle_carries_site_packages_and_serves_their_data_and_metadata(site_artifact: Path, wasi_dist: Path,
+                                                                          cli: str, tmp_path: Path):
+    app_dir = tmp_path / "app"
+    (app_dir / "apppkg").mkdir(parents=True)
+    (app_dir / "app.py").write_text(SITE_APP)
+    (app_dir / "apppkg" / "__init__.py").write_text("")
+    (app_dir / "apppkg" / "config.json").write_text('{"app": "data"}')
+    out = tmp_path / "site.wasm"
+    wasmbuild("bundle", str(app_dir / "app.py"), "-o", str(out), "--artifact", str(site_artifact),
+              "--dev", str(wasi_dist / f"{NAME}-dev.tar.gz"))
+    proc = run_cli(cli, out, cwd=tmp_path)  # no directory preopened: everything comes from the module
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report == {
+        "files": "greetings, data\n", "read_text": "hello from wbdemo\n", "pkgutil": "greetings, data\n",
+        "get_data": "hello from wbdemo\n", "templates": ["page.html"], "template": "<p>{name}</p>\n",
+        "zipimporter": True, "version": "0.3", "version_at_import": "0.3",
+        "summary": "wasmbuild's bundle test distribution", "distributions": ["wb-demo"],
+        "entry_points": ["upper"], "plugin": "X", "late": "imported at run time", "app_data": '{"app": "data"}',
+        "file": "/lib/python3.13/site-packages/wbdemo/__init__.py"}
+    record = json.loads(out.with_name("site.BUNDLE.json").read_text())
+    assert record["packages"] == [{"name": "wb-demo", "version": "0.3"}]
+    assert record["site_packages"] == {"modules": 4, "files": 7, "compiled": 2}  # + 2 namespace directories
+    assert "/app/apppkg/config.json" in [f["path"] for f in record["app"]["files"]]
+
+
+def test_site_packages_compile_deterministically_with_the_artifacts_python(site_artifact: Path, tmp_path: Path):
+    from wasmbuild import bundle, cache
+
+    site = bundle.site_packages(site_artifact / "lib" / "python3.13")
+    runs = [bundle.compile_sources(site_artifact, site.sources, cache.default_cache_dir(), tmp_path / "log")
+            for _ in range(2)]
+    assert runs[0] == runs[1] and set(runs[0]) == {"/lib/python3.13/site-packages/wbdemo/__init__.py",
+                                                    "/lib/python3.13/site-packages/wbdemo/late.py"}
+    # The artifact's marshal format, which this Python (3.11 or later) reads: the code object's names survive.
+    assert b"/lib/python3.13/site-packages/wbdemo/late.py" in runs[0]["/lib/python3.13/site-packages/wbdemo/late.py"]
