@@ -458,3 +458,24 @@ def test_the_guest_importer_serves_distributions(guest_importer):
     assert md.packages_distributions()["wbsite_pkg"] == ["WBSite.Pkg"]
     with pytest.raises(md.PackageNotFoundError):
         md.version("wbsite-absent")
+
+
+def test_a_bundle_names_the_linked_c_modules_it_cannot_carry(tmp_path, monkeypatch):
+    from wasmbuild.toolchain import Toolchain
+
+    root = fake_artifact(tmp_path / "cpython-3.13.15-wasm32-wasip1")
+    fake = FakeRun()
+    monkeypatch.setattr(bundle, "run", fake)
+    monkeypatch.setattr(bundle, "capture", fake)
+    warnings: list[str] = []
+    monkeypatch.setattr(bundle.log, "warn", warnings.append)
+    app = tmp_path / "app.py"
+    app.write_text("print(1)\n")
+    record = bundle.bundle(bundle.load_app(app, None), tmp_path / "app.wasm", root=root,
+                           record={"target": {"triple": "wasm32-wasip1"}, "source_date_epoch": 0,
+                                   "python": {"version": "3.13.15"},
+                                   "artifact": {"linked_modules": [{"name": "markupsafe._speedups"}]}},
+                           short="3.13", sdk=Toolchain("wasi-sdk", "25", tmp_path / "sdk", "test"),
+                           wasmtime=lambda: (tmp_path / "wasmtime", {}), preinit=True, cache_root=tmp_path)
+    assert len(warnings) == 1 and "markupsafe._speedups" in warnings[0] and "not in the bundle" in warnings[0]
+    assert record["packages"] == [] and record["site_packages"] == {"modules": 0, "files": 0, "compiled": 0}
