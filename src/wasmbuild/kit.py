@@ -284,6 +284,16 @@ def missing_kit(root: Path, short: str, *, dev: bool) -> list[str]:
     return [n for n in need if not (root / n).is_file()]
 
 
+def module_object(tree: Path, short: str, name: str) -> Path:
+    """Where an artifact keeps the object of an extension module linked into its python.wasm (WASI): in the kit's
+    config directory, modules/<dotted name>.o, so that a later link (wasmbuild link, a bundle) links it again."""
+    configs = sorted((tree / "lib" / f"python{short}").glob(f"config-{short}*"))
+    if len(configs) != 1:
+        raise ArchiveError(f"{tree}: expected one lib/python{short}/config-{short}-*/ directory (the cross-build "
+                           f"kit), found {len(configs)}")
+    return configs[0] / "modules" / f"{name}.o"
+
+
 @dataclass(frozen=True)
 class Module:
     """An extension module: its import name (dotted for a module inside a package: `markupsafe._speedups`),

@@ -28,7 +28,7 @@ from wasmbuild.archive import expansion_limit, safe_extract, write_deterministic
 from wasmbuild.artifact import WebRuntime, artifact_runtime, run_python, unpack_artifact
 from wasmbuild.errors import ArchiveError, BuildError, UsageError
 from wasmbuild.files import write_json
-from wasmbuild.kit import Module, missing_kit
+from wasmbuild.kit import Module, missing_kit, module_object
 from wasmbuild.recipe import select_recipe
 from wasmbuild.record import RECORD_NAME, read_record
 from wasmbuild.steps import BuildOptions
@@ -150,8 +150,9 @@ def plan_modules(artifact: Path, modules: list[Module], record: dict[str, Any], 
     """The artifact's earlier linked modules (artifact.linked_modules) that stay as they are in the new
     artifact. A module may not take the name of one of the artifact's own modules (taken_names). A module
     linked earlier and given again is built again from the sources given. On a target that links a new
-    python.wasm (WASI) every earlier module must be given again: the record keeps only their sources' hashes,
-    and a new python.wasm made without them would silently drop them."""
+    python.wasm (WASI) an earlier module is linked again from the object the artifact keeps (kit.module_object,
+    relink_modules); one linked by an older wasmbuild, with no object kept, must be given again: a new
+    python.wasm made without it would silently drop it."""
     earlier = {e["name"]: e for e in record["artifact"].get("linked_modules") or []}
     taken = taken_names(root, short)
     for m in modules:
@@ -174,13 +175,48 @@ def plan_modules(artifact: Path, modules: list[Module], record: dict[str, Any], 
                                   "(and its NAME=...)")
     given = {m.name for m in modules}
     missing = [name for name in earlier if name not in given]
+    if target.link_needs_dev:  # linked again from the objects the artifact kept (kit.module_object)
+        missing = [name for name in missing if not (earlier[name].get("object")
+                                                    and (root / earlier[name]["object"]).is_file())]
     if missing and target.link_needs_dev:
         raise UsageError(
             f"{artifact} already has linked modules built into its python.wasm ({', '.join(missing)}); linking "
             "makes a new python.wasm from libpython and the sources given, so they would be lost",
             hint="link all modules in one call from the original artifact, or pass the earlier modules' sources "
                  f"again: --module {' --module '.join(f'{n}=...' for n in missing)}")
-    return [earlier[name] for name in missing]
+    return [earlier[name] for name in earlier if name not in given]
+
+
+def relink_modules(kept: list[dict[str, Any]], tree: Path, work: Path, target: Target) -> list[Module]:
+    """On a target that links a new python.wasm (WASI): the kept earlier modules, from the objects the artifact
+    keeps (copied to `work`: the link writes them again)."""
+    if not target.link_needs_dev:
+        return []
+    modules = []
+    for entry in kept:
+        obj = work / f"earlier-{entry['name']}.o"
+        shutil.copyfile(tree / entry["object"], obj)
+        modules.append(Module(entry["name"], (), (obj,)))
+    return modules
+
+
+def refresh_objects(kept: list[dict[str, Any]], tree: Path) -> list[dict[str, Any]]:
+    """Kept entries with the sha256 of their object as the new link wrote it."""
+    return [{**e, "object_sha256": cache.sha256_file(tree / e["object"])} if e.get("object") else e for e in kept]
+
+
+def linked_entries(modules: list[Module], files: dict[str, str], tree: Path, short: str,
+                   **extra: Any) -> list[dict[str, Any]]:
+    """The record's entries for modules just linked: the file holding each, and on WASI the object kept."""
+    entries = []
+    for m in modules:
+        entry = {**m.record(), **extra, "file": files[m.name]}
+        obj = module_object(tree, short, m.name) if files[m.name] == "python.wasm" else None
+        if obj is not None and obj.is_file():
+            entry["object"] = str(obj.relative_to(tree))
+            entry["object_sha256"] = cache.sha256_file(obj)
+        entries.append(entry)
+    return entries
 
 
 def companion_dev(artifact: Path) -> Path | None:
@@ -290,11 +326,13 @@ def link(artifact: Path, modules: list[Module], out: Path, *, options: BuildOpti
         tree = working_copy(prep, Path(tmp) / name)
         work = Path(tmp) / "work"
         work.mkdir()
+        relink = relink_modules(kept, tree, work, target)
         with log.step(f"Link {', '.join(m.name for m in modules)} into {name} (log: {logf})"):
-            files = target.link_modules(toolchain, tree, modules, work, logf, short, record["target"]["triple"])
+            files = target.link_modules(toolchain, tree, [*modules, *relink], work, logf, short,
+                                        record["target"]["triple"])
         shutil.rmtree(work)
         extra = record["artifact"]
-        extra["linked_modules"] = [*kept, *({**m.record(), "file": files[m.name]} for m in modules)]
+        extra["linked_modules"] = [*refresh_objects(kept, tree), *linked_entries(modules, files, tree, short)]
         for rel in sorted(set(files.values())):
             extra.setdefault("files", {})[rel] = {"sha256": cache.sha256_file(tree / rel),
                                                   "size": (tree / rel).stat().st_size}

@@ -216,7 +216,8 @@ def test_bundle_argv_keeps_paths_with_spaces_whole(tmp_path, monkeypatch):
                           "python": {"version": "3.13.15"}},
                   short="3.13", sdk=sdk, wasmtime=lambda: (space / "tools" / "wasmtime", {}), preinit=True,
                   cache_root=space)
-    compile_argv, link_argv, wizer_argv = fake.calls
+    compile_argv, modules_argv, link_argv, wizer_argv = fake.calls
+    assert modules_argv[-4] == "-c" and modules_argv[-3].endswith("/modules.c")
     assert compile_argv[:3] == [f"{sdk.path}/bin/clang", "--target=wasm32-wasip1",
                                 f"--sysroot={sdk.path}/share/wasi-sysroot"]
     assert f"-I{root}/lib/pkgconfig/../../include/python3.13" in compile_argv
@@ -479,3 +480,39 @@ def test_a_bundle_names_the_linked_c_modules_it_cannot_carry(tmp_path, monkeypat
                            wasmtime=lambda: (tmp_path / "wasmtime", {}), preinit=True, cache_root=tmp_path)
     assert len(warnings) == 1 and "markupsafe._speedups" in warnings[0] and "not in the bundle" in warnings[0]
     assert record["packages"] == [] and record["site_packages"] == {"modules": 0, "files": 0, "compiled": 0}
+
+
+def test_modules_c_registers_dotted_names_with_their_init_function():
+    text = bundle.modules_c(["markupsafe._speedups", "fastmod"])
+    assert "extern PyObject *PyInit__speedups(void);" in text and "extern PyObject *PyInit_fastmod(void);" in text
+    assert 'PyImport_AppendInittab("markupsafe._speedups", PyInit__speedups)' in text
+    assert 'PyImport_AppendInittab("fastmod", PyInit_fastmod)' in text
+    assert "int wasmbuild_register_modules(void)" in bundle.modules_c([])
+
+
+def test_a_bundle_links_the_objects_the_artifact_keeps(tmp_path, monkeypatch):
+    from wasmbuild.toolchain import Toolchain
+
+    root = fake_artifact(tmp_path / "cpython-3.13.15-wasm32-wasip1")
+    obj = root / "lib/python3.13/config-3.13-wasm32-wasi/modules/markupsafe._speedups.o"
+    obj.parent.mkdir(parents=True)
+    obj.write_bytes(b"\0asm")
+    fake = FakeRun()
+    monkeypatch.setattr(bundle, "run", fake)
+    monkeypatch.setattr(bundle, "capture", fake)
+    warnings: list[str] = []
+    monkeypatch.setattr(bundle.log, "warn", warnings.append)
+    app = tmp_path / "app.py"
+    app.write_text("print(1)\n")
+    rel = str(obj.relative_to(root))
+    bundle.bundle(bundle.load_app(app, None), tmp_path / "app.wasm", root=root,
+                  record={"target": {"triple": "wasm32-wasip1"}, "source_date_epoch": 0,
+                          "python": {"version": "3.13.15"},
+                          "artifact": {"linked_modules": [{"name": "markupsafe._speedups", "object": rel},
+                                                          {"name": "old_mod"}]}},
+                  short="3.13", sdk=Toolchain("wasi-sdk", "25", tmp_path / "sdk", "test"),
+                  wasmtime=lambda: (tmp_path / "wasmtime", {}), preinit=True, cache_root=tmp_path)
+    link_argv = fake.calls[2]
+    assert str(obj) in link_argv
+    assert len(warnings) == 1 and "old_mod" in warnings[0] and "markupsafe" not in warnings[0]
+

@@ -387,8 +387,17 @@ def test_wasi_link_argv_keeps_paths_with_spaces_whole(tmp_path, monkeypatch):
     sdk = Toolchain("wasi-sdk", "25", tmp_path / "a cache" / "wasi sdk", "test")
     work = tmp_path / "out dir" / "work"
     work.mkdir()
+    (tree / "lib" / "python3.13" / "config-3.13-wasm32-wasi").mkdir(parents=True)
+
+    def fake_run(argv, **kw):
+        calls.append([str(a) for a in argv])
+        if "-o" in calls[-1]:
+            Path(calls[-1][calls[-1].index("-o") + 1]).write_bytes(b"\0asm")
+    monkeypatch.setattr(wasi, "run", fake_run)
     wasi.Wasi().link_modules(sdk, tree, [kit.Module("m", (src,))], work, tmp_path / "log", "3.13", "wasm32-wasip1")
-    compile_m, compile_main, link_argv, strip = calls
+    compile_m, combine, compile_main, link_argv, strip = calls
+    assert combine[:3] == [f"{sdk.path}/bin/wasm-ld", "-r", "-o"] and combine[-1] == str(work / "m-0-m.o")
+    assert (tree / "lib" / "python3.13" / "config-3.13-wasm32-wasi" / "modules" / "m.o").is_file()
     for argv in (compile_m, compile_main, link_argv):
         assert argv[:3] == [f"{sdk.path}/bin/clang", "--target=wasm32-wasip1",
                             f"--sysroot={sdk.path}/share/wasi-sysroot"]

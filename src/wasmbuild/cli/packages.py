@@ -16,7 +16,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                          "modules on Emscripten)")
     ins.add_argument("artifact", type=_path, help="a WASI or Emscripten artifact archive or directory")
     ins.add_argument("packages", nargs="*", metavar="PACKAGE", help="requirements, as pip takes them (attrs, "
-                     "'jinja2>=3.1')")
+                     "'jinja2<4')")
     ins.add_argument("-r", "--requirement", action="append", type=_path, default=[], metavar="FILE",
                      help="a requirements file (--hash lines honoured; repeatable)")
     ins.add_argument("-o", "--output", type=_path, required=True, metavar="OUT",

@@ -20,7 +20,7 @@ kind, args = sys.argv[2], sys.argv[3:]
 drop = tuple(os.path.join(d, "") for d in CONFIG["drop"])
 
 
-def dropped(path):
+def dropped(path: str) -> bool:
     return os.path.join(os.path.abspath(path), "").startswith(drop)
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,17 @@ from wasmbuild.download import Sources, fetch
 from wasmbuild.errors import BuildError, PackageError, UsageError
 from wasmbuild.files import write_json
 from wasmbuild.kit import Module, sysconfig_module
-from wasmbuild.link import check_imports, prepare_output, plan_modules, prepare, staging_dir, working_copy
+from wasmbuild.link import (
+    check_imports,
+    linked_entries,
+    plan_modules,
+    prepare,
+    prepare_output,
+    refresh_objects,
+    relink_modules,
+    staging_dir,
+    working_copy,
+)
 from wasmbuild.packages.cross import make_cross_env
 from wasmbuild.packages.resolve import Pin, resolve, target_facts, wheel_tag_platform
 from wasmbuild.packages.tools import Index, ToolEnv, configured_index, tool_env
@@ -97,11 +106,13 @@ def _extension_modules(site: Path, ext_suffix: str) -> dict[str, Path]:
 
 
 def _drop_from_record(site: Path, files: list[Path]) -> None:
-    """Remove `files` (moved out of site-packages) from their distribution's RECORD."""
+    """Remove `files` (moved out of site-packages) and everything installed outside site-packages (the scripts,
+    headers and data left out) from the distributions' RECORD files."""
     gone = {str(f.relative_to(site)) for f in files}
     for record in site.glob("*.dist-info/RECORD"):
         lines = record.read_text().splitlines(keepends=True)
-        kept = [line for line in lines if line.split(",", 1)[0] not in gone]
+        kept = [line for line in lines
+                if line.split(",", 1)[0] not in gone and not line.split(",", 1)[0].startswith("../")]
         if kept != lines:
             record.write_text("".join(kept))
 
@@ -171,8 +182,9 @@ def install(artifact: Path, requirements: list[str], requirement_files: list[Pat
         if left_out:
             log.info(f"  left out (an artifact has no place for scripts, headers or data files): "
                      f"{', '.join(left_out[:5])}{' ...' if len(left_out) > 5 else ''}")
+        _drop_from_record(site, [])
         extensions = _extension_modules(site, cross.ext_suffix)
-        linked: dict[str, str] = {}
+        linked: list[dict[str, Any]] = []
         if extensions and cross.linked_into_interpreter:
             objects = work / "objects"
             objects.mkdir()
@@ -183,17 +195,17 @@ def install(artifact: Path, requirements: list[str], requirement_files: list[Pat
                 modules.append(Module(dotted, (), (obj,)))
             _drop_from_record(site, list(extensions.values()))
             kept = plan_modules(artifact, modules, record, prep.root, short, target)
-            if kept:
-                raise UsageError(f"{artifact} has modules linked into its python.wasm ("
-                                 f"{', '.join(e['name'] for e in kept)}): installing would lose them",
-                                 hint="install packages into the original artifact, then link")
             link_work = work / "link"
             link_work.mkdir()
+            relink = relink_modules(kept, tree, link_work, target)
             with log.step(f"Link {', '.join(sorted(extensions))} into python.wasm (log: {logf})"):
-                linked = target.link_modules(prep.toolchain, tree, modules, link_work, logf, short,
-                                             record["target"]["triple"])
+                files = target.link_modules(prep.toolchain, tree, [*modules, *relink], link_work, logf, short,
+                                            record["target"]["triple"])
+            linked = linked_entries(modules, files, tree, short, package=True)
+            record["artifact"]["linked_modules"] = refresh_objects(kept, tree)
         elif extensions:
-            linked = {dotted: str(path.relative_to(tree)) for dotted, path in extensions.items()}
+            linked = [{"name": dotted, "package": True, "file": str(path.relative_to(tree))}
+                      for dotted, path in extensions.items()]
         proc = compile_bytecode(bp.python, tree, site, jobs=ctx.jobs, source_date_epoch=record["source_date_epoch"])
         if proc.returncode != 0:
             failed = [line for line in proc.stdout.splitlines() if line.startswith("*** Error compiling")]
@@ -205,9 +217,8 @@ def install(artifact: Path, requirements: list[str], requirement_files: list[Pat
         if resolution.ignored:
             extra["packages_left_out"] = resolution.ignored
         if linked:
-            extra["linked_modules"] = [*(extra.get("linked_modules") or []),
-                                       *({"name": d, "package": True, "file": f} for d, f in sorted(linked.items()))]
-        if "python.wasm" in linked.values():
+            extra["linked_modules"] = [*(extra.get("linked_modules") or []), *linked]
+        if any(e["file"] == "python.wasm" for e in linked):
             extra["python.wasm"] = {**extra["python.wasm"], "sha256": cache.sha256_file(tree / "python.wasm"),
                                     "size": (tree / "python.wasm").stat().st_size}
             extra["debuginfo"] = None

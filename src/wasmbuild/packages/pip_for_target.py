@@ -34,6 +34,6 @@ platform.machine = lambda: TARGET["platform_machine"]
 platform.release = lambda: TARGET["platform_release"]
 platform.version = lambda: TARGET["platform_version"]
 sysconfig.get_platform = lambda: TARGET["platform"]
-sys.implementation._multiarch = TARGET["multiarch"]
+sys.implementation._multiarch = TARGET["multiarch"]  # type: ignore[attr-defined]
 
 sys.exit(main(sys.argv[2:]))

@@ -148,8 +148,8 @@ def resolve(env: ToolEnv, facts: dict[str, str], requirements: list[str], requir
         except subprocess.TimeoutExpired:
             raise PackageError(f"pip did not finish resolving within {RESOLVE_TIMEOUT} s") from None
         output = f"{proc.stdout}\n{proc.stderr}"
-        with open(log_file, "a") as f:
-            f.write(f"\n$ {' '.join(argv)}\n{output}\n")
+        with open(log_file, "a") as out:
+            out.write(f"\n$ {' '.join(argv)}\n{output}\n")
         what = f"resolving {' '.join([*requirements, *(f'-r {f}' for f in requirement_files)])}"
         if proc.returncode != 0 or not report.is_file():
             raise pip_failure(output, what)

@@ -11,6 +11,7 @@ allows it. A build that hangs is stopped after a time limit; a failed build leav
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -147,10 +148,8 @@ def _run(argv: list[str], *, env: dict[str, str], cwd: Path, log_file: Path, tim
         try:
             status = proc.wait(timeout=timeout)
         except BaseException as exc:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             proc.wait()
             if isinstance(exc, subprocess.TimeoutExpired):
                 raise BuildError(f"{what} did not finish within {timeout:.0f} s and was stopped",

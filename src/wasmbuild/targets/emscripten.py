@@ -146,8 +146,8 @@ class Emscripten(Target):
     def link_modules(self, tc: Toolchain, tree: Path, modules: Sequence[Module], work: Path, log_file: Path,
                      short: str, triple: str) -> dict[str, str]:
         """Each module a side module (emcc -sSIDE_MODULE=1, -fPIC as CPython's own shared modules) with the
-        kit's extension flags (python-X.Y.pc), named with the artifact's EXT_SUFFIX, in lib-dynload/ (a dotted name: beside
-        its package in site-packages/)."""
+        kit's extension flags (python-X.Y.pc), named with the artifact's EXT_SUFFIX, in lib-dynload/ (a dotted
+        name: beside its package in site-packages/)."""
         stdlib = tree / "lib" / f"python{short}"
         suffix = str(read_sysconfig_vars(sysconfig_module(stdlib)).get("EXT_SUFFIX") or ".so")
         cflags = ["-O2", "-fPIC", *shlex.split(read_pc(tree / "lib" / "pkgconfig" / f"python-{short}.pc")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from wasmbuild import libs
 from wasmbuild.engines.wasmtime_api import MAX_WASM_STACK
-from wasmbuild.kit import Module, read_pc
+from wasmbuild.kit import Module, module_object, read_pc
 from wasmbuild.libs import Built
 from wasmbuild.process import run
 from wasmbuild.recipe import ToolchainManifest
@@ -148,12 +149,18 @@ class Wasi(Target):
                   f"-ffile-prefix-map={work}=/build"]
         objects = []
         for m in modules:
+            parts = []
             for i, src in enumerate(m.sources):
                 obj = work / f"{m.name}-{i}-{src.stem}.o"
                 run([*cc, *cflags, f"-ffile-prefix-map={src.parent}=/src/{m.name}", "-c", src, "-o", obj],
                     log_file=log_file, what=f"compiling {src} (module {m.name})")
-                objects.append(obj)
-            objects.extend(m.objects)
+                parts.append(obj)
+            parts.extend(m.objects)
+            # One relocatable object per module, kept in the artifact (kit.module_object) for the next link.
+            combined = work / f"{m.name}.o"
+            run([tc.path / "bin" / "wasm-ld", "-r", "-o", combined, *parts], log_file=log_file,
+                what=f"combining the objects of module {m.name}")
+            objects.append(combined)
         main = work / "main.c"
         main.write_text(LINKED_MAIN.format(
             declarations="\n".join(f"extern PyObject *{m.init}(void);" for m in modules),
@@ -166,5 +173,9 @@ class Wasi(Target):
             what=f"linking python.wasm with {', '.join(m.name for m in modules)}")
         run([tc.path / "bin" / "llvm-strip", "--strip-all", "-o", tree / "python.wasm", linked], log_file=log_file,
             what="llvm-strip")
+        for m, obj in zip(modules, objects, strict=True):
+            kept = module_object(tree, short, m.name)
+            kept.parent.mkdir(exist_ok=True)
+            shutil.copyfile(obj, kept)
         return {m.name: "python.wasm" for m in modules}
 
