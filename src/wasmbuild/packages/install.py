@@ -13,7 +13,7 @@
     record    BUILD.json's artifact.packages (name, version, file, sha256, url, how a wheel was built) and
               linked_modules; the output is written beside its place and renamed there
 
-The output is a directory or a deterministic .tar.gz (the archive gets an SBOM beside it naming every package as a
+The output is a directory or a deterministic .tar.gz (the archive gets its CycloneDX SBOM beside it, every package a
 pkg:pypi component). The same artifact, requirements and index give the same bytes.
 """
 
@@ -50,6 +50,7 @@ from wasmbuild.packages.wheels import BUILD_TIMEOUT, Wheel, build_wheel, check_w
 from wasmbuild.process import capture
 from wasmbuild.recipe import Download, select_recipe
 from wasmbuild.record import RECORD_NAME
+from wasmbuild.release.sbom import licenses_from_project, sbom_name, write_sbom
 from wasmbuild.staging import compile_bytecode
 from wasmbuild.steps import BuildOptions
 
@@ -211,7 +212,7 @@ def install(artifact: Path, requirements: list[str], requirement_files: list[Pat
             failed = [line for line in proc.stdout.splitlines() if line.startswith("*** Error compiling")]
             log.warn(f"{len(failed)} files of the packages do not compile for CPython {short}; left as source")
         extra = record["artifact"]
-        extra["packages"] = [{**w.record(), "extension_modules": sorted(
+        extra["packages"] = [{**w.record(), **_license(site, w), "extension_modules": sorted(
             d for d in extensions if d.split(".")[0] in _top_levels(site, w))} for w in wheels]
         extra["packages_index"] = index.record()
         if resolution.ignored:
@@ -231,7 +232,10 @@ def install(artifact: Path, requirements: list[str], requirement_files: list[Pat
         if out.name.endswith(".tar.gz"):
             staged = Path(tmp) / out.name
             write_deterministic_tar_gz(staged, tree, name, record["source_date_epoch"], first=[RECORD_NAME])
+            sbom = out.with_name(sbom_name(out))
+            write_sbom(record, staged, Path(tmp) / sbom.name, licenses_from_project(options.root))
             os.replace(staged, out)
+            os.replace(Path(tmp) / sbom.name, sbom)
         else:
             if out.exists():
                 cache.remove_tree(out)
@@ -240,18 +244,45 @@ def install(artifact: Path, requirements: list[str], requirement_files: list[Pat
     return out
 
 
-def _top_levels(site: Path, wheel: Wheel) -> set[str]:
-    """The top-level names a wheel installed (its dist-info's top_level.txt, else its RECORD's first parts)."""
-    for dist_info in site.glob("*.dist-info"):
+def _metadata(site: Path, wheel: Wheel) -> tuple[Path, dict[str, list[str]]] | None:
+    """The .dist-info directory a wheel installed, and its METADATA headers."""
+    for dist_info in sorted(site.glob("*.dist-info")):
         meta = dist_info / "METADATA"
         if not meta.is_file():
             continue
-        head = meta.read_text(errors="replace").split("\n\n", 1)[0]
-        names = {line.split(":", 1)[1].strip().lower().replace("_", "-") for line in head.splitlines()
-                 if line.startswith("Name:")}
-        if wheel.pin.name.lower().replace("_", "-") not in names:
-            continue
-        record = dist_info / "RECORD"
+        headers: dict[str, list[str]] = {}
+        for line in meta.read_text(errors="replace").split("\n\n", 1)[0].splitlines():
+            if ":" in line and not line.startswith((" ", "\t")):
+                key, _, value = line.partition(":")
+                headers.setdefault(key.strip().lower(), []).append(value.strip())
+        names = {n.lower().replace("_", "-") for n in headers.get("name", [])}
+        if wheel.pin.name.lower().replace("_", "-") in names:
+            return dist_info, headers
+    return None
+
+
+def _license(site: Path, wheel: Wheel) -> dict[str, str]:
+    """{"license": ...} as the package's metadata states it (License-Expression, else a one-line License, else an
+    OSI classifier), or nothing."""
+    found = _metadata(site, wheel)
+    if found is None:
+        return {}
+    headers = found[1]
+    if headers.get("license-expression"):
+        return {"license": headers["license-expression"][0]}
+    if headers.get("license") and len(headers["license"][0]) < 80:
+        return {"license": headers["license"][0]}
+    for classifier in headers.get("classifier", []):
+        if classifier.startswith("License :: OSI Approved :: "):
+            return {"license": classifier.rsplit(" :: ", 1)[1]}
+    return {}
+
+
+def _top_levels(site: Path, wheel: Wheel) -> set[str]:
+    """The top-level names a wheel installed (the first parts of its RECORD's paths)."""
+    found = _metadata(site, wheel)
+    if found is not None:
+        record = found[0] / "RECORD"
         tops = set()
         for line in (record.read_text().splitlines() if record.is_file() else []):
             first = line.split(",", 1)[0].split("/", 1)[0]

@@ -122,9 +122,10 @@ class _Builder:
         )
         cpython = self._cpython(version)
         libraries = [self._library(lib) for lib in r["artifact"].get("libraries") or []]
+        packages = [self._package(p) for p in r["artifact"].get("packages") or []]
         self._toolchain(r["toolchain"])
         self._other_inputs()
-        self.depends[_ref(artifact)] = {_ref(c) for c in [cpython, *libraries]}
+        self.depends[_ref(artifact)] = {_ref(c) for c in [cpython, *libraries, *packages]}
         bom = Bom(
             serial_number=uuid.uuid5(SERIAL_NAMESPACE, f"sha256:{archive_sha256}"),
             metadata=BomMetaData(
@@ -147,6 +148,25 @@ class _Builder:
         component = self.components.setdefault(_ref(component), component)
         self.depends.setdefault(_ref(component), set()).update(_ref(c) for c in depends)
         return component
+
+    def _package(self, item: dict[str, Any]) -> Component:
+        """A package `wasmbuild install` put into site-packages: the distribution file pip chose (a wheel, or the
+        sdist the wheel was built from), its licence as its metadata states it."""
+        name = str(item["name"])
+        return self._add(Component(
+            type=ComponentType.LIBRARY,
+            bom_ref=f"pypi:{name.lower()}@{item['version']}",
+            name=name,
+            version=str(item["version"]),
+            description=f"installed into site-packages from {item['file']}"
+                        + (f" (built into {item['wheel']})" if item.get("built_from_sdist") else ""),
+            licenses=[_license(item["license"])] if item.get("license") else [],
+            purl=PackageURL(type="pypi", name=name.lower().replace("_", "-"), version=str(item["version"]),
+                            qualifiers={"file_name": item["file"]}),
+            hashes=[_sha256(item["sha256"])],
+            external_references=_refs(item.get("url"), ExternalReferenceType.DISTRIBUTION),
+            properties=[Property(name=ROLE, value="package")],
+        ))
 
     def _other_inputs(self) -> None:
         """The record's inputs not listed yet (the SBOM lists every one): a library the artifact does not name,
