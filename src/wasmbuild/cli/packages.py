@@ -30,6 +30,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     ins.add_argument("--allow-pure-fallback", action="store_true",
                      help="accept a package whose optional C extension did not build, installed as pure Python "
                           "(reported); refused otherwise")
+    ins.add_argument("--prefer-binary", action="store_true",
+                     help="prefer an older release with a wheel to a newer one with only an sdist (pip's option)")
     ins.add_argument("--build-timeout", type=_positive_int, default=1800, metavar="SECONDS",
                      help="stop an sdist build after this long (default 1800)")
     ins.add_argument("--dev", type=_path, metavar="DEV_ARCHIVE",
@@ -49,6 +51,7 @@ def cmd_install(args: argparse.Namespace) -> int:
     out = install(args.artifact, args.packages, args.requirement, args.output, options=_build_options(args),
                   install_options=InstallOptions(index=index, require_hashes=args.require_hashes,
                                                  allow_pure_fallback=args.allow_pure_fallback,
+                                                 prefer_binary=args.prefer_binary,
                                                  build_timeout=args.build_timeout), dev=args.dev)
     log.info(describe(out))
     return 0

@@ -77,6 +77,7 @@ class InstallOptions:
     index: Index | None = None  # None: pip's configured index-url, else pip's default
     require_hashes: bool = False
     allow_pure_fallback: bool = False
+    prefer_binary: bool = False  # pip's --prefer-binary: an older release with a wheel over a newer sdist
     build_timeout: float = BUILD_TIMEOUT
 
 
@@ -150,7 +151,8 @@ def install(artifact: Path, requirements: list[str], requirement_files: list[Pat
                   f"{facts['platform']} (CPython {facts['python']}; log: {logf})"):
         resolution = resolve(tools, facts, requirements, requirement_files, index,
                              sysconfig_data=sysconfig_module(prep.root / "lib" / f"python{short}"),
-                             require_hashes=install_options.require_hashes, log_file=logf)
+                             require_hashes=install_options.require_hashes, log_file=logf,
+                             prefer_binary=install_options.prefer_binary)
     for line in resolution.ignored:
         log.warn(f"not for this target, left out: {line}")
     for pin in resolution.pins:

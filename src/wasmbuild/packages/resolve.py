@@ -101,6 +101,7 @@ def parse_report(report: dict[str, Any]) -> list[Pin]:
 
 IGNORED = re.compile(r"Ignoring (\S+): markers '(.*)' don't match your environment")
 PIP_ERROR = re.compile(r"^ERROR: (.*)$", re.M)
+RUST_SIGNS = re.compile(r"\b(maturin|setuptools[-_]rust|cargo metadata|rustc)\b")
 
 
 def pip_failure(output: str, what: str) -> WasmbuildError:
@@ -111,6 +112,12 @@ def pip_failure(output: str, what: str) -> WasmbuildError:
     if "THESE PACKAGES DO NOT MATCH THE HASHES" in output or "Expected sha256" in output:
         return ChecksumError(f"{what}: a downloaded file does not match its --hash: {first}",
                              hint="fix the hash in the requirements file, or the pinned version")
+    rust = RUST_SIGNS.search(output)
+    if rust and ("Failed to build" in output or "subprocess-exited-with-error" in output):
+        return PackageError(f"{what}: a package (or one of its build requirements) needs Rust to build "
+                            f"({rust.group(0)}): wasmbuild builds C and C++ extensions only; {first}",
+                            hint="pin a version that publishes a pure-Python wheel (pip's --prefer-binary picks "
+                                 "one), or leave the package out")
     if "No matching distribution found" in text or "Could not find a version" in text:
         return PackageError(f"{what}: {first}", hint="check the name and version on the index; only pure-Python "
                                                      "wheels and sdists can serve a WebAssembly target")
@@ -124,7 +131,8 @@ def pip_failure(output: str, what: str) -> WasmbuildError:
 
 
 def resolve(env: ToolEnv, facts: dict[str, str], requirements: list[str], requirement_files: list[Path],
-            index: Index, *, sysconfig_data: Path, require_hashes: bool, log_file: Path) -> Resolution:
+            index: Index, *, sysconfig_data: Path, require_hashes: bool, log_file: Path,
+            prefer_binary: bool = False) -> Resolution:
     """pip's resolution of the requirements for the artifact described by `facts` (`sysconfig_data`: its
     _sysconfigdata_*.py)."""
     if not requirements and not requirement_files:
@@ -141,7 +149,7 @@ def resolve(env: ToolEnv, facts: dict[str, str], requirements: list[str], requir
         argv = [str(env.python), str(shim), str(facts_file), "--isolated", "--disable-pip-version-check",
                 "install", "--dry-run", "--ignore-installed", "--target", str(Path(work) / "target"),
                 "--report", str(report), "--no-input", "--progress-bar", "off", *index.pip_args(),
-                *(["--require-hashes"] if require_hashes else []),
+                *(["--require-hashes"] if require_hashes else []), *(["--prefer-binary"] if prefer_binary else []),
                 *(a for f in requirement_files for a in ("-r", str(f))), *requirements]
         try:
             proc = capture(argv, timeout=RESOLVE_TIMEOUT, env=None)

@@ -91,6 +91,12 @@ def tool_env(project: Path, build_python: BuildPython, cache_root: Path, index: 
     env = ToolEnv(entry, entry / "bin" / "python", constraints, key)
     if cache.is_valid(entry, key):
         return env
+    ssl = capture([build_python.python, "-c", "import ssl, zlib"])
+    if ssl.returncode != 0:
+        raise BuildError(f"the build-python at {build_python.python} has no ssl or zlib module, which pip needs to "
+                         f"download packages: {(ssl.stderr.strip().splitlines() or ['?'])[-1]}",
+                         hint="install OpenSSL's and zlib's headers (Debian: apt-get install libssl-dev zlib1g-dev), "
+                              f"remove {build_python.python.parent} and run again (it is rebuilt with them)")
     logf = cache_root / "logs" / f"packages-tools-{key[:12]}.log"
     with log.step(f"Set up the package tools (pip, installer) for the build-python (log: {logf})"), \
             cache.fresh_entry(entry, key):
