@@ -154,8 +154,14 @@ def test_the_same_install_gives_the_same_bytes(request, tmp_path_factory, instal
     assert hashlib.sha256(again.read_bytes()).digest() == hashlib.sha256(first.read_bytes()).digest()
 
 
-def test_a_bundle_of_a_jinja_app_runs_with_no_directory(request, tmp_path_factory, installed, tmp_path):
-    artifact = installed_artifact("wasi", request, tmp_path_factory, installed)
+def test_a_bundle_of_a_jinja_app_runs_with_no_directory(request, tmp_path):
+    """bundle -r: Jinja2 and MarkupSafe (its _speedups linked into the bundle) installed on the way."""
+    artifact = request.getfixturevalue("wasi_dist") / TARGETS["wasi"]
+    requirements = tmp_path / "requirements.txt"
+    pinned = (DATA / "requirements.txt").read_text().split("\n")
+    keep = ("Jinja2==", "MarkupSafe==")
+    requirements.write_text("".join(f"{line}\n{pinned[i + 1]}\n" for i, line in enumerate(pinned)
+                                    if line.startswith(keep)))
     app = tmp_path / "app.py"
     app.write_text("import sys\nimport jinja2, markupsafe\n"
                    "env = jinja2.Environment(autoescape=True)\n"
@@ -163,7 +169,7 @@ def test_a_bundle_of_a_jinja_app_runs_with_no_directory(request, tmp_path_factor
                    "print(page.render(name=sys.argv[1], items=range(3)))\n"
                    "print(markupsafe._escape_inner.__module__, jinja2.__version__)\n")
     out = tmp_path / "app.wasm"
-    wasmbuild("bundle", str(app), "--artifact", str(artifact), "-o", str(out))
+    wasmbuild("bundle", str(app), "--artifact", str(artifact), "-r", str(requirements), "-o", str(out))
     proc = wasmbuild("run", str(out), "--", "<b>&", cwd=tmp_path)
     assert proc.stdout.splitlines() == ["<p>Hello &lt;b&gt;&amp;</p>[0][1][2]", "markupsafe._speedups 3.1.6"]
 

@@ -39,6 +39,7 @@ from wasmbuild.errors import BuildError, UsageError
 from wasmbuild.files import json_text
 from wasmbuild.kit import read_pc
 from wasmbuild.link import check_output_dir, prepare, staging_dir, working_copy
+from wasmbuild.packages.install import InstallOptions, install
 from wasmbuild.process import capture, run
 from wasmbuild.recipe import select_recipe
 from wasmbuild.steps import BuildOptions
@@ -623,11 +624,15 @@ def _guest_error(output: str) -> str:
 
 def make_bundle(app_path: Path, out: Path, *, options: BuildOptions, module: str | None = None,
                 artifact: Path | None = None, python: str | None = None, dev: Path | None = None,
-                preinit: bool = True, allow_frozen_entropy: bool = False) -> dict[str, Any]:
+                preinit: bool = True, allow_frozen_entropy: bool = False, requirements: list[str] | None = None,
+                requirement_files: list[Path] | None = None,
+                install_options: InstallOptions | None = None) -> dict[str, Any]:
     """`wasmbuild bundle`: the app at `app_path` (a script, or a directory with `module`) bundled with a WASI
     artifact (`artifact`, else the `python` one built as `wasmbuild build` would, unsmoked) into `out` (.wasm);
     the bundle's record. The artifact's -dev archive is `dev` or the one beside it; its toolchain and the pinned
-    wasmtime CLI are provisioned as `options` say."""
+    wasmtime CLI are provisioned as `options` say. `requirements` / `requirement_files`: packages installed into
+    a copy of the artifact first (wasmbuild install), so that they travel in the bundle with the packages it
+    already has."""
     app = load_app(app_path, module)
     out = out.expanduser().resolve()
     if out.suffix != ".wasm" or out.is_dir():
@@ -638,6 +643,18 @@ def make_bundle(app_path: Path, out: Path, *, options: BuildOptions, module: str
     if artifact is None:
         ctx = options.context(select_recipe(options.root, python), "wasi")
         artifact = pipeline.build(ctx, get_target("wasi")).archive
+    with tempfile.TemporaryDirectory(prefix="wasmbuild-bundle-packages-") as packages_tmp:
+        if requirements or requirement_files:
+            artifact = install(artifact, list(requirements or []), list(requirement_files or []),
+                               Path(packages_tmp) / "artifact", options=options,
+                               install_options=install_options or InstallOptions(), dev=dev)
+            dev = None  # merged into the installed artifact
+        return _make_bundle(app, out, artifact, options=options, dev=dev, preinit=preinit,
+                            allow_frozen_entropy=allow_frozen_entropy)
+
+
+def _make_bundle(app: App, out: Path, artifact: Path, *, options: BuildOptions, dev: Path | None, preinit: bool,
+                 allow_frozen_entropy: bool) -> dict[str, Any]:
     prep = prepare(artifact, options=options, dev=dev, needs_dev=lambda t: True, what="bundling")
     if prep.target.name != "wasi":
         raise UsageError(f"{artifact} is a {prep.target.name} artifact: bundles are WASI modules",

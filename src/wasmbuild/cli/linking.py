@@ -39,6 +39,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     bu.add_argument("--artifact", type=_path, help="a WASI artifact archive (default: build the --python one)")
     bu.add_argument("--dev", type=_path, metavar="DEV_ARCHIVE",
                     help="the artifact's -dev archive (default: the one beside the artifact archive)")
+    bu.add_argument("-r", "--requirement", action="append", type=_path, default=[], metavar="FILE",
+                    help="install these requirements into a copy of the artifact first (wasmbuild install; --hash "
+                         "lines honoured): they travel in the bundle")
+    bu.add_argument("--package", action="append", default=[], metavar="REQ",
+                    help="a requirement to install first, as pip takes it (repeatable)")
     bu.add_argument("--no-preinit", action="store_true",
                     help="only embed the files: Python initialises at every start (no snapshot)")
     bu.add_argument("--allow-frozen-entropy", action="store_true",
@@ -65,7 +70,8 @@ def cmd_bundle(args: argparse.Namespace) -> int:
     out = args.output.expanduser().resolve()
     record = make_bundle(args.app, out, options=_build_options(args), module=args.module, artifact=args.artifact,
                          python=args.python, dev=args.dev, preinit=not args.no_preinit,
-                         allow_frozen_entropy=args.allow_frozen_entropy)
+                         allow_frozen_entropy=args.allow_frozen_entropy, requirements=args.package,
+                         requirement_files=args.requirement)
     log.info(f"done in {log.format_duration(time.monotonic() - start)}: {out} ({record['size'] / 1e6:.1f} MB, "
              f"{'pre-initialised' if record['preinit'] else 'not pre-initialised'}; record: "
              f"{out.with_name(out.stem + '.BUNDLE.json').name})")
