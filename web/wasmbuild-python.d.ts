@@ -5,7 +5,7 @@ export interface Progress {
   loaded: number;
   /** Their total size, null while a size is not known yet. */
   total: number | null;
-  /** 'download', then 'init' (compiling the module, starting Python), then 'ready'. */
+  /** 'download', then 'init' (compiling the module, starting Python, installing wheels/'s wheels), then 'ready'. */
   stage: 'download' | 'init' | 'ready';
 }
 
@@ -21,6 +21,10 @@ export interface LoadPythonOptions {
   maxDownloadBytes?: number;
   /** Milliseconds within which python.wasm and python.data must have arrived, else loadPython rejects (default 300000). */
   downloadTimeout?: number;
+  /** false: do not look for wheels/wheels.json beside python.mjs. By default the wheels it lists (an artifact made by
+   * `wasmbuild install`) are installed, each checked against its sha256, before loadPython resolves; an artifact
+   * without it (HTTP 404, no such file under node) has none. */
+  wheels?: boolean;
 }
 
 /** Emscripten's file system (MEMFS): the standard library is at /lib/python3.X, /tmp and /home are writable. */
@@ -83,6 +87,8 @@ export interface Python {
    * TypeError for bad arguments, a PythonError for an unexpected Python exception. */
   installWheel(source: string | URL | Uint8Array | ArrayBuffer, options?: InstallWheelOptions):
     Promise<InstalledWheel>;
+  /** The wheels of wheels/wheels.json installed at start-up (`wasmbuild install`), in its order; [] without one. */
+  packages: { name: string; version: string }[];
   FS: EmscriptenFS;
   /** The CPython version, e.g. "3.13.15". */
   version: string;

@@ -8,6 +8,8 @@
 //   py.FS.writeFile('/tmp/data.txt', 'hello'); // Emscripten's in-memory file system
 //   await py.installWheel('attrs-25.4.0-py3-none-any.whl', { sha256 });   // a pure-Python wheel into site-packages
 //
+// An artifact made by `wasmbuild install` carries wheels/ (the wheels and wheels.json, their manifest): loadPython
+// installs every wheel it lists, with its sha256 checked, before it resolves (py.packages says which).
 // Runs in browsers (page or worker) and under node. The Python half is `_wasmbuild_web` in the artifact's
 // standard library (web/_wasmbuild_web.py): code and answers pass through two files in the in-memory file system.
 
@@ -15,6 +17,10 @@ const IN = '/tmp/_wb_in.py';
 const OUT = '/tmp/_wb_out.json';
 const WHEEL = '/tmp/_wb_wheel.whl'; // a wheel's bytes while installWheel hands them to Python
 const IS_NODE = typeof process === 'object' && typeof process.versions?.node === 'string';
+// wasmbuild install's wheels beside python.mjs, and their manifest (src/wasmbuild/packages/web.py writes them).
+const WHEELS_DIR = 'wheels/';
+const WHEELS_MANIFEST = 'wheels.json';
+const MANIFEST_FORMAT = 1;
 
 /** A Python exception: `message` is the text Python prints (the traceback), `type` its class name. */
 export class PythonError extends Error {
@@ -89,7 +95,9 @@ async function fetchBytes(url, onChunk, limits) {
       data = await readFile(fileURLToPath(url));
     } catch (error) {
       if (error.message.startsWith('cannot fetch')) throw error;
-      throw new Error(`cannot read ${name} at ${fileURLToPath(url)}: ${error.message}`, { cause: error });
+      const failure = new Error(`cannot read ${name} at ${fileURLToPath(url)}: ${error.message}`, { cause: error });
+      failure.missing = error.code === 'ENOENT' || error.code === 'ENOTDIR';
+      throw failure;
     }
     onChunk(data.byteLength, data.byteLength);
     return data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength);
@@ -102,7 +110,11 @@ async function fetchBytes(url, onChunk, limits) {
     throw new Error(`cannot fetch ${name} from ${url.href}: ${failure(error)}`, { cause: error });
   }
   if (!response.ok) {
-    throw new Error(`cannot fetch ${name} from ${url.href}: HTTP ${response.status} ${response.statusText}`.trim());
+    response.body?.cancel().catch(() => {});
+    const failure = new Error(`cannot fetch ${name} from ${url.href}: HTTP ${response.status} ` +
+                              `${response.statusText}`.trim());
+    failure.missing = response.status === 404;
+    throw failure;
   }
   // Content-Length is the transferred size: with a compressing server it is not the size of what is read.
   const encoded = response.headers.get('Content-Encoding');
@@ -148,6 +160,39 @@ async function fetchBytes(url, onChunk, limits) {
   return data.buffer;
 }
 
+// The manifest of the wheels `wasmbuild install` put beside the interpreter (wheels/wheels.json): its entries
+// ({name, version, file, sha256, url}), or null when there is none (HTTP 404, or no such file under node): an
+// artifact without packages has no wheels/. Any other failure, or a manifest that is not one, is an error.
+async function fetchManifest(url, limits) {
+  let bytes;
+  try {
+    bytes = await fetchBytes(url, () => {}, limits);
+  } catch (error) {
+    if (error.missing) return null;
+    throw error;
+  }
+  const bad = (why) => new Error(`${url.href} is not a manifest of wasmbuild install's wheels: ${why}`);
+  let manifest;
+  try {
+    manifest = JSON.parse(new TextDecoder().decode(bytes));
+  } catch (error) {
+    throw bad(`not JSON (${error.message})`);
+  }
+  if (manifest?.format !== MANIFEST_FORMAT || !Array.isArray(manifest.wheels)) {
+    throw bad(`format ${JSON.stringify(manifest?.format)} with ${Array.isArray(manifest?.wheels) ? 'a' : 'no'} ` +
+              `wheels list; this loader reads format ${MANIFEST_FORMAT}`);
+  }
+  for (const entry of manifest.wheels) {
+    if (typeof entry?.file !== 'string' || !/^[^/\\]+\.whl$/.test(entry.file) || entry.file.startsWith('.')) {
+      throw bad(`an entry's file is ${JSON.stringify(entry?.file)}, not a wheel's file name in ${WHEELS_DIR}`);
+    }
+    if (typeof entry.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(entry.sha256)) {
+      throw bad(`${entry.file} has no sha256 (64 hexadecimal digits)`);
+    }
+  }
+  return manifest.wheels;
+}
+
 // Bytes written by the guest, one call per line (UTF-8, without its newline); flush() hands over a partial line.
 function lineWriter(emit) {
   const decoder = new TextDecoder();
@@ -180,10 +225,13 @@ function lineWriter(emit) {
  *                   null while a size is unknown), then 'init' (compiling, starting Python), then 'ready'
  * options.maxDownloadBytes  the most bytes python.wasm or python.data may have (default 256 MiB each)
  * options.downloadTimeout   milliseconds within which both must have arrived (default 300000: 5 minutes)
+ * options.wheels    false: do not look for wheels/wheels.json (default: install the wheels it lists, when the
+ *                   artifact has it; a 404 means none)
  *
- * Resolves to { runPython(code), complete(code), installWheel(source, options), FS, version, module }; rejects
- * with an Error naming the file and the reason when python.mjs, python.wasm or python.data cannot be loaded, or
- * Python does not start. The wheels' and the loader's downloads share maxDownloadBytes and downloadTimeout.
+ * Resolves to { runPython(code), complete(code), installWheel(source, options), packages, FS, version, module };
+ * rejects with an Error naming the file and the reason when python.mjs, python.wasm or python.data cannot be
+ * loaded, Python does not start, or a wheel of wheels/wheels.json does not install. The wheels' and the loader's
+ * downloads share maxDownloadBytes and downloadTimeout.
  */
 export async function loadPython(options = {}) {
   const indexURL = directoryURL(options.indexURL === undefined
@@ -222,12 +270,14 @@ export async function loadPython(options = {}) {
 
   const toPath = IS_NODE ? (await import('node:url')).fileURLToPath : null;
   const factoryURL = new URL('python.mjs', indexURL);
-  const [factory, wasm, data] = await Promise.all([
+  const wheelsURL = new URL(WHEELS_DIR, indexURL);
+  const [factory, wasm, data, bundled] = await Promise.all([
     import(factoryURL.href).then(
       (mod) => mod.default ?? mod.createPython,
       (error) => { throw new Error(`cannot load python.mjs from ${factoryURL.href}: ${error.message}`, { cause: error }); }),
     download('python.wasm'),
     download('python.data'),
+    options.wheels === false ? null : fetchManifest(new URL(WHEELS_MANIFEST, wheelsURL), limits),
   ]).finally(() => {
     clearTimeout(timer);
     deadline.abort('the download stopped'); // a failed file ends the other one's transfer too
@@ -308,8 +358,6 @@ export async function loadPython(options = {}) {
   simple(`open(${JSON.stringify(OUT)}, 'w').write('.'.join(map(str, __import__('sys').version_info[:3])))` +
          "; globals().pop('__warningregistry__', None)"); // left by the start-up: __main__ starts clean
   const version = FS.readFile(OUT, { encoding: 'utf8' });
-  progress({ loaded: files['python.wasm'].loaded + files['python.data'].loaded,
-             total: files['python.wasm'].loaded + files['python.data'].loaded, stage: 'ready' });
 
   // installWheel's steps: the file name checked by Python before anything is fetched, the bytes (downloaded within
   // the loader's bounds, or given), their sha256, then Python's install_wheel (zip, paths, RECORD, site-packages).
@@ -381,6 +429,22 @@ export async function loadPython(options = {}) {
     }
   };
 
+  // The artifact's own wheels (wasmbuild install), each through installWheel with its sha256, before Python is
+  // handed over: a wheel that does not install rejects loadPython.
+  const packages = [];
+  for (const entry of bundled ?? []) {
+    try {
+      const { name, version: installed } = await installWheel(new URL(encodeURIComponent(entry.file), wheelsURL),
+                                                              { sha256: entry.sha256, filename: entry.file });
+      packages.push({ name, version: installed });
+    } catch (error) {
+      throw new Error(`cannot install ${entry.file}, listed in ${new URL(WHEELS_MANIFEST, wheelsURL).href}: ` +
+                      `${error.message}`, { cause: error });
+    }
+  }
+  progress({ loaded: files['python.wasm'].loaded + files['python.data'].loaded,
+             total: files['python.wasm'].loaded + files['python.data'].loaded, stage: 'ready' });
+
   return {
     /** Run code as the REPL does: resolves to the repr of its last expression (undefined when there is none or it
      * is None); rejects with a PythonError whose message is the traceback (SyntaxErrors included), or with an
@@ -399,6 +463,8 @@ export async function loadPython(options = {}) {
      * downloadTimeout (default: loadPython's). Dependencies are not installed. Resolves to {name, version, files,
      * location, requires, skipped, replaced}; rejects with a WheelError naming the cause and the fix. */
     installWheel,
+    /** The wheels of wheels/wheels.json installed at start-up (wasmbuild install): [{name, version}], in its order. */
+    packages,
     FS,
     version,
     module,

@@ -1,5 +1,6 @@
-"""`wasmbuild serve`: the REPL page (web/) and the web artifact's python.mjs, python.wasm and python.data, from one
-directory on a local HTTP server (127.0.0.1), with the MIME types browsers insist on.
+"""`wasmbuild serve`: the REPL page (web/) and the web artifact's python.mjs, python.wasm and python.data (and its
+wheels/, which `wasmbuild install` adds and the loader installs), from one directory on a local HTTP server
+(127.0.0.1), with the MIME types browsers insist on.
 
 The directory is assembled from symbolic links in a temporary directory: the artifact's runtime files (unpacked
 into the cache) and web/'s files side by side, as the page expects them (`loadPython()`'s default indexURL is the
@@ -7,9 +8,10 @@ directory of wasmbuild-python.mjs). No cross-origin isolation headers: nothing u
 
 What is served, and to whom (the server is reachable by every local user and by any page in the user's browser):
 - a fixed table of files, taken when the server starts: the top-level entries of the directory that are regular
-  files or links to regular files (assemble's links; assemble refuses a source file that is a link leading out of
-  the artifact or web/). A request names one of them or gets 404: nothing is looked up on disk by request path, so
-  subdirectories, `..`, links to directories and links made or changed after the start are never followed;
+  files or links to regular files, and those of its wheels/ subdirectory when that is a directory, not a link
+  (assemble's links; assemble refuses a source file that is a link leading out of the artifact or web/). A request
+  names one of them or gets 404: nothing is looked up on disk by request path, so other subdirectories, `..`,
+  links to directories and links made or changed after the start are never followed;
 - only to requests whose Host header names the server itself (127.0.0.1:PORT, localhost:PORT or [::1]:PORT):
   another name is answered 421, so a page that rebinds its own DNS name to 127.0.0.1 reads nothing;
 - with a Content-Security-Policy that lets the page load scripts, wasm and data only from this server (`?index=`
@@ -26,6 +28,7 @@ import datetime
 import email.utils
 import http.server
 import os
+import shutil
 import socket
 import stat
 import sys
@@ -38,6 +41,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from wasmbuild.errors import UsageError, describe
+from wasmbuild.names import WEB_WHEELS
 from wasmbuild.npm import RUNTIME_FILES
 
 DEFAULT_PORT = 8000
@@ -51,6 +55,7 @@ MIME_TYPES = {
     ".json": "application/json",
     ".wasm": "application/wasm",
     ".data": "application/octet-stream",
+    ".whl": "application/zip",
     ".py": "text/plain; charset=utf-8",
     ".md": "text/plain; charset=utf-8",
     ".ts": "text/plain; charset=utf-8",
@@ -83,8 +88,9 @@ def _own_file(path: Path, root: Path, what: str) -> Path:
 
 def assemble(artifact_root: Path, web_dir: Path, dest: Path) -> Path:
     """`dest` with a link to each of the artifact's runtime files and to each file of `web_dir` (web/ wins a name
-    both have: none today). The artifact must be a web one: python.mjs, python.wasm, python.data. A file of either
-    that is a symbolic link leading out of its tree is refused."""
+    both have: none today), and a wheels/ directory with a link to each file of the artifact's wheels/ when it has
+    one. The artifact must be a web one: python.mjs, python.wasm, python.data. A file of either that is a symbolic
+    link leading out of its tree is refused."""
     missing = [name for name in RUNTIME_FILES if not (artifact_root / name).is_file()]
     if missing:
         raise UsageError(f"{artifact_root} is not a web artifact: no {', '.join(missing)}",
@@ -98,7 +104,18 @@ def assemble(artifact_root: Path, web_dir: Path, dest: Path) -> Path:
     for path in sorted(web_dir.iterdir()):
         if path.is_file() and not path.name.startswith("."):
             links[path.name] = _own_file(path, web_dir, "the web directory")
+    wheels = artifact_root / WEB_WHEELS
+    if wheels.is_dir() and not wheels.is_symlink():
+        for path in sorted(wheels.iterdir()):
+            if path.is_file() and not path.name.startswith("."):
+                links[f"{WEB_WHEELS}/{path.name}"] = _own_file(path, artifact_root, "the artifact")
     dest.mkdir(parents=True, exist_ok=True)
+    if (dest / WEB_WHEELS).is_symlink() or (dest / WEB_WHEELS).is_file():
+        (dest / WEB_WHEELS).unlink()
+    elif (dest / WEB_WHEELS).is_dir():  # an earlier assemble's links
+        shutil.rmtree(dest / WEB_WHEELS)
+    if any(name.startswith(f"{WEB_WHEELS}/") for name in links):
+        (dest / WEB_WHEELS).mkdir(exist_ok=True)
     for name, target in links.items():
         link = dest / name
         if link.is_symlink() or link.exists():
@@ -109,13 +126,20 @@ def assemble(artifact_root: Path, web_dir: Path, dest: Path) -> Path:
 
 def served_files(directory: Path) -> dict[str, str]:
     """The table a server of `directory` serves: each top-level entry that is a regular file or a link to one
-    (not a dot file), by name, with its real path."""
+    (not a dot file), by name, with its real path; and so each entry of its wheels/ subdirectory, as
+    `wheels/NAME`, when wheels/ is a directory (a link to one is not followed)."""
     files = {}
     with os.scandir(directory) as entries:
         for entry in entries:
             real = os.path.realpath(entry.path)
             if not entry.name.startswith(".") and os.path.isfile(real):
                 files[entry.name] = real
+            elif entry.name == WEB_WHEELS and entry.is_dir(follow_symlinks=False):
+                with os.scandir(entry.path) as wheels:
+                    for wheel in wheels:
+                        real = os.path.realpath(wheel.path)
+                        if not wheel.name.startswith(".") and os.path.isfile(real):
+                            files[f"{WEB_WHEELS}/{wheel.name}"] = real
     return files
 
 
@@ -124,7 +148,8 @@ class BadRequestPath(ValueError):
 
 
 def request_name(path: str) -> str:
-    """The file name a request path asks for ("/" is index.html); a name with a "/" names nothing served."""
+    """The file name a request path asks for ("/" is index.html); a name with a "/" names nothing served but
+    wheels/NAME."""
     path = path.split("?", 1)[0].split("#", 1)[0]
     if not path.startswith("/"):
         raise BadRequestPath(f"not an absolute path: {path[:80]!r}")

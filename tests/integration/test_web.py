@@ -43,7 +43,7 @@ def test_archive_layout_and_record(web_dist):
                                                       "python.wasm"))]
     assert sorted(p.name for p in web_dist.iterdir()) == ["SHA256SUMS", f"{NAME}.BUILD.json",
                                                           f"{NAME}.provenance.json", f"{NAME}.tar.gz",
-                                                          f"wasmbuild-cpython-{VERSION}-wasmbuild.2.tgz"]
+                                                          f"wasmbuild-cpython-{VERSION}-wasmbuild.3.tgz"]
     record = json.loads((web_dist / f"{NAME}.BUILD.json").read_text())
     assert record["target"] == {"name": "emscripten", "triple": "wasm32-emscripten", "variant": "web"}
     assert "-sSTACK_SIZE=16777216" in record["configure"]["ldflags"]  # the node build's, kept by the relink

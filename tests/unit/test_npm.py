@@ -63,7 +63,7 @@ def test_the_tarball_has_npms_layout(web_tree, tmp_path):
         package = json.loads(tar.extractfile("package/package.json").read())  # type: ignore[union-attr]
         readme = tar.extractfile("package/README.md").read().decode()  # type: ignore[union-attr]
         api = tar.extractfile("package/wasmbuild-python.mjs").read()  # type: ignore[union-attr]
-    assert package["version"] == "3.13.15-wasmbuild.2"
+    assert package["version"] == "3.13.15-wasmbuild.3"
     assert set(package["files"]) == {name.removeprefix("package/") for name in files} - {"package.json"}
     assert "CPython 3.13.15" in readme and "@PYTHON_VERSION@" not in readme and "@NPM_VERSION@" not in readme
     assert api == (ROOT / "web" / "wasmbuild-python.mjs").read_bytes()

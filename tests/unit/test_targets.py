@@ -793,12 +793,12 @@ def test_the_web_artifact_is_packaged_without_dev_or_debuginfo_archives(tmp_path
     assert artifact.archive == ctx.dist / f"{name}.tar.gz"
     assert sorted(p.name for p in ctx.dist.iterdir()) == ["SHA256SUMS", f"{name}.BUILD.json",
                                                           f"{name}.provenance.json", f"{name}.tar.gz",
-                                                          "wasmbuild-cpython-3.13.15-wasmbuild.2.tgz"]
+                                                          "wasmbuild-cpython-3.13.15-wasmbuild.3.tgz"]
     with tarfile.open(artifact.archive) as tar:
         assert tar.getnames()[:2] == [name, f"{name}/BUILD.json"]
     assert f"  {name}.tar.gz" in (ctx.dist / "SHA256SUMS").read_text()
     # and its npm package (wasmbuild.npm; tests/unit/test_npm.py), listed in SHA256SUMS too
-    assert "  wasmbuild-cpython-3.13.15-wasmbuild.2.tgz\n" in (ctx.dist / "SHA256SUMS").read_text()
+    assert "  wasmbuild-cpython-3.13.15-wasmbuild.3.tgz\n" in (ctx.dist / "SHA256SUMS").read_text()
 
 
 def test_a_web_artifact_is_told_by_its_module_and_is_not_run_as_a_command(tmp_path):

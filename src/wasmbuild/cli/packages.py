@@ -14,7 +14,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     ins = sub.add_parser("install", help="install packages from PyPI (or another index) into an artifact: pure "
                          "wheels as they are, sdists cross-built (C extensions linked into python.wasm on WASI, side "
                          "modules on Emscripten)")
-    ins.add_argument("artifact", type=_path, help="a WASI or Emscripten artifact archive or directory")
+    ins.add_argument("artifact", type=_path, help="a WASI or Emscripten artifact archive or directory (a web "
+                     "artifact takes pure-Python packages only, installed by its loader at start-up)")
     ins.add_argument("packages", nargs="*", metavar="PACKAGE", help="requirements, as pip takes them (attrs, "
                      "'jinja2<4')")
     ins.add_argument("-r", "--requirement", action="append", type=_path, default=[], metavar="FILE",
@@ -44,16 +45,18 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 def cmd_install(args: argparse.Namespace) -> int:
     from wasmbuild.packages.install import InstallOptions, describe, install
     from wasmbuild.packages.tools import Index
+    from wasmbuild.packages.web import describe_web, is_web_artifact
 
     index = None
     if args.index_url or args.extra_index_url or args.find_links:
         index = Index(url=args.index_url, extra=tuple(args.extra_index_url), find_links=tuple(args.find_links))
-    out = install(args.artifact, args.packages, args.requirement, args.output, options=_build_options(args),
+    options = _build_options(args)
+    out = install(args.artifact, args.packages, args.requirement, args.output, options=options,
                   install_options=InstallOptions(index=index, require_hashes=args.require_hashes,
                                                  allow_pure_fallback=args.allow_pure_fallback,
                                                  prefer_binary=args.prefer_binary,
                                                  build_timeout=args.build_timeout), dev=args.dev)
-    log.info(describe(out))
+    log.info(describe_web(out) if is_web_artifact(args.artifact, options.cache) else describe(out))
     return 0
 
 

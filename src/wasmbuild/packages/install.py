@@ -46,6 +46,7 @@ from wasmbuild.link import (
 from wasmbuild.packages.cross import make_cross_env
 from wasmbuild.packages.resolve import Pin, resolve, target_facts, wheel_tag_platform
 from wasmbuild.packages.tools import Index, ToolEnv, configured_index, tool_env
+from wasmbuild.packages.web import install_web, is_web_artifact
 from wasmbuild.packages.wheels import BUILD_TIMEOUT, Wheel, build_wheel, check_wheel_platform
 from wasmbuild.process import capture
 from wasmbuild.recipe import Download, select_recipe
@@ -128,6 +129,9 @@ def install(artifact: Path, requirements: list[str], requirement_files: list[Pat
         raise UsageError("nothing to install", hint="name packages (wasmbuild install ART attrs jinja2) or -r FILE")
     prepare_output(out)
     cache_root = options.cache
+    if is_web_artifact(artifact, cache_root):  # no kit, runs only in a JS host: pure wheels in its wheels/ (web.py)
+        return install_web(artifact, requirements, requirement_files, out, options=options,
+                           install_options=install_options)
     prep = prepare(artifact, options=options, dev=dev, needs_dev=lambda t: t.link_needs_dev,
                    what="installing packages")
     record, short, target = prep.record, prep.short, prep.target

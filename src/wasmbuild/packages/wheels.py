@@ -27,14 +27,17 @@ from typing import Any
 
 from wasmbuild import cache, log
 from wasmbuild.archive import safe_extract
+from wasmbuild.download import Sources, fetch
 from wasmbuild.errors import ArchiveError, BuildError, PackageError
 from wasmbuild.packages.cross import CrossEnv
 from wasmbuild.packages.resolve import Pin
 from wasmbuild.packages.tools import Index, ToolEnv
 from wasmbuild.process import capture
+from wasmbuild.recipe import Download
 
 WHEELS_VERSION = 1
 BUILD_TIMEOUT = 1800  # s: one sdist's build
+MAX_DIST_SIZE = 1 << 30  # bytes: the largest wheel or sdist fetched
 C_SOURCES = (".c", ".cc", ".cpp", ".cxx", ".pyx", ".m")
 FORTRAN_SOURCES = (".f", ".f90", ".f95", ".f03", ".for")
 RUST_BACKENDS = ("maturin", "setuptools-rust", "setuptools_rust")
@@ -67,6 +70,47 @@ def wheel_tags(filename: str) -> tuple[str, str, str]:
     return m.group("py"), m.group("abi"), m.group("plat")
 
 
+def fetch_dist(pin: Pin, cache_root: Path) -> Path:
+    """The distribution pip chose, fetched into the download cache and verified by the sha256 the index (or the
+    requirement's --hash) gave."""
+    item = Download(url=pin.url, sha256=pin.sha256, filename=pin.filename, max_size=MAX_DIST_SIZE)
+    return fetch(item, cache_root, Sources(upstream=True), primary_route="index").path
+
+
+def wheel_metadata(path: Path) -> dict[str, list[str]]:
+    """The METADATA headers of a wheel file (lower-case names, each with its values); {} when it has none."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = [n for n in zf.namelist() if n.count("/") == 1 and n.endswith(".dist-info/METADATA")]
+            text = zf.read(names[0]).decode("utf-8", errors="replace") if len(names) == 1 else ""
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise PackageError(f"{path.name}: not a readable wheel: {exc}") from None
+    return metadata_headers(text)
+
+
+def metadata_headers(text: str) -> dict[str, list[str]]:
+    """A METADATA file's headers (the part before the first empty line): lower-case name -> values."""
+    headers: dict[str, list[str]] = {}
+    for line in text.split("\n\n", 1)[0].splitlines():
+        if ":" in line and not line.startswith((" ", "\t")):
+            key, _, value = line.partition(":")
+            headers.setdefault(key.strip().lower(), []).append(value.strip())
+    return headers
+
+
+def metadata_license(headers: dict[str, list[str]]) -> dict[str, str]:
+    """{"license": ...} as a package's metadata states it (License-Expression, else a one-line License, else an
+    OSI classifier), or nothing."""
+    if headers.get("license-expression"):
+        return {"license": headers["license-expression"][0]}
+    if headers.get("license") and len(headers["license"][0]) < 80:
+        return {"license": headers["license"][0]}
+    for classifier in headers.get("classifier", []):
+        if classifier.startswith("License :: OSI Approved :: "):
+            return {"license": classifier.rsplit(" :: ", 1)[1]}
+    return {}
+
+
 def check_wheel_platform(path: Path, platform_tag: str, pin: Pin) -> None:
     """A wheel pip chose or a build made is pure or for the artifact's platform."""
     plat = wheel_tags(path.name)[2]
@@ -94,6 +138,13 @@ def _unpack_sdist(sdist: Path, dest: Path) -> Path:
     if len(tops) != 1:
         raise ArchiveError(f"{sdist.name}: an sdist holds one top directory, this one {len(tops)}")
     return tops[0]
+
+
+def inspect_sdist(sdist: Path, work: Path) -> tuple[list[str], dict[str, list[str]]]:
+    """What an sdist needs to build, before building it: its [build-system] requires and its native sources
+    (native_sources), from a copy unpacked under `work`."""
+    src = _unpack_sdist(sdist, work)
+    return build_system(src)[0], native_sources(src)
 
 
 def build_system(src: Path) -> tuple[list[str], str]:
