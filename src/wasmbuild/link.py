@@ -200,6 +200,27 @@ def relink_modules(kept: list[dict[str, Any]], tree: Path, work: Path, target: T
     return modules
 
 
+# CPython before 3.12: BuiltinImporter.find_spec answers only for top-level names (`if path is not None: return
+# None`), so a package's extension module linked in as a built-in (markupsafe._speedups) is not found. This .pth
+# file (site runs it at start-up) puts a finder for dotted built-in names first on sys.meta_path.
+DOTTED_BUILTINS_PTH = "_wasmbuild_dotted_builtins.pth"
+DOTTED_BUILTINS_LINE = (
+    "import sys, _imp, _frozen_importlib as b; sys.meta_path.insert(0, type('DottedBuiltins', (), {'find_spec': "
+    "classmethod(lambda c, n, p=None, t=None, i=_imp, b=b: b.ModuleSpec(n, b.BuiltinImporter, origin='built-in') "
+    "if '.' in n and i.is_builtin(n) else None)}))\n")
+
+
+def add_dotted_builtins_finder(tree: Path, short: str, names: list[str]) -> str | None:
+    """On CPython 3.11 with dotted built-in modules among `names`: the .pth file that finds them (its path in the
+    tree), else None."""
+    if not any("." in n for n in names) or tuple(map(int, short.split("."))) >= (3, 12):
+        return None
+    rel = f"lib/python{short}/site-packages/{DOTTED_BUILTINS_PTH}"
+    (tree / rel).parent.mkdir(parents=True, exist_ok=True)
+    (tree / rel).write_text(DOTTED_BUILTINS_LINE)
+    return rel
+
+
 def refresh_objects(kept: list[dict[str, Any]], tree: Path) -> list[dict[str, Any]]:
     """Kept entries with the sha256 of their object as the new link wrote it."""
     return [{**e, "object_sha256": cache.sha256_file(tree / e["object"])} if e.get("object") else e for e in kept]
@@ -342,6 +363,8 @@ def link(artifact: Path, modules: list[Module], out: Path, *, options: BuildOpti
             extra["debuginfo"] = None  # the original debuginfo archive no longer matches this module
         if dev_archive:
             extra["dev"] = None  # merged into this tree
+        if "python.wasm" in files.values():
+            add_dotted_builtins_finder(tree, short, [e["name"] for e in extra["linked_modules"]])
         write_json(tree / RECORD_NAME, record)
         check_imports(tree, [e["name"] for e in extra["linked_modules"]], cache_root, logf)
         if out.name.endswith(".tar.gz"):

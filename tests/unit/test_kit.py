@@ -403,3 +403,26 @@ def test_wasi_link_argv_keeps_paths_with_spaces_whole(tmp_path, monkeypatch):
                             f"--sysroot={sdk.path}/share/wasi-sysroot"]
     assert f"-I{pc}/../../include/python3.13" in compile_m and f"-L{pc}/../../lib" in link_argv
     assert strip[0] == f"{sdk.path}/bin/llvm-strip" and strip[-1] == str(work / "python.wasm")
+
+
+def test_dotted_built_ins_get_a_finder_on_311_only(tmp_path, monkeypatch):
+    import sys
+
+    assert link.add_dotted_builtins_finder(tmp_path, "3.13", ["markupsafe._speedups"]) is None
+    assert link.add_dotted_builtins_finder(tmp_path, "3.11", ["wbdemo"]) is None
+    rel = link.add_dotted_builtins_finder(tmp_path, "3.11", ["markupsafe._speedups"])
+    assert rel == "lib/python3.11/site-packages/_wasmbuild_dotted_builtins.pth"
+    line = (tmp_path / rel).read_text()
+    assert line.startswith("import ") and line.count("\n") == 1  # site executes a .pth line starting with import
+    monkeypatch.setattr(sys, "meta_path", list(sys.meta_path))
+
+    def as_site_does():  # site.addpackage: exec(line) inside a function
+        exec(line)
+
+    as_site_does()
+    finder = sys.meta_path[0]
+    assert type(finder).__name__ == "type" and finder.__name__ == "DottedBuiltins"
+    assert finder.find_spec("json.decoder") is None and finder.find_spec("sys") is None
+    monkeypatch.setattr("_imp.is_builtin", lambda name: name == "pkg._ext")
+    spec = finder.find_spec("pkg._ext", ["/somewhere"])
+    assert spec.name == "pkg._ext" and spec.origin == "built-in"

@@ -13,6 +13,7 @@
 # (get_data, importlib.resources through get_resource_reader) and metadata (importlib.metadata through
 # BundleFinder.find_distributions).
 import _frozen_importlib
+import _imp
 import builtins
 import marshal
 import sys
@@ -305,6 +306,10 @@ class BundleFinder:
     def find_spec(cls, name, path=None, target=None):
         entry = _INDEX.get(name)
         if entry is None:
+            # A package's extension module linked in as a built-in (markupsafe._speedups): CPython 3.11's
+            # BuiltinImporter looks at top-level names only.
+            if "." in name and _imp.is_builtin(name):
+                return _frozen_importlib.ModuleSpec(name, _frozen_importlib.BuiltinImporter, origin="built-in")
             return None
         if entry[0] == "n":
             spec = _frozen_importlib.ModuleSpec(name, BUNDLE_LOADER, origin=None, is_package=True)

@@ -33,6 +33,7 @@ from wasmbuild.errors import BuildError, PackageError, UsageError
 from wasmbuild.files import write_json
 from wasmbuild.kit import Module, sysconfig_module
 from wasmbuild.link import (
+    add_dotted_builtins_finder,
     check_imports,
     linked_entries,
     plan_modules,
@@ -209,6 +210,7 @@ def install(artifact: Path, requirements: list[str], requirement_files: list[Pat
                 files = target.link_modules(prep.toolchain, tree, [*modules, *relink], link_work, logf, short,
                                             record["target"]["triple"])
             linked = linked_entries(modules, files, tree, short, package=True)
+            add_dotted_builtins_finder(tree, short, list(files))
             record["artifact"]["linked_modules"] = refresh_objects(kept, tree)
         elif extensions:
             linked = [{"name": dotted, "package": True, "file": str(path.relative_to(tree))}
