@@ -13,7 +13,7 @@ ROUTES = ("auto", "release", "debian", "path")
 # targets/emscripten_web.py, recognised by artifact.py).
 WEB_MODULE = "python.mjs"
 WEB_DATA = "python.data"
-# What `wasmbuild install` adds to a web artifact (packages/web.py): the wheels, and their manifest, which the JS
-# loader (web/wasmbuild-python.mjs) reads and `wasmbuild serve` and the npm package carry.
+# What `wasmbuild install` adds to a web artifact (packages/web_install.py): the wheels, and their manifest, which
+# the JS loader (web/wasmbuild-python.mjs) reads and `wasmbuild serve` and the npm package carry.
 WEB_WHEELS = "wheels"
 WEB_WHEELS_MANIFEST = "wheels.json"

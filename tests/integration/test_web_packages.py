@@ -117,7 +117,7 @@ def test_the_facts_are_the_node_artifacts(web_dist, em_dist, tmp_path):
     from wasmbuild.cache import default_cache_dir
     from wasmbuild.kit import read_sysconfig_vars, sysconfig_module
     from wasmbuild.packages.resolve import target_facts
-    from wasmbuild.packages.web import web_sysconfig_module, web_target_facts
+    from wasmbuild.packages.web_install import web_sysconfig_module, web_target_facts
 
     cache = default_cache_dir()
     web_root = unpack_artifact(web_dist / f"{NAME}.tar.gz", cache)

@@ -1,5 +1,5 @@
-"""`wasmbuild install` into a web artifact (packages/web.py) without the network or a build: the facts table (what
-the node Emscripten artifact of the same build answers), the sysconfig data read out of python.data through
+"""`wasmbuild install` into a web artifact (packages/web_install.py) without the network or a build: the facts table
+(what the node Emscripten artifact of the same build answers), the sysconfig data read out of python.data through
 file_packager's table in python.mjs, what is refused (platform wheels, sdists with C sources), the wheels/
 manifest; wheels/ carried by the npm package and `wasmbuild serve`; the loader (web/wasmbuild-python.mjs) reading
 the manifest under node, with a stand-in for python.mjs."""
@@ -26,7 +26,7 @@ from tests.wheels import make_wheel
 
 from wasmbuild import npm, serve
 from wasmbuild.errors import ArchiveError, PackageError
-from wasmbuild.packages import web
+from wasmbuild.packages import web_install as web
 from wasmbuild.packages.resolve import Pin, wheel_tag_platform
 from wasmbuild.packages.wheels import Wheel, metadata_license, wheel_metadata
 

@@ -45,7 +45,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 def cmd_install(args: argparse.Namespace) -> int:
     from wasmbuild.packages.install import InstallOptions, describe, install
     from wasmbuild.packages.tools import Index
-    from wasmbuild.packages.web import describe_web, is_web_artifact
+    from wasmbuild.packages.web_install import describe_web, is_web_artifact
 
     index = None
     if args.index_url or args.extra_index_url or args.find_links:

@@ -47,7 +47,7 @@ from wasmbuild.link import (
 from wasmbuild.packages.cross import make_cross_env
 from wasmbuild.packages.resolve import Pin, resolve, target_facts, wheel_tag_platform
 from wasmbuild.packages.tools import Index, ToolEnv, configured_index, tool_env
-from wasmbuild.packages.web import install_web, is_web_artifact
+from wasmbuild.packages.web_install import install_web, is_web_artifact
 from wasmbuild.packages.wheels import BUILD_TIMEOUT, Wheel, build_wheel, check_wheel_platform
 from wasmbuild.process import capture
 from wasmbuild.recipe import Download, select_recipe
