@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import wasmbuild
+from tests.integration.test_browser import NEEDS_CHROMIUM, Page, served
+from tests.integration.test_browser import browser as browser  # the fixture: headless chromium
 
 VERSION = "3.13.15"
 NAME = f"cpython-{VERSION}-wasm32-emscripten-web"
@@ -110,6 +112,20 @@ def test_loadpython_installs_the_wheels_and_attrs_imports(with_attrs, tmp_path):
     assert where == "/lib/python3.13/site-packages/attrs/__init__.py"
     assert result["stages"] == ["download", "init", "ready"] and result["err"] == []
     print(f"loadPython with attrs installed at start-up: {result['ms']:.0f} ms")
+
+
+@NEEDS_CHROMIUM
+def test_the_repl_page_starts_with_attrs(with_attrs, browser):
+    """`wasmbuild serve` of the result: the page's worker installs the wheel from wheels/ before its first prompt."""
+    with served(with_attrs) as (url, requests):
+        browser.get(url)  # type: ignore[attr-defined]
+        page = Page(browser)
+        page.wait(lambda s: s.get("ready"), 180, "the first prompt")
+        lines = page.enter("import attrs; attrs.__version__")
+    assert lines[-1] == "'26.1.0'", lines
+    got = [line for line in requests if "GET /wheels/" in line]
+    assert any("/wheels/wheels.json" in line and " 200 " in line for line in got), requests
+    assert any(f"/wheels/{ATTRS_WHEEL}" in line and " 200 " in line for line in got), requests
 
 
 def test_the_facts_are_the_node_artifacts(web_dist, em_dist, tmp_path):
