@@ -17,7 +17,7 @@ const IN = '/tmp/_wb_in.py';
 const OUT = '/tmp/_wb_out.json';
 const WHEEL = '/tmp/_wb_wheel.whl'; // a wheel's bytes while installWheel hands them to Python
 const IS_NODE = typeof process === 'object' && typeof process.versions?.node === 'string';
-// wasmbuild install's wheels beside python.mjs, and their manifest (src/wasmbuild/packages/web_install.py writes them).
+// wasmbuild install's wheels beside python.mjs, and their manifest (written by src/wasmbuild/packages/web_install.py).
 const WHEELS_DIR = 'wheels/';
 const WHEELS_MANIFEST = 'wheels.json';
 const MANIFEST_FORMAT = 1;
