@@ -20,15 +20,12 @@ pkg:pypi component). The same artifact, requirements and index give the same byt
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from wasmbuild import cache, log, pipeline
-from wasmbuild.archive import write_deterministic_tar_gz
-from wasmbuild.download import Sources, fetch
 from wasmbuild.errors import BuildError, PackageError, UsageError
 from wasmbuild.files import write_json
 from wasmbuild.kit import Module, sysconfig_module
@@ -45,14 +42,23 @@ from wasmbuild.link import (
     working_copy,
 )
 from wasmbuild.packages.cross import make_cross_env
-from wasmbuild.packages.resolve import Pin, resolve, target_facts, wheel_tag_platform
+from wasmbuild.packages.output import place_output
+from wasmbuild.packages.resolve import resolve, target_facts, wheel_tag_platform
 from wasmbuild.packages.tools import Index, ToolEnv, configured_index, tool_env
 from wasmbuild.packages.web_install import install_web, is_web_artifact
-from wasmbuild.packages.wheels import BUILD_TIMEOUT, Wheel, build_wheel, check_wheel_platform
+from wasmbuild.packages.wheels import (
+    BUILD_TIMEOUT,
+    Wheel,
+    build_wheel,
+    check_wheel_platform,
+    fetch_dist,
+    metadata_headers,
+    metadata_license,
+    wheel_metadata,
+)
 from wasmbuild.process import capture
-from wasmbuild.recipe import Download, select_recipe
+from wasmbuild.recipe import select_recipe
 from wasmbuild.record import RECORD_NAME
-from wasmbuild.release.sbom import licenses_from_project, sbom_name, write_sbom
 from wasmbuild.staging import compile_bytecode
 from wasmbuild.steps import BuildOptions
 
@@ -81,11 +87,6 @@ class InstallOptions:
     allow_pure_fallback: bool = False
     prefer_binary: bool = False  # pip's --prefer-binary: an older release with a wheel over a newer sdist
     build_timeout: float = BUILD_TIMEOUT
-
-
-def _fetch_dist(pin: Pin, cache_root: Path) -> Path:
-    item = Download(url=pin.url, sha256=pin.sha256, filename=pin.filename, max_size=MAX_DIST_SIZE)
-    return fetch(item, cache_root, Sources(upstream=True), primary_route="index").path
 
 
 def _install_wheels(tools: ToolEnv, wheels: list[Wheel], site: Path, dropped: Path, logf: Path) -> None:
@@ -171,7 +172,7 @@ def install(artifact: Path, requirements: list[str], requirement_files: list[Pat
                                platform=facts["platform"], source_date_epoch=record["source_date_epoch"])
         wheels = []
         for pin in resolution.pins:
-            dist = _fetch_dist(pin, cache_root)
+            dist = fetch_dist(pin, cache_root)
             if pin.is_wheel:
                 check_wheel_platform(dist, platform_tag, pin)
                 wheels.append(Wheel(dist, pin, None))
@@ -220,7 +221,7 @@ def install(artifact: Path, requirements: list[str], requirement_files: list[Pat
             failed = [line for line in proc.stdout.splitlines() if line.startswith("*** Error compiling")]
             log.warn(f"{len(failed)} files of the packages do not compile for CPython {short}; left as source")
         extra = record["artifact"]
-        extra["packages"] = [{**w.record(), **_license(site, w), "extension_modules": sorted(
+        extra["packages"] = [{**w.record(), **metadata_license(wheel_metadata(w.path)), "extension_modules": sorted(
             d for d in extensions if d.split(".")[0] in _top_levels(site, w))} for w in wheels]
         extra["packages_index"] = index.record()
         if resolution.ignored:
@@ -237,60 +238,19 @@ def install(artifact: Path, requirements: list[str], requirement_files: list[Pat
         shutil.rmtree(work)
         if extensions:
             check_imports(tree, sorted(extensions), cache_root, logf)
-        if out.name.endswith(".tar.gz"):
-            staged = Path(tmp) / out.name
-            write_deterministic_tar_gz(staged, tree, name, record["source_date_epoch"], first=[RECORD_NAME])
-            sbom = out.with_name(sbom_name(out))
-            write_sbom(record, staged, Path(tmp) / sbom.name, licenses_from_project(options.root))
-            os.replace(staged, out)
-            os.replace(Path(tmp) / sbom.name, sbom)
-        else:
-            if out.exists():
-                cache.remove_tree(out)
-            tree.rename(out)
+        place_output(tree, out, Path(tmp), record, options.root)
     log.info(f"  {out}: {', '.join(f'{w.pin.name} {w.pin.version}' for w in wheels)}")
     return out
 
 
-def _metadata(site: Path, wheel: Wheel) -> tuple[Path, dict[str, list[str]]] | None:
-    """The .dist-info directory a wheel installed, and its METADATA headers."""
-    for dist_info in sorted(site.glob("*.dist-info")):
-        meta = dist_info / "METADATA"
-        if not meta.is_file():
-            continue
-        headers: dict[str, list[str]] = {}
-        for line in meta.read_text(errors="replace").split("\n\n", 1)[0].splitlines():
-            if ":" in line and not line.startswith((" ", "\t")):
-                key, _, value = line.partition(":")
-                headers.setdefault(key.strip().lower(), []).append(value.strip())
-        names = {n.lower().replace("_", "-") for n in headers.get("name", [])}
-        if wheel.pin.name.lower().replace("_", "-") in names:
-            return dist_info, headers
-    return None
-
-
-def _license(site: Path, wheel: Wheel) -> dict[str, str]:
-    """{"license": ...} as the package's metadata states it (License-Expression, else a one-line License, else an
-    OSI classifier), or nothing."""
-    found = _metadata(site, wheel)
-    if found is None:
-        return {}
-    headers = found[1]
-    if headers.get("license-expression"):
-        return {"license": headers["license-expression"][0]}
-    if headers.get("license") and len(headers["license"][0]) < 80:
-        return {"license": headers["license"][0]}
-    for classifier in headers.get("classifier", []):
-        if classifier.startswith("License :: OSI Approved :: "):
-            return {"license": classifier.rsplit(" :: ", 1)[1]}
-    return {}
-
-
 def _top_levels(site: Path, wheel: Wheel) -> set[str]:
     """The top-level names a wheel installed (the first parts of its RECORD's paths)."""
-    found = _metadata(site, wheel)
-    if found is not None:
-        record = found[0] / "RECORD"
+    name = wheel.pin.name.lower().replace("_", "-")
+    for dist_info in sorted(site.glob("*.dist-info")):
+        meta, record = dist_info / "METADATA", dist_info / "RECORD"
+        names = metadata_headers(meta.read_text(errors="replace")).get("name", []) if meta.is_file() else []
+        if name not in {n.lower().replace("_", "-") for n in names}:
+            continue
         tops = set()
         for line in (record.read_text().splitlines() if record.is_file() else []):
             first = line.split(",", 1)[0].split("/", 1)[0]

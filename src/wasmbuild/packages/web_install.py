@@ -20,14 +20,12 @@ in the artifact's wheels/ directory and installed by the JavaScript loader when 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
 from wasmbuild import cache, log, pipeline
-from wasmbuild.archive import write_deterministic_tar_gz
 from wasmbuild.artifact import WebRuntime, artifact_runtime, unpack_artifact
 from wasmbuild.errors import ArchiveError, BuildError, PackageError, UsageError
 from wasmbuild.files import write_json
@@ -35,6 +33,7 @@ from wasmbuild.kit import read_sysconfig_vars
 from wasmbuild.link import staging_dir
 from wasmbuild.names import WEB_DATA, WEB_MODULE, WEB_WHEELS, WEB_WHEELS_MANIFEST
 from wasmbuild.packages.cross import CrossEnv
+from wasmbuild.packages.output import place_output
 from wasmbuild.packages.resolve import Pin, resolve, wheel_tag_platform
 from wasmbuild.packages.tools import Index, ToolEnv, configured_index, tool_env
 from wasmbuild.packages.wheels import (
@@ -50,7 +49,6 @@ from wasmbuild.packages.wheels import (
 from wasmbuild.process import capture
 from wasmbuild.recipe import select_recipe
 from wasmbuild.record import RECORD_NAME, read_record
-from wasmbuild.release.sbom import licenses_from_project, sbom_name, write_sbom
 from wasmbuild.steps import BuildOptions
 
 MANIFEST_FORMAT = 1
@@ -290,17 +288,7 @@ def install_web(artifact: Path, requirements: list[str], requirement_files: list
                              "installed": "by loadPython (the JavaScript API) when it starts the interpreter"}
         write_json(tree / RECORD_NAME, record)
         shutil.rmtree(work)
-        if out.name.endswith(".tar.gz"):
-            staged = Path(tmp) / out.name
-            write_deterministic_tar_gz(staged, tree, name, record["source_date_epoch"], first=[RECORD_NAME])
-            sbom = out.with_name(sbom_name(out))
-            write_sbom(record, staged, Path(tmp) / sbom.name, licenses_from_project(options.root))
-            os.replace(staged, out)
-            os.replace(Path(tmp) / sbom.name, sbom)
-        else:
-            if out.exists():
-                cache.remove_tree(out)
-            tree.rename(out)
+        place_output(tree, out, Path(tmp), record, options.root)
     log.info(f"  {out}: {', '.join(f'{w.pin.name} {w.pin.version}' for w in wheels)} in {WEB_WHEELS}/, installed by "
              f"loadPython at start-up")
     return out
