@@ -163,7 +163,8 @@ def test_pip_under_the_wrapper_sees_the_target(tmp_path):
     (sysdir / "_sysconfigdata__wasi_wasm32-wasi.py").write_text(f"build_time_vars = {dict(vars_)!r}\n")
     facts = {"sys_platform": "wasi", "platform_system": "WASI", "platform_machine": "wasm32",
              "platform_release": "", "platform_version": "", "platform": "wasi-0.0.0-wasm32",
-             "multiarch": "wasm32-wasi", "sysconfig_dir": str(sysdir)}
+             "multiarch": "wasm32-wasi", "sysconfig_dir": str(sysdir),
+             "sysconfig_name": "_sysconfigdata__wasi_wasm32-wasi"}
     (tmp_path / "t.json").write_text(json.dumps(facts))
     shim = resources.files("wasmbuild.packages").joinpath("pip_for_target.py")
     proc = subprocess.run([sys.executable, str(shim), str(tmp_path / "t.json"), "--isolated", "debug", "--verbose"],

@@ -26,8 +26,10 @@ import pip._vendor.requests  # noqa: E402,F401
 import pip._vendor.urllib3  # noqa: E402,F401
 from pip._internal.cli.main import main  # noqa: E402
 
-# sysconfig, asked after the patch, imports the target's sysconfig data module (named after its platform).
+# sysconfig, asked after the patch, imports the target's sysconfig data module: a copy of it is put on the path,
+# and its name given (CPython derives the name from the platform and the multiarch, Debian's Python otherwise).
 sys.path.insert(0, TARGET["sysconfig_dir"])
+sysconfig._get_sysconfigdata_name = lambda: TARGET["sysconfig_name"]  # type: ignore[attr-defined]
 sys.platform = TARGET["sys_platform"]
 platform.system = lambda: TARGET["platform_system"]
 platform.machine = lambda: TARGET["platform_machine"]

@@ -145,7 +145,8 @@ def resolve(env: ToolEnv, facts: dict[str, str], requirements: list[str], requir
         facts_file, report = Path(work) / "target.json", Path(work) / "report.json"
         (Path(work) / "sysconfig").mkdir()
         shutil.copy(sysconfig_data, Path(work) / "sysconfig" / sysconfig_data.name)
-        facts_file.write_text(json.dumps({**facts, "sysconfig_dir": str(Path(work) / "sysconfig")}))
+        facts_file.write_text(json.dumps({**facts, "sysconfig_dir": str(Path(work) / "sysconfig"),
+                                          "sysconfig_name": sysconfig_data.stem}))
         argv = [str(env.python), str(shim), str(facts_file), "--isolated", "--disable-pip-version-check",
                 "install", "--dry-run", "--ignore-installed", "--target", str(Path(work) / "target"),
                 "--report", str(report), "--no-input", "--progress-bar", "off", *index.pip_args(),
