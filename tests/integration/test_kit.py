@@ -82,8 +82,9 @@ def test_link_builds_an_extension_module_into_python_wasm(wasi_dist: Path, tmp_p
     assert run.stdout.split() == ["5", "16", "16", "Counter", "built-in"]
     record = json.loads((out / "BUILD.json").read_text())
     linked = record["artifact"]["linked_modules"]
+    obj = "lib/python3.13/config-3.13-wasm32-wasi/modules/wbdemo.o"  # kept for the next link or a bundle
     assert linked == [{"name": "wbdemo", "sources": [{"file": "wbdemo.c", "sha256": sha256(CEXT / "wbdemo.c")}],
-                       "file": "python.wasm"}]
+                       "file": "python.wasm", "object": obj, "object_sha256": sha256(out / obj)}]
     assert record["artifact"]["python.wasm"]["sha256"] == sha256(out / "python.wasm")
     assert record["artifact"]["debuginfo"] is None and record["artifact"]["dev"] is None
     wasmbuild("smoke-test", str(out))
@@ -145,6 +146,17 @@ def test_relinking_keeps_or_refuses_earlier_modules_refuses_builtin_names_and_ta
     first = out_dir / "linked"
     wasmbuild("link", str(wasi_dist / f"{NAME}.tar.gz"), "--module", str(CEXT / "wbdemo.c"), "-o", str(first),
               *cache_dir)
+    # wbdemo is linked again from the object the artifact keeps: not given, not lost.
+    kept = out_dir / "kept"
+    proc = wasmbuild("link", str(first), "--module", str(second), "-o", str(kept), *cache_dir)
+    assert "kept from linked: wbdemo" in proc.stderr
+    run = wasmbuild("run", str(kept), *cache_dir, "--", "-c", "import wbsecond, wbdemo; print(wbdemo.add(2, 3))",
+                    cwd=tmp_path)
+    assert run.stdout.split() == ["5"]
+    assert [m["name"] for m in json.loads((kept / "BUILD.json").read_text())["artifact"]["linked_modules"]] == [
+        "wbdemo", "wbsecond"]
+    # One linked by an older wasmbuild (no object kept) must be given again.
+    (first / "lib/python3.13/config-3.13-wasm32-wasi/modules/wbdemo.o").unlink()
     proc = wasmbuild("link", str(first), "--module", str(second), "-o", str(out_dir / "lost"), *cache_dir,
                      check=False)
     assert proc.returncode == 2 and "already has linked modules built into its python.wasm (wbdemo)" in proc.stderr

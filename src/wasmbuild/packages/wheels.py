@@ -283,5 +283,7 @@ def build_wheel(pin: Pin, sdist: Path, *, tools: ToolEnv, cross: CrossEnv, cache
                 "pure_fallback": fell_back, "log": logf.name}
         shutil.copy2(wheel, entry / wheel.name)
         (entry / "build.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
+        # What goes into the record is what a cached build gives back (the same key order): the same bytes.
+        meta = json.loads((entry / "build.json").read_text())
     shutil.rmtree(work, ignore_errors=True)
     return Wheel(entry / wheel.name, pin, meta)
