@@ -131,7 +131,7 @@ def install(artifact: Path, requirements: list[str], requirement_files: list[Pat
         raise UsageError("nothing to install", hint="name packages (wasmbuild install ART attrs jinja2) or -r FILE")
     prepare_output(out)
     cache_root = options.cache
-    if is_web_artifact(artifact, cache_root):  # no kit, runs only in a JS host: pure wheels in its wheels/ (web_install.py)
+    if is_web_artifact(artifact, cache_root):  # no kit, runs only in a JS host: pure wheels (web_install.py)
         return install_web(artifact, requirements, requirement_files, out, options=options,
                            install_options=install_options)
     prep = prepare(artifact, options=options, dev=dev, needs_dev=lambda t: t.link_needs_dev,
