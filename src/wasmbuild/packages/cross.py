@@ -16,7 +16,6 @@ Every path of the environment is fixed under its directory, and the compile maps
 from __future__ import annotations
 
 import json
-import os
 import shlex
 from dataclasses import dataclass
 from importlib import resources
@@ -100,10 +99,3 @@ def make_cross_env(dest: Path, *, tree: Path, short: str, tools: ExtensionTools,
            "wrapper": cache.sha256_file(wrapper)}
     return CrossEnv(dest, env, platform.replace("-", "_").replace(".", "_"), ext_suffix,
                     tools.linked_into_interpreter, key)
-
-
-def path_env(env: dict[str, str], tools: ExtensionTools) -> dict[str, str]:
-    """`env` with the target tools' PATH (emcc) first, as the wrappers see it."""
-    if "PATH" in tools.env:
-        return {**env, "PATH": tools.env["PATH"]}
-    return {**env, "PATH": os.environ.get("PATH", "")}

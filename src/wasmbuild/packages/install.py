@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from wasmbuild import cache, log, pipeline
-from wasmbuild.errors import BuildError, PackageError, UsageError
+from wasmbuild.errors import BuildError, UsageError
 from wasmbuild.files import write_json
 from wasmbuild.kit import Module, sysconfig_module
 from wasmbuild.link import (
@@ -159,10 +159,7 @@ def install(artifact: Path, requirements: list[str], requirement_files: list[Pat
                              sysconfig_data=sysconfig_module(prep.root / "lib" / f"python{short}"),
                              require_hashes=install_options.require_hashes, log_file=logf,
                              prefer_binary=install_options.prefer_binary)
-    for line in resolution.ignored:
-        log.warn(f"not for this target, left out: {line}")
-    for pin in resolution.pins:
-        log.info(f"  {pin.name} {pin.version}: {pin.filename}")
+    resolution.report()
     name = prep.root.name
     with staging_dir(out) as tmp:
         work = Path(tmp) / "work"
@@ -263,11 +260,3 @@ def _top_levels(site: Path, wheel: Wheel) -> set[str]:
 def describe(out: Path) -> str:
     shown = json.dumps(str(out))
     return f"run it: python -m wasmbuild run {shown} -- -c 'import ...'"
-
-
-def record_packages(record: dict[str, Any]) -> list[dict[str, Any]]:
-    """The packages an artifact's record lists (none for an artifact no install touched)."""
-    return list(record.get("artifact", {}).get("packages") or [])
-
-
-__all__ = ["InstallOptions", "install", "PackageError"]

@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from wasmbuild import log
 from wasmbuild.artifact import run_python
 from wasmbuild.errors import BuildError, ChecksumError, PackageError, UsageError, WasmbuildError
 from wasmbuild.packages.tools import Index, ToolEnv
@@ -77,6 +78,13 @@ class Pin:
 class Resolution:
     pins: list[Pin]
     ignored: list[str]  # requirements whose markers exclude the target (pip's own words)
+
+    def report(self) -> None:
+        """Say what pip chose, and what it left out for the target (never dropped in silence)."""
+        for line in self.ignored:
+            log.warn(f"not for this target, left out: {line}")
+        for pin in self.pins:
+            log.info(f"  {pin.name} {pin.version}: {pin.filename}")
 
 
 def parse_report(report: dict[str, Any]) -> list[Pin]:

@@ -261,10 +261,7 @@ def install_web(artifact: Path, requirements: list[str], requirement_files: list
             resolution = resolve(tools, facts, requirements, requirement_files, index, sysconfig_data=sysdata,
                                  require_hashes=install_options.require_hashes, log_file=logf,
                                  prefer_binary=install_options.prefer_binary)
-        for line in resolution.ignored:
-            log.warn(f"not for this target, left out: {line}")
-        for pin in resolution.pins:
-            log.info(f"  {pin.name} {pin.version}: {pin.filename}")
+        resolution.report()
         env = pure_build_env(work / "pure", facts, record["source_date_epoch"])
         wheels = [web_wheel(pin, fetch_dist(pin, cache_root), tools=tools, env=env, cache_root=cache_root,
                             index=index, logs=logs, work=work, options=install_options)
